@@ -16,7 +16,8 @@ use crate::record::{Location, Position, Record};
 pub(super) fn read(path: &Path) -> Result<Vec<Record>> {
     let bytes = read_bytes(path)?;
     let path: Arc<Path> = Arc::from(path);
-    let mut reader = ::csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(strip_bom(&bytes));
+    let body = strip_bom(&bytes);
+    let mut reader = ::csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(body);
     let mut raw = ::csv::ByteRecord::new();
     let at = |position| Location::new(path.clone(), position);
 
@@ -39,18 +40,15 @@ pub(super) fn read(path: &Path) -> Result<Vec<Record>> {
         header.push(name.to_owned());
     }
 
+    let mut lines = LineCounter::new(body);
     let mut records = Vec::new();
     loop {
-        let position = Position::Row { row: records.len(), line: Some(reader.position().line()) };
+        let position = Position::Row { row: records.len(), line: None };
         let more = reader.read_byte_record(&mut raw).map_err(|e| parse_error(&at(position), e))?;
         if !more {
             break;
         }
-        // The position of the record just read (the reader's position was before any skipped blank lines).
-        let line = raw.position().map(|p| p.line()).or(match position {
-            Position::Row { line, .. } => line,
-            _ => None,
-        });
+        let line = raw.position().map(|p| lines.line_of_record(p.byte()));
         let location = at(Position::Row { row: records.len(), line });
         if raw.len() != header.len() {
             return Err(DataError::RaggedRow { location, expected: header.len(), found: raw.len() });
@@ -72,5 +70,33 @@ fn parse_error(location: &Location, error: ::csv::Error) -> DataError {
     match error.into_kind() {
         ::csv::ErrorKind::Io(source) => DataError::io(location.path.to_path_buf(), source),
         other => DataError::Parse { location: location.clone(), message: format!("malformed CSV: {other:?}") },
+    }
+}
+
+/// Line numbers of record starts, counted incrementally (records arrive in order, so the whole file is scanned once).
+///
+/// The CSV reader's own line counter lags by one after CRLF line ends, so lines are counted from byte offsets: a
+/// record starts at the first byte after its offset that is not a line terminator (blank lines hold no records).
+struct LineCounter<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+    line: u64,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes, offset: 0, line: 1 }
+    }
+
+    fn line_of_record(&mut self, byte: u64) -> u64 {
+        let mut start = usize::try_from(byte).unwrap_or(usize::MAX).min(self.bytes.len());
+        while start < self.bytes.len() && matches!(self.bytes[start], b'\r' | b'\n') {
+            start += 1;
+        }
+        if start >= self.offset {
+            self.line += self.bytes[self.offset..start].iter().filter(|&&b| b == b'\n').count() as u64;
+            self.offset = start;
+        }
+        self.line
     }
 }
