@@ -1,8 +1,7 @@
 //! Which data files make up which split, by file name, as the `datasets` library decides.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::error::{DataError, Result};
 use crate::sources::DataFormat;
 
 /// The data files of each split. `T` is a local path or a path inside a Hub repo.
@@ -71,32 +70,6 @@ impl<T> SplitFiles<T> {
     }
 }
 
-impl SplitFiles<PathBuf> {
-    /// The split files of a local `path`: a single data file is the train split; a directory is searched
-    /// recursively and split with [`SplitFiles::pick`] on the paths relative to it (hidden files skipped, sorted).
-    pub fn local(path: &Path) -> Result<Self> {
-        let meta = std::fs::metadata(path).map_err(|e| DataError::io(path, e))?;
-        if meta.is_file() {
-            if DataFormat::from_path(path).is_none() {
-                return Err(DataError::UnsupportedFormat { path: path.to_path_buf() });
-            }
-            return Ok(Self { train: vec![path.to_path_buf()], ..Self::default() });
-        }
-        let mut relative = Vec::new();
-        walk(path, path, &mut relative)?;
-        relative.sort();
-        let picked = SplitFiles::pick(relative);
-        if picked.is_empty() {
-            return Err(DataError::invalid_config(
-                "dataset_config.dataset_name",
-                format!("{}: no .csv, .jsonl, .json or .parquet files in this directory", path.display()),
-            ));
-        }
-        let join = |v: Vec<String>| v.into_iter().map(|p| path.join(p)).collect();
-        Ok(SplitFiles { train: join(picked.train), validation: join(picked.validation), test: join(picked.test) })
-    }
-}
-
 fn has_keyword(path: &str, keywords: &[&str]) -> bool {
     let is_sep = |c: Option<char>| c.is_some_and(|c| SEPARATORS.contains(c));
     keywords.iter().any(|k| {
@@ -106,24 +79,6 @@ fn has_keyword(path: &str, keywords: &[&str]) -> bool {
             (before.is_none() || is_sep(before)) && is_sep(after)
         })
     })
-}
-
-fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
-    let entries = std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| DataError::io(dir, e))?;
-        let path = entry.path();
-        if entry.file_name().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        let kind = entry.file_type().map_err(|e| DataError::io(&path, e))?;
-        if kind.is_dir() {
-            walk(root, &path, out)?;
-        } else if let Ok(rel) = path.strip_prefix(root) {
-            out.push(rel.to_string_lossy().replace('\\', "/"));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,1 +1,28 @@
-//! placeholder
+//! # sft-hub
+//!
+//! Hugging Face Hub access for sft-rs, behind one small seam, [`Repo`]: `list` the files of a repo, `get` a local
+//! path for one of them. Two implementations, chosen at run time by [`AnyRepo::open`]:
+//!
+//! - [`LocalRepo`], a directory on disk;
+//! - [`HubRepo`], a model or dataset repo on the Hub through the `hf-hub` crate, downloading into the standard cache
+//!   shared with Python, honouring `HF_ENDPOINT`, `HF_HOME`, `HF_HUB_CACHE`, `HF_TOKEN` (also from `.env`),
+//!   revisions, and `HF_HUB_OFFLINE=1` (cache only). See [`HubSettings`].
+//!
+//! The data, tokenizer and model loaders take a `Repo`, so they never know where files come from; tests use a
+//! local HTTP server speaking the Hub's routes.
+#![deny(missing_docs)]
+
+mod error;
+mod hub;
+mod local;
+mod repo;
+mod settings;
+
+pub use error::{HubError, Result};
+pub use hub::HubRepo;
+pub use local::LocalRepo;
+pub use repo::{AnyRepo, Repo, RepoKind};
+pub use settings::{HubSettings, DEFAULT_ENDPOINT};
+
+#[cfg(feature = "fake-hub")]
+pub mod fake;

@@ -1,5 +1,5 @@
 use serde_json::{json, Value};
-use sft_data::{Position, SplitFiles};
+use sft_data::Position;
 
 use crate::{fixture, read};
 
@@ -50,16 +50,4 @@ fn parquet_lists_of_structs_become_messages() {
         assert_eq!(a.fields, b.fields);
     }
     assert_eq!(parquet[1].fields["messages"][3], json!({"role": "assistant", "content": "OK."}));
-}
-
-#[test]
-fn a_directory_is_split_by_file_name() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("LegalClause_train.csv"), "Instruction,Input,Output\na,,b\n").unwrap();
-    std::fs::write(dir.path().join("LegalClause_test.csv"), "Instruction,Input,Output\nc,,d\n").unwrap();
-    std::fs::write(dir.path().join("README.md"), "# card\n").unwrap();
-    let files = SplitFiles::local(dir.path()).unwrap();
-    assert_eq!(files.train, [dir.path().join("LegalClause_train.csv")]);
-    assert_eq!(files.test, [dir.path().join("LegalClause_test.csv")]);
-    assert!(files.validation.is_empty());
 }

@@ -1,0 +1,136 @@
+//! The error type of Hub and repository access.
+
+use std::path::PathBuf;
+
+/// What can go wrong reaching a repository, on the Hub or on disk.
+///
+/// Messages say what to do where there is something to do (set `HF_TOKEN`, accept a gated repo's conditions,
+/// unset `HF_HUB_OFFLINE`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HubError {
+    /// A repo id that is not `owner/name`.
+    #[error("`{id}` is not a Hub repo id: expected `owner/name`")]
+    InvalidRepoId {
+        /// The string given.
+        id: String,
+    },
+    /// The repo does not exist, or is private and the token (if any) cannot see it.
+    #[error("{repo}: repository not found on {endpoint} (check the name; a private repo also needs HF_TOKEN)")]
+    RepoNotFound {
+        /// `datasets/owner/name` or `owner/name`.
+        repo: String,
+        /// The Hub endpoint asked.
+        endpoint: String,
+    },
+    /// The revision (branch, tag or commit) does not exist in the repo.
+    #[error("{repo}: revision `{revision}` not found")]
+    RevisionNotFound {
+        /// The repo.
+        repo: String,
+        /// The revision asked for.
+        revision: String,
+    },
+    /// The repo needs authentication: no token was sent, or it was rejected.
+    #[error("{repo}: {endpoint} answered 401 Unauthorized{}", if *.had_token {
+        " to the token given (check HF_TOKEN)".to_owned()
+    } else {
+        "; this repo is private or gated: set HF_TOKEN in the environment or in a .env file".to_owned()
+    })]
+    Unauthorized {
+        /// The repo.
+        repo: String,
+        /// The Hub endpoint asked.
+        endpoint: String,
+        /// Whether a token was sent.
+        had_token: bool,
+    },
+    /// The token is valid but lacks access (typically a gated repo whose conditions were not accepted).
+    #[error("{repo}: access forbidden (403); for a gated repo, accept its conditions on the Hub page first")]
+    Forbidden {
+        /// The repo.
+        repo: String,
+    },
+    /// The file is not in the repo at this revision.
+    #[error("{repo}@{revision}: no file `{file}`")]
+    EntryNotFound {
+        /// The repo.
+        repo: String,
+        /// The revision.
+        revision: String,
+        /// The file asked for.
+        file: String,
+    },
+    /// Offline mode (`HF_HUB_OFFLINE=1`) and the repo, revision or file is not in the local cache.
+    #[error("{repo}@{revision}: `{what}` is not in the cache {cache} and HF_HUB_OFFLINE is set; run once online")]
+    NotCached {
+        /// The repo.
+        repo: String,
+        /// The revision.
+        revision: String,
+        /// The file, or `the file listing`.
+        what: String,
+        /// The cache directory searched.
+        cache: PathBuf,
+    },
+    /// The Hub could not be reached.
+    #[error("cannot reach {endpoint} for {repo}: {source} (set HF_HUB_OFFLINE=1 to use the local cache only)")]
+    Network {
+        /// The repo.
+        repo: String,
+        /// The Hub endpoint.
+        endpoint: String,
+        /// The transport error.
+        #[source]
+        source: Box<hf_hub::HFError>,
+    },
+    /// A downloaded file does not have the size the Hub listed (an error page saved as data, a truncated transfer).
+    #[error("{repo}: downloaded `{file}` has {found} bytes, the Hub lists {expected}; the cached copy was removed")]
+    SizeMismatch {
+        /// The repo.
+        repo: String,
+        /// The file.
+        file: String,
+        /// Size listed by the Hub.
+        expected: u64,
+        /// Size on disk.
+        found: u64,
+    },
+    /// Any other Hub failure, with hf-hub's own description.
+    #[error("{repo}: {source}")]
+    Hub {
+        /// The repo.
+        repo: String,
+        /// hf-hub's error.
+        #[source]
+        source: Box<hf_hub::HFError>,
+    },
+    /// A local file or directory could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A local repo has no such file.
+    #[error("{dir}: no file `{file}`")]
+    LocalEntryNotFound {
+        /// The local repo directory.
+        dir: PathBuf,
+        /// The file asked for.
+        file: String,
+    },
+    /// A `.env` line that does not parse.
+    #[error("{path}: {message}")]
+    EnvFile {
+        /// The `.env` file.
+        path: PathBuf,
+        /// dotenvy's description, with the line.
+        message: String,
+    },
+}
+
+/// `Result` with [`HubError`].
+pub type Result<T, E = HubError> = std::result::Result<T, E>;

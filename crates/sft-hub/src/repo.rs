@@ -1,0 +1,88 @@
+//! The `Repo` seam: a set of files addressed by repo-relative paths, on the Hub or on disk.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{HubError, Result};
+use crate::hub::HubRepo;
+use crate::local::LocalRepo;
+use crate::settings::HubSettings;
+
+/// A repository of files: model weights and tokenizers, or data files.
+pub trait Repo {
+    /// A name for messages: `datasets/owner/name@rev` or a directory path.
+    fn id(&self) -> String;
+    /// Every file, as a repo-relative `/`-separated path, sorted.
+    fn list(&self) -> Result<Vec<String>>;
+    /// A local path holding `file`, downloading it into the cache first if needed.
+    fn get(&self, file: &str) -> Result<PathBuf>;
+}
+
+/// The kind of a Hub repo (the Hub keeps models and datasets in separate namespaces).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum RepoKind {
+    /// A model repo (`owner/name`).
+    Model,
+    /// A dataset repo (`datasets/owner/name`).
+    Dataset,
+}
+
+impl RepoKind {
+    /// The Hub's plural name, used in URLs and in cache folder names (`datasets--owner--name`).
+    pub fn plural(self) -> &'static str {
+        match self {
+            Self::Model => "models",
+            Self::Dataset => "datasets",
+        }
+    }
+}
+
+/// A repo chosen at run time: a local directory if `name` is an existing path, otherwise a Hub repo.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AnyRepo {
+    /// A directory on disk.
+    Local(LocalRepo),
+    /// A repo on the Hub (or in its cache, offline).
+    Hub(HubRepo),
+}
+
+impl AnyRepo {
+    /// Opens `name`: an existing directory is a [`LocalRepo`] (then `revision` must be `None`); anything else must
+    /// be a Hub repo id `owner/name` of `kind`, read at `revision` (default `main`) with `settings`.
+    pub fn open(name: &str, kind: RepoKind, revision: Option<&str>, settings: &HubSettings) -> Result<Self> {
+        let path = Path::new(name);
+        if path.is_dir() {
+            if let Some(revision) = revision {
+                return Err(HubError::InvalidRepoId {
+                    id: format!("{name}@{revision} (a revision applies to Hub repos, not to local directories)"),
+                });
+            }
+            return Ok(Self::Local(LocalRepo::new(path)));
+        }
+        Ok(Self::Hub(HubRepo::new(settings, kind, name, revision)?))
+    }
+}
+
+impl Repo for AnyRepo {
+    fn id(&self) -> String {
+        match self {
+            Self::Local(r) => r.id(),
+            Self::Hub(r) => r.id(),
+        }
+    }
+
+    fn list(&self) -> Result<Vec<String>> {
+        match self {
+            Self::Local(r) => r.list(),
+            Self::Hub(r) => r.list(),
+        }
+    }
+
+    fn get(&self, file: &str) -> Result<PathBuf> {
+        match self {
+            Self::Local(r) => r.get(file),
+            Self::Hub(r) => r.get(file),
+        }
+    }
+}
