@@ -1,0 +1,182 @@
+//! The run config: one JSON file that drives the pipeline (the layout of `configs/`).
+//!
+//! Each stage owns the struct of its section — `dataset_config` is [`sft_data::DataConfig`]; the `lora_config`,
+//! `quantization_config`, `training_args` and `early_stopping` sections live here until their crates (`sft-peft`,
+//! `sft-train`) arrive — and [`RunConfig`] composes them. Loading is strict: an unknown key, a wrong type or an
+//! out-of-range value is an [`SftError::Config`] naming the file and the key path
+//! (`configs/x.json: training_args.learning_rate: expected a number > 0`).
+
+mod early_stopping;
+mod lora;
+mod quantization;
+mod training;
+
+use std::path::{Path, PathBuf};
+
+pub use early_stopping::EarlyStoppingConfig;
+pub use lora::{InitLoraWeights, LayerSelection, LoraBias, LoraConfig, TargetModules};
+pub use quantization::{ComputeDtype, QuantType, QuantizationConfig};
+use serde::{Deserialize, Serialize};
+use sft_data::{DataConfig, DataError};
+pub use training::{IntervalStrategy, ReportTo, ResumeFrom, SchedulerType, TrainingArguments};
+
+use crate::error::{Result, SftError};
+
+/// A whole run: model, data, adapter, quantization, training and early stopping.
+///
+/// The seed tutorial's `config.json` parses unchanged; keys it implies but omits have defaults
+/// (`dataset_config.sample_size` / `validation_size` / `test_size` / `seed`, `device`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Base model: a Hub model repo id or a local directory with `config.json` + safetensors.
+    pub model_name: String,
+    /// Name of the trained adapter (the Hub repo name when pushing); defaults to the output directory's name.
+    #[serde(default)]
+    pub save_model_name: Option<String>,
+    /// `true` (default): the loss covers only completion / assistant tokens. `false`: every token of the example,
+    /// as the seed tutorial's config sets it.
+    #[serde(default = "yes")]
+    pub assistant_only_masking: bool,
+    /// Quantize the frozen base to 4 bits (QLoRA); `quantization_config` says how.
+    #[serde(default)]
+    pub use_qlora: bool,
+    /// The data: where it is, its columns, template, sampling and splits.
+    pub dataset_config: DataConfig,
+    /// bitsandbytes-style quantization settings (used with `use_qlora`).
+    #[serde(default)]
+    pub quantization_config: Option<QuantizationConfig>,
+    /// LoRA adapter settings.
+    #[serde(default)]
+    pub lora_config: LoraConfig,
+    /// Trainer settings.
+    #[serde(default)]
+    pub training_args: TrainingArguments,
+    /// Early stopping on the evaluation metric; off when absent.
+    #[serde(default)]
+    pub early_stopping: Option<EarlyStoppingConfig>,
+    /// Compute device: `cpu`, `wgpu`, `cuda` or `auto` (the first GPU backend compiled in, else CPU).
+    #[serde(default)]
+    pub device: DeviceKind,
+    /// Index of the GPU when several are present.
+    #[serde(default)]
+    pub device_index: usize,
+}
+
+/// `device`: which Burn backend runs the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceKind {
+    /// CUDA if compiled in, else WGPU if compiled in, else CPU.
+    #[default]
+    Auto,
+    /// The CPU backend (Burn flex).
+    Cpu,
+    /// WGPU (Vulkan, Metal, DX12); cargo feature `wgpu`.
+    Wgpu,
+    /// CUDA; cargo feature `cuda`.
+    Cuda,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A key path and what is wrong with its value; becomes [`SftError::Config`] once the file is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// Full key path, such as `training_args.learning_rate`.
+    pub key: String,
+    /// What was expected.
+    pub message: String,
+}
+
+/// `Ok` if `ok`, else an [`Invalid`] for `section.key`.
+pub(crate) fn check(ok: bool, section: &str, key: &str, message: &str) -> Result<(), Invalid> {
+    if ok { Ok(()) } else { Err(Invalid { key: format!("{section}.{key}"), message: message.to_owned() }) }
+}
+
+impl RunConfig {
+    /// Reads, parses and validates the config file at `path`.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| SftError::Io { path: path.into(), source })?;
+        Self::from_json(&text, path)
+    }
+
+    /// Parses and validates `text`; `origin` names the file in errors.
+    pub fn from_json(text: &str, origin: &Path) -> Result<Self> {
+        let deserializer = &mut serde_json::Deserializer::from_str(text);
+        let config: Self = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let key = e.path().to_string();
+            let key = if key == "." { "(top level)".to_owned() } else { key };
+            SftError::Config { path: origin.into(), key, message: e.into_inner().to_string() }
+        })?;
+        config.validate().map_err(|Invalid { key, message }| SftError::Config { path: origin.into(), key, message })?;
+        Ok(config)
+    }
+
+    /// Checks every section and the rules that span sections.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        check(!self.model_name.trim().is_empty(), "model_name", "", "expected a Hub model id or a local directory")
+            .map_err(|e| Invalid { key: "model_name".into(), ..e })?;
+        self.dataset_config.validate().map_err(|e| match e {
+            DataError::InvalidConfig { key, message } => Invalid { key, message },
+            other => Invalid { key: "dataset_config".into(), message: other.to_string() },
+        })?;
+        self.lora_config.validate()?;
+        self.training_args.validate()?;
+        if let Some(q) = &self.quantization_config {
+            q.validate()?;
+            check(
+                self.use_qlora || !q.load_in_4bit,
+                "quantization_config",
+                "load_in_4bit",
+                "is true but use_qlora is false; set both (QLoRA) or neither",
+            )?;
+            check(
+                !self.use_qlora || q.load_in_4bit,
+                "quantization_config",
+                "load_in_4bit",
+                "must be true when use_qlora is true",
+            )?;
+        }
+        if let Some(es) = &self.early_stopping {
+            es.validate()?;
+            let args = &self.training_args;
+            check(
+                args.eval_strategy != IntervalStrategy::No,
+                "early_stopping",
+                "early_stopping_patience",
+                "early stopping needs training_args.eval_strategy \"steps\" or \"epoch\"",
+            )?;
+            check(
+                args.load_best_model_at_end,
+                "early_stopping",
+                "early_stopping_patience",
+                "early stopping needs training_args.load_best_model_at_end: true (as transformers requires)",
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The quantization in effect: `quantization_config` when `use_qlora`, else none. `use_qlora` without a
+    /// `quantization_config` means 4-bit NF4 with the defaults of [`QuantizationConfig`].
+    pub fn quantization(&self) -> Option<QuantizationConfig> {
+        if !self.use_qlora {
+            return None;
+        }
+        Some(self.quantization_config.clone().unwrap_or(QuantizationConfig {
+            load_in_4bit: true,
+            load_in_8bit: false,
+            bnb_4bit_quant_type: QuantType::Nf4,
+            bnb_4bit_use_double_quant: false,
+            bnb_4bit_compute_dtype: ComputeDtype::Float32,
+        }))
+    }
+
+    /// The directory training writes to, as a path.
+    pub fn output_dir(&self) -> PathBuf {
+        PathBuf::from(&self.training_args.output_dir)
+    }
+}

@@ -1,0 +1,38 @@
+//! The facade's error type: configuration errors plus the stages' own errors.
+
+use std::path::PathBuf;
+
+/// An error of the `sft` pipeline.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SftError {
+    /// The run config is malformed or inconsistent. `key` is the full key path, such as
+    /// `training_args.learning_rate`; `message` says what was expected.
+    #[error("{}: {key}: {message}", path.display())]
+    Config {
+        /// The config file (or `<string>` for configs not read from a file).
+        path: PathBuf,
+        /// The key path.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A file could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The data stage failed.
+    #[error(transparent)]
+    Data(#[from] sft_data::DataError),
+    /// Hub or repository access failed.
+    #[error(transparent)]
+    Hub(#[from] sft_hub::HubError),
+}
+
+/// `Result` with [`SftError`].
+pub type Result<T, E = SftError> = std::result::Result<T, E>;

@@ -1,0 +1,176 @@
+use std::path::Path;
+
+use sft::config::{DeviceKind, IntervalStrategy, RunConfig, TargetModules};
+use sft::SftError;
+
+fn parse(text: &str) -> Result<RunConfig, SftError> {
+    RunConfig::from_json(text, Path::new("run.json"))
+}
+
+/// The error message of a config that must fail.
+fn error(text: &str) -> String {
+    match parse(text) {
+        Ok(_) => panic!("config accepted:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// The seed config with one edit (`(pointer, value)` replaces a JSON-pointer location; `None` removes it).
+fn seed_with(edits: &[(&str, Option<serde_json::Value>)]) -> String {
+    let mut value: serde_json::Value = serde_json::from_str(SEED).unwrap();
+    for (pointer, new) in edits {
+        let (parent, key) = pointer.rsplit_once('/').unwrap();
+        let object = value.pointer_mut(parent).unwrap().as_object_mut().unwrap();
+        match new {
+            Some(v) => object.insert(key.to_owned(), v.clone()),
+            None => object.remove(key),
+        };
+    }
+    value.to_string()
+}
+
+const SEED: &str = include_str!("../../configs/seed_llama_1b_qlora.json");
+
+#[test]
+fn the_seed_config_parses_unchanged() {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference-config.json");
+    if let Ok(original) = std::fs::read_to_string(&shared) {
+        assert_eq!(original, SEED, "configs/seed_llama_1b_qlora.json is the seed's config byte for byte");
+    }
+    let c = parse(SEED).unwrap();
+    assert_eq!(c.model_name, "meta-llama/Llama-3.2-1B-Instruct");
+    assert!(!c.assistant_only_masking && c.use_qlora);
+    assert_eq!(c.dataset_config.dataset_name, "NebulaSense/Legal_Clause_Instructions");
+    assert_eq!(c.dataset_config.input_column.as_deref(), Some("Input"));
+    assert_eq!(c.dataset_config.max_length, 2048);
+    assert_eq!(c.lora_config.r, 8);
+    assert_eq!(c.lora_config.lora_alpha, 32.0);
+    assert_eq!(
+        c.lora_config.target_modules,
+        Some(TargetModules::List(vec!["q_proj".into(), "k_proj".into(), "v_proj".into(), "o_proj".into()]))
+    );
+    let args = &c.training_args;
+    assert_eq!((args.per_device_train_batch_size, args.gradient_accumulation_steps), (4, 4));
+    assert_eq!(args.learning_rate, 2e-4);
+    assert_eq!((args.eval_strategy, args.eval_steps()), (IntervalStrategy::Steps, 50));
+    assert_eq!(args.best_metric(), "eval_loss");
+    assert!(!args.greater_is_better());
+    let es = c.early_stopping.as_ref().unwrap();
+    assert_eq!((es.early_stopping_patience, es.early_stopping_threshold), (3, 0.01));
+    let q = c.quantization().unwrap();
+    assert!(q.load_in_4bit && !q.bnb_4bit_use_double_quant);
+    // Defaults for what the seed's code implies but its config omits.
+    assert_eq!(c.dataset_config.seed, 42);
+    assert_eq!((c.dataset_config.sample_size, c.dataset_config.validation_size), (None, None));
+    assert_eq!(c.device, DeviceKind::Auto);
+    assert_eq!(args.adam_epsilon, 1e-8, "PyTorch's AdamW default, not Burn's");
+}
+
+#[test]
+fn every_config_in_configs_parses() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            RunConfig::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+            n += 1;
+        }
+    }
+    assert!(n >= 2, "configs/ holds the seed and the offline default");
+}
+
+#[test]
+fn unknown_keys_are_errors_naming_the_key_path() {
+    let text = seed_with(&[("/training_args/learning_rte", Some(2e-4.into()))]);
+    let message = error(&text);
+    assert!(message.starts_with("run.json: training_args.learning_rte: unknown field `learning_rte`"), "{message}");
+
+    let message = error(&seed_with(&[("/lora_config/rank", Some(8.into()))]));
+    assert!(message.starts_with("run.json: lora_config.rank: unknown field `rank`"), "{message}");
+
+    let message = error(&seed_with(&[("/dataset_config/split", Some("train".into()))]));
+    assert!(message.starts_with("run.json: dataset_config.split: unknown field `split`"), "{message}");
+
+    let message = error(&seed_with(&[("/use_4bit", Some(true.into()))]));
+    assert!(message.starts_with("run.json: use_4bit: unknown field `use_4bit`"), "{message}");
+}
+
+#[test]
+fn wrong_types_name_the_key_path() {
+    let message = error(&seed_with(&[("/training_args/learning_rate", Some("fast".into()))]));
+    assert!(message.starts_with("run.json: training_args.learning_rate: invalid type: string \"fast\""), "{message}");
+    let message = error(&seed_with(&[("/lora_config/r", Some((-8).into()))]));
+    assert!(message.starts_with("run.json: lora_config.r: invalid value: integer `-8`"), "{message}");
+    let message = error(&seed_with(&[("/training_args/eval_strategy", Some("sometimes".into()))]));
+    assert!(message.starts_with("run.json: training_args.eval_strategy: unknown variant `sometimes`"), "{message}");
+    let message = error("{\"model_name\": \"m\"}");
+    assert!(message.starts_with("run.json: (top level): missing field `dataset_config`"), "{message}");
+    let message = error("{\"model_name\": ");
+    assert!(message.starts_with("run.json: "), "{message}");
+}
+
+#[test]
+fn out_of_range_values_are_errors() {
+    let cases: &[(&str, serde_json::Value, &str)] = &[
+        ("/training_args/learning_rate", (-2e-4).into(), "training_args.learning_rate: expected a number > 0"),
+        ("/training_args/learning_rate", 0.into(), "training_args.learning_rate: expected a number > 0"),
+        ("/training_args/per_device_train_batch_size", 0.into(), "training_args.per_device_train_batch_size: expected a whole number >= 1"),
+        ("/training_args/max_grad_norm", (-1.0).into(), "training_args.max_grad_norm: expected a number >= 0 (0 disables clipping)"),
+        ("/training_args/num_train_epochs", 0.into(), "training_args.num_train_epochs: expected a number > 0"),
+        ("/training_args/save_steps", 75.into(), "training_args.save_steps: must be a multiple of eval_steps when load_best_model_at_end is true"),
+        ("/lora_config/lora_dropout", 1.0.into(), "lora_config.lora_dropout: expected a number in [0, 1)"),
+        ("/lora_config/r", 0.into(), "lora_config.r: expected a whole number >= 1"),
+        ("/early_stopping/early_stopping_threshold", (-0.1).into(), "early_stopping.early_stopping_threshold: expected a number >= 0"),
+        ("/dataset_config/max_length", 0.into(), "dataset_config.max_length: expected a whole number > 0"),
+        ("/quantization_config/load_in_8bit", true.into(), "quantization_config.load_in_8bit: cannot be combined with load_in_4bit"),
+        ("/use_qlora", false.into(), "quantization_config.load_in_4bit: is true but use_qlora is false"),
+    ];
+    for (pointer, value, expected) in cases {
+        let message = error(&seed_with(&[(pointer, Some(value.clone()))]));
+        assert!(message.starts_with(&format!("run.json: {expected}")), "{pointer}: {message}");
+    }
+}
+
+#[test]
+fn held_out_sizes_must_leave_training_data() {
+    let text = seed_with(&[
+        ("/dataset_config/validation_size", Some(0.6.into())),
+        ("/dataset_config/test_size", Some(0.4.into())),
+    ]);
+    let message = error(&text);
+    assert_eq!(
+        message,
+        "run.json: dataset_config.validation_size + dataset_config.test_size: 0.6 + 0.4 leaves nothing to train on; expected a sum < 1"
+    );
+    let message = error(&seed_with(&[("/dataset_config/test_size", Some(1.5.into()))]));
+    assert!(message.starts_with("run.json: dataset_config.test_size: expected a fraction strictly between 0 and 1"));
+}
+
+#[test]
+fn cross_section_rules() {
+    let message = error(&seed_with(&[("/training_args/load_best_model_at_end", Some(false.into()))]));
+    assert!(message.contains("early_stopping.early_stopping_patience: early stopping needs training_args.load_best_model_at_end"));
+    let message = error(&seed_with(&[
+        ("/training_args/eval_strategy", Some("no".into())),
+        ("/training_args/load_best_model_at_end", Some(false.into())),
+    ]));
+    assert!(message.contains("early stopping needs training_args.eval_strategy"), "{message}");
+    // `evaluation_strategy`, transformers' older name, is accepted.
+    let text = seed_with(&[
+        ("/training_args/eval_strategy", None),
+        ("/training_args/evaluation_strategy", Some("steps".into())),
+    ]);
+    assert_eq!(parse(&text).unwrap().training_args.eval_strategy, IntervalStrategy::Steps);
+}
+
+#[test]
+fn config_files_errors_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.json");
+    std::fs::write(&path, seed_with(&[("/training_args/learning_rate", Some((-1.0).into()))])).unwrap();
+    let message = RunConfig::from_file(&path).unwrap_err().to_string();
+    assert_eq!(message, format!("{}: training_args.learning_rate: expected a number > 0", path.display()));
+    let message = RunConfig::from_file(dir.path().join("missing.json")).unwrap_err().to_string();
+    assert!(message.starts_with(&dir.path().join("missing.json").display().to_string()), "{message}");
+}

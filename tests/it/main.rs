@@ -1,0 +1,5 @@
+//! Integration tests of the `sft` facade: the run config and data loading from local paths and the Hub.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod config;
+mod dataset;
