@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sft_data::{load_splits, DataConfig, DatasetSplits, SplitFiles};
+use sft_data::{DataConfig, DatasetSplits, SplitFiles, load_splits};
 use sft_hub::{AnyRepo, HubSettings, Repo, RepoKind};
 
 use crate::error::{Result, SftError};
@@ -46,11 +46,8 @@ pub fn load_dataset(config: &DataConfig, hub: &HubSettings) -> Result<DatasetSpl
         files.iter().map(|f| repo.get(f).map_err(SftError::from)).collect()
     };
     tracing::info!(repo = %repo.id(), train = ?picked.train, validation = ?picked.validation, test = ?picked.test, "data files");
-    let files = SplitFiles {
-        train: fetch(picked.train)?,
-        validation: fetch(picked.validation)?,
-        test: fetch(picked.test)?,
-    };
+    let files =
+        SplitFiles { train: fetch(picked.train)?, validation: fetch(picked.validation)?, test: fetch(picked.test)? };
     Ok(load_splits(config, &files)?)
 }
 

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{check, Invalid};
+use super::{Invalid, check};
 
 /// Stop when the evaluation metric has not improved for a number of evaluations.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{check, Invalid};
+use super::{Invalid, check};
 
 /// LoRA adapter settings, with PEFT's names, defaults and meaning.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

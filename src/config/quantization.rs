@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{check, Invalid};
+use super::{Invalid, check};
 
 /// How the frozen base model is quantized (QLoRA).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

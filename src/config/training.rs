@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{check, Invalid};
+use super::{Invalid, check};
 
 /// Optimisation, schedule, logging, evaluation and checkpointing settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -281,7 +281,7 @@ impl TrainingArguments {
             )?;
             if self.save_strategy == IntervalStrategy::Steps {
                 check(
-                    self.save_steps % self.eval_steps() == 0,
+                    self.save_steps.is_multiple_of(self.eval_steps()),
                     K,
                     "save_steps",
                     "must be a multiple of eval_steps when load_best_model_at_end is true",

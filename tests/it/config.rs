@@ -1,7 +1,7 @@
 use std::path::Path;
 
-use sft::config::{DeviceKind, IntervalStrategy, RunConfig, TargetModules};
 use sft::SftError;
+use sft::config::{DeviceKind, IntervalStrategy, RunConfig, TargetModules};
 
 fn parse(text: &str) -> Result<RunConfig, SftError> {
     RunConfig::from_json(text, Path::new("run.json"))
@@ -115,15 +115,35 @@ fn out_of_range_values_are_errors() {
     let cases: &[(&str, serde_json::Value, &str)] = &[
         ("/training_args/learning_rate", (-2e-4).into(), "training_args.learning_rate: expected a number > 0"),
         ("/training_args/learning_rate", 0.into(), "training_args.learning_rate: expected a number > 0"),
-        ("/training_args/per_device_train_batch_size", 0.into(), "training_args.per_device_train_batch_size: expected a whole number >= 1"),
-        ("/training_args/max_grad_norm", (-1.0).into(), "training_args.max_grad_norm: expected a number >= 0 (0 disables clipping)"),
+        (
+            "/training_args/per_device_train_batch_size",
+            0.into(),
+            "training_args.per_device_train_batch_size: expected a whole number >= 1",
+        ),
+        (
+            "/training_args/max_grad_norm",
+            (-1.0).into(),
+            "training_args.max_grad_norm: expected a number >= 0 (0 disables clipping)",
+        ),
         ("/training_args/num_train_epochs", 0.into(), "training_args.num_train_epochs: expected a number > 0"),
-        ("/training_args/save_steps", 75.into(), "training_args.save_steps: must be a multiple of eval_steps when load_best_model_at_end is true"),
+        (
+            "/training_args/save_steps",
+            75.into(),
+            "training_args.save_steps: must be a multiple of eval_steps when load_best_model_at_end is true",
+        ),
         ("/lora_config/lora_dropout", 1.0.into(), "lora_config.lora_dropout: expected a number in [0, 1)"),
         ("/lora_config/r", 0.into(), "lora_config.r: expected a whole number >= 1"),
-        ("/early_stopping/early_stopping_threshold", (-0.1).into(), "early_stopping.early_stopping_threshold: expected a number >= 0"),
+        (
+            "/early_stopping/early_stopping_threshold",
+            (-0.1).into(),
+            "early_stopping.early_stopping_threshold: expected a number >= 0",
+        ),
         ("/dataset_config/max_length", 0.into(), "dataset_config.max_length: expected a whole number > 0"),
-        ("/quantization_config/load_in_8bit", true.into(), "quantization_config.load_in_8bit: cannot be combined with load_in_4bit"),
+        (
+            "/quantization_config/load_in_8bit",
+            true.into(),
+            "quantization_config.load_in_8bit: cannot be combined with load_in_4bit",
+        ),
         ("/use_qlora", false.into(), "quantization_config.load_in_4bit: is true but use_qlora is false"),
     ];
     for (pointer, value, expected) in cases {
@@ -150,7 +170,11 @@ fn held_out_sizes_must_leave_training_data() {
 #[test]
 fn cross_section_rules() {
     let message = error(&seed_with(&[("/training_args/load_best_model_at_end", Some(false.into()))]));
-    assert!(message.contains("early_stopping.early_stopping_patience: early stopping needs training_args.load_best_model_at_end"));
+    assert!(
+        message.contains(
+            "early_stopping.early_stopping_patience: early stopping needs training_args.load_best_model_at_end"
+        )
+    );
     let message = error(&seed_with(&[
         ("/training_args/eval_strategy", Some("no".into())),
         ("/training_args/load_best_model_at_end", Some(false.into())),

@@ -4,7 +4,7 @@ use sft::config::RunConfig;
 use sft::data::{DataConfig, Segments, SplitSize};
 use sft::hub::fake::FakeHub;
 use sft::hub::{HubSettings, RepoKind};
-use sft::{load_dataset, SftError};
+use sft::{SftError, load_dataset};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -33,7 +33,8 @@ fn offline_settings(cache: &Path) -> HubSettings {
 fn the_embedded_data_set_splits_by_file_name() {
     let cache = tempfile::tempdir().unwrap();
     let config = RunConfig::from_file(root().join("configs/legal_clauses.json")).unwrap();
-    let data = DataConfig { dataset_name: root().join("data/legal_clauses").display().to_string(), ..config.dataset_config };
+    let data =
+        DataConfig { dataset_name: root().join("data/legal_clauses").display().to_string(), ..config.dataset_config };
     let splits = load_dataset(&data, &offline_settings(cache.path())).unwrap();
     // 368 train rows minus ceil(0.1 × 368) = 37 for validation; the 32 rows of test.csv are the test split.
     assert_eq!((splits.train.len(), splits.validation.len(), splits.test.len()), (331, 37, 32));

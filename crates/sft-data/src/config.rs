@@ -193,10 +193,9 @@ impl DataConfig {
         };
         Ok(match kind {
             RecordFormat::Messages => Formatter::Messages(MessagesFormat::new(&self.messages_column)),
-            RecordFormat::PromptCompletion => Formatter::PromptCompletion(PromptCompletionFormat::new(
-                &self.prompt_column,
-                &self.completion_column,
-            )),
+            RecordFormat::PromptCompletion => {
+                Formatter::PromptCompletion(PromptCompletionFormat::new(&self.prompt_column, &self.completion_column))
+            }
             RecordFormat::Instruction | RecordFormat::Auto => Formatter::Instruction(self.instruction_format()?),
         })
     }

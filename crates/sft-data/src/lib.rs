@@ -29,10 +29,10 @@ pub mod sources;
 mod split;
 
 pub use config::{DataConfig, PromptTemplate, RecordFormat};
-pub use dataset::{load_splits, read_all, DatasetSplits, Example};
+pub use dataset::{DatasetSplits, Example, load_splits, read_all};
 pub use error::{DataError, Result};
 pub use files::SplitFiles;
 pub use format::{Formatter, Message, PromptFormat, Segments};
 pub use record::{Location, Position, Record};
 pub use sources::{DataFormat, FileSource, RecordSource};
-pub use split::{split_indices, SplitIndices, SplitSize};
+pub use split::{SplitIndices, SplitSize, split_indices};

@@ -50,10 +50,8 @@ impl HubRepo {
             if let Some(token) = &settings.token {
                 builder = builder.token(token.clone());
             }
-            let client: HFClientSync = builder.build_sync().map_err(|e| HubError::Hub {
-                repo: id.to_owned(),
-                source: Box::new(e),
-            })?;
+            let client: HFClientSync =
+                builder.build_sync().map_err(|e| HubError::Hub { repo: id.to_owned(), source: Box::new(e) })?;
             let any = match kind {
                 RepoKind::Model => RepoTypeAny::Model,
                 RepoKind::Dataset => RepoTypeAny::Dataset,
@@ -125,7 +123,8 @@ impl HubRepo {
             revision: self.revision.clone(),
             file: file.unwrap_or_default().to_owned(),
         };
-        let revision_not_found = || HubError::RevisionNotFound { repo: self.repo_name(), revision: self.revision.clone() };
+        let revision_not_found =
+            || HubError::RevisionNotFound { repo: self.repo_name(), revision: self.revision.clone() };
         // hf-hub maps statuses to variants differently per call (a 401 is `AuthRequired` on downloads but `Http` on
         // listings), so decide on the status and the Hub's `X-Error-Code` wherever a response context exists.
         let http = match &error {

@@ -22,7 +22,7 @@ pub use error::{HubError, Result};
 pub use hub::HubRepo;
 pub use local::LocalRepo;
 pub use repo::{AnyRepo, Repo, RepoKind};
-pub use settings::{HubSettings, DEFAULT_ENDPOINT};
+pub use settings::{DEFAULT_ENDPOINT, HubSettings};
 
 #[cfg(feature = "fake-hub")]
 pub mod fake;

@@ -43,8 +43,8 @@ impl RepoKind {
 pub enum AnyRepo {
     /// A directory on disk.
     Local(LocalRepo),
-    /// A repo on the Hub (or in its cache, offline).
-    Hub(HubRepo),
+    /// A repo on the Hub (or in its cache, offline); boxed, it carries a client.
+    Hub(Box<HubRepo>),
 }
 
 impl AnyRepo {
@@ -60,7 +60,7 @@ impl AnyRepo {
             }
             return Ok(Self::Local(LocalRepo::new(path)));
         }
-        Ok(Self::Hub(HubRepo::new(settings, kind, name, revision)?))
+        Ok(Self::Hub(Box::new(HubRepo::new(settings, kind, name, revision)?)))
     }
 }
 

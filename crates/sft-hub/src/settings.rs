@@ -84,7 +84,8 @@ impl HubSettings {
 }
 
 fn read_dotenv(path: &Path) -> Result<HashMap<String, String>> {
-    let iter = dotenvy::from_path_iter(path).map_err(|e| HubError::EnvFile { path: path.into(), message: e.to_string() })?;
+    let iter =
+        dotenvy::from_path_iter(path).map_err(|e| HubError::EnvFile { path: path.into(), message: e.to_string() })?;
     iter.map(|item| item.map_err(|e| HubError::EnvFile { path: path.into(), message: e.to_string() })).collect()
 }
 

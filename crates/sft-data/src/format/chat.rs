@@ -63,4 +63,3 @@ pub(super) fn messages(record: &Record, column: &str, key: &str) -> Result<Vec<M
 pub(super) fn roles(messages: &[Message]) -> String {
     messages.iter().map(|m| m.role.as_str()).collect::<Vec<_>>().join(", ")
 }
-

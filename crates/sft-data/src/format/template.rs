@@ -69,7 +69,7 @@ impl Template {
 
     /// Whether the template uses the placeholder at `index` of the `fields` it was parsed with.
     pub fn uses(&self, index: usize) -> bool {
-        self.parts.iter().any(|p| *p == Part::Field(index))
+        self.parts.contains(&Part::Field(index))
     }
 
     /// Renders with `values[i]` for the placeholder `fields[i]`.

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::{line_of, read_bytes, strip_bom};
 use crate::error::{DataError, Result};
-use crate::record::{describe, Location, Position, Record};
+use crate::record::{Location, Position, Record, describe};
 
 /// Reads `path` as one JSON array whose elements are objects (one per record, as `Dataset.to_json(lines=False)` and
 /// pandas `to_json(orient="records")` write). Errors name the line of a syntax error or the element index.

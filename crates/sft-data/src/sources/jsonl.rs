@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::{read_bytes, strip_bom};
 use crate::error::{DataError, Result};
-use crate::record::{describe, Location, Position, Record};
+use crate::record::{Location, Position, Record, describe};
 
 /// Reads `path` as JSON Lines. Blank lines (and a trailing newline) are skipped; every other line must be one JSON
 /// object. Rows count the objects (0-based), lines count the file's lines (1-based).

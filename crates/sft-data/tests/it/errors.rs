@@ -1,6 +1,6 @@
 //! Bad input: each case is a clear error naming the file and the line/row/key, never a panic.
 
-use sft_data::{load_splits, DataConfig, DataError, FileSource, RecordSource, SplitFiles, SplitSize};
+use sft_data::{DataConfig, DataError, FileSource, RecordSource, SplitFiles, SplitSize, load_splits};
 
 use crate::{fixture, temp_file};
 
@@ -48,7 +48,10 @@ fn ragged_csv_row_names_its_line() {
     let (_dir, path) = temp_file("ragged.csv", b"Instruction,Input,Output\na,b,c\n\"multi\nline\",x\n");
     let err = FileSource::new(&path).unwrap().records().unwrap_err();
     assert!(matches!(err, DataError::RaggedRow { expected: 3, found: 2, .. }), "{err:?}");
-    assert!(err.to_string().ends_with("ragged.csv: row 1 (line 3): expected 3 fields as in the header, found 2"), "{err}");
+    assert!(
+        err.to_string().ends_with("ragged.csv: row 1 (line 3): expected 3 fields as in the header, found 2"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -118,7 +121,8 @@ fn held_out_fractions_must_leave_training_rows() {
         err.to_string(),
         "dataset_config.validation_size + dataset_config.test_size: 0.5 + 0.5 leaves nothing to train on; expected a sum < 1"
     );
-    let config = DataConfig { validation_size: Some(SplitSize::Count(20)), test_size: Some(SplitSize::Count(12)), ..legal() };
+    let config =
+        DataConfig { validation_size: Some(SplitSize::Count(20)), test_size: Some(SplitSize::Count(12)), ..legal() };
     let err = load_one(fixture("legal_test.csv"), &config).unwrap_err();
     assert!(err.to_string().contains("20 validation + 12 test rows leave no training rows out of 32"), "{err}");
 }

@@ -1,7 +1,5 @@
 use serde::Deserialize;
-use sft_data::{
-    load_splits, DataConfig, Message, PromptFormat, PromptTemplate, RecordFormat, Segments, SplitFiles,
-};
+use sft_data::{DataConfig, Message, PromptFormat, PromptTemplate, RecordFormat, Segments, SplitFiles, load_splits};
 
 use crate::{fixture, read};
 
@@ -35,7 +33,8 @@ fn template_matches_the_python_reference_byte_for_byte() {
     let mut without_input = Vec::new();
     for reference in &references {
         let segments = formatter.format(&records[reference.row]).unwrap();
-        let expected = Segments::Completion { prompt: reference.prompt.clone(), completion: reference.completion.clone() };
+        let expected =
+            Segments::Completion { prompt: reference.prompt.clone(), completion: reference.completion.clone() };
         assert_eq!(segments, expected, "row {}", reference.row);
         if reference.input.trim().is_empty() {
             without_input.push(reference.row);
@@ -81,7 +80,8 @@ fn custom_template() {
     };
     config.validate().unwrap();
     let records = read("legal_test.csv");
-    let Segments::Completion { prompt, completion } = config.formatter(&records[9]).unwrap().format(&records[9]).unwrap()
+    let Segments::Completion { prompt, completion } =
+        config.formatter(&records[9]).unwrap().format(&records[9]).unwrap()
     else {
         panic!("instruction data gives completion segments")
     };

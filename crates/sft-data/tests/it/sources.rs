@@ -1,4 +1,4 @@
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sft_data::Position;
 
 use crate::{fixture, read};

@@ -1,4 +1,4 @@
-use sft_data::{load_splits, DataConfig, SplitFiles, SplitSize};
+use sft_data::{DataConfig, SplitFiles, SplitSize, load_splits};
 
 use crate::fixture;
 

@@ -45,7 +45,9 @@ fn lists_and_downloads_into_the_standard_cache() {
     assert!(std::fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
     let requests = hub.requests();
     assert!(requests.contains(&"GET /api/datasets/NebulaSense/Legal_Clause_Instructions/tree/main".to_owned()));
-    assert!(requests.contains(&"GET /datasets/NebulaSense/Legal_Clause_Instructions/resolve/main/LegalClause_train.csv".to_owned()));
+    assert!(requests.contains(
+        &"GET /datasets/NebulaSense/Legal_Clause_Instructions/resolve/main/LegalClause_train.csv".to_owned()
+    ));
 }
 
 #[test]
@@ -194,8 +196,8 @@ fn model_repos_and_local_directories_share_the_seam() {
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.json"), "{}").unwrap();
-    let local = AnyRepo::open(dir.path().to_str().unwrap(), RepoKind::Model, None, &settings(&hub, cache.path()))
-        .unwrap();
+    let local =
+        AnyRepo::open(dir.path().to_str().unwrap(), RepoKind::Model, None, &settings(&hub, cache.path())).unwrap();
     assert!(matches!(local, AnyRepo::Local(_)));
     assert_eq!(local.list().unwrap(), ["config.json"]);
     let err = AnyRepo::open("not a repo", RepoKind::Model, None, &settings(&hub, cache.path())).unwrap_err();
