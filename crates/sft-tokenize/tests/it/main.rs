@@ -1,0 +1,35 @@
+//! sft-tokenize against the Python reference (`tests/fixtures/README.md`).
+
+mod chat;
+mod errors;
+mod parity;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sft_data::{Example, Location, Position, Segments};
+use sft_tokenize::{SftTokenizer, SpecialTokenOverrides, TokenizedExample};
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// The reference tokenizer (byte-level BPE, Llama-3 pre-tokenizer, BOS from the post-processor).
+pub fn tokenizer() -> SftTokenizer {
+    SftTokenizer::from_files(
+        &fixture("tokenizer.json"),
+        Some(&fixture("tokenizer_config.json")),
+        None,
+        &SpecialTokenOverrides::default(),
+    )
+    .unwrap()
+}
+
+pub fn example(row: usize, segments: Segments) -> Example {
+    Example { segments, location: Location::new(Arc::from(Path::new("test.csv")), Position::Row { row, line: None }) }
+}
+
+/// HF labels: the token where it carries loss, -100 elsewhere.
+pub fn labels(example: &TokenizedExample) -> Vec<i64> {
+    example.input_ids.iter().zip(&example.loss_mask).map(|(&id, &m)| if m { i64::from(id) } else { -100 }).collect()
+}
