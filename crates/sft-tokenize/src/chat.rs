@@ -1,7 +1,7 @@
 //! Chat templates (Jinja, as in `tokenizer_config.json`) rendered with `minijinja`, and the character spans of
 //! the turns that carry loss.
 
-use minijinja::{context, Environment, Error, ErrorKind};
+use minijinja::{Environment, Error, ErrorKind, context};
 use sft_data::Message;
 
 use crate::error::{Result, TokenizeError};

@@ -185,7 +185,8 @@ impl<'a> Encoder<'a> {
     /// logged. The first error (by input order) stops the whole split.
     pub fn encode_all(&self, examples: &[Example]) -> Result<EncodedSplit> {
         let outcomes: Vec<Outcome> = examples.par_iter().map(|e| self.encode(e)).collect::<Result<_>>()?;
-        let mut split = EncodedSplit { report: EncodeReport { total: examples.len(), ..Default::default() }, ..Default::default() };
+        let mut split =
+            EncodedSplit { report: EncodeReport { total: examples.len(), ..Default::default() }, ..Default::default() };
         for (row, outcome) in outcomes.into_iter().enumerate() {
             match outcome {
                 Outcome::Kept { example, truncated, boundary_merged } => {
@@ -219,7 +220,9 @@ impl<'a> Encoder<'a> {
     }
 
     fn text_ids(&self, text: &str, special: bool, location: &Location) -> Result<Vec<u32>> {
-        self.tokenizer.ids(text, special).map_err(|message| TokenizeError::Encode { location: location.clone(), message })
+        self.tokenizer
+            .ids(text, special)
+            .map_err(|message| TokenizeError::Encode { location: location.clone(), message })
     }
 
     fn completion(&self, prompt: &str, completion: &str, location: &Location) -> Result<Outcome> {
@@ -257,7 +260,8 @@ impl<'a> Encoder<'a> {
                     .tokenizer
                     .encoding(&text, true)
                     .map_err(|message| TokenizeError::Encode { location: location.clone(), message })?;
-                let mask = encoding.get_offsets().iter().map(|&(start, end)| end > start && start >= boundary).collect();
+                let mask =
+                    encoding.get_offsets().iter().map(|&(start, end)| end > start && start >= boundary).collect();
                 (encoding.get_ids().to_vec(), mask, false)
             }
         };
@@ -330,7 +334,11 @@ impl<'a> Encoder<'a> {
         if !mask.contains(&true) {
             return Outcome::Dropped(DropReason::NoSupervisedTokens);
         }
-        Outcome::Kept { example: TokenizedExample { input_ids: ids, loss_mask: mask }, truncated, boundary_merged: merged }
+        Outcome::Kept {
+            example: TokenizedExample { input_ids: ids, loss_mask: mask },
+            truncated,
+            boundary_merged: merged,
+        }
     }
 }
 

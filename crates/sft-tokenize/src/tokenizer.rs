@@ -39,8 +39,8 @@ impl SftTokenizer {
         chat_template_file: Option<&Path>,
         overrides: &SpecialTokenOverrides,
     ) -> Result<Self> {
-        let bytes =
-            std::fs::read(tokenizer_json).map_err(|source| TokenizeError::Io { path: tokenizer_json.into(), source })?;
+        let bytes = std::fs::read(tokenizer_json)
+            .map_err(|source| TokenizeError::Io { path: tokenizer_json.into(), source })?;
         let tokenizer = Tokenizer::from_bytes(&bytes)
             .map_err(|e| TokenizeError::TokenizerFile { path: tokenizer_json.into(), message: e.to_string() })?;
         let (mut config, config_name) = match tokenizer_config {
@@ -48,9 +48,8 @@ impl SftTokenizer {
             None => (TokenizerConfig::default(), "tokenizer_config.json (absent)".to_owned()),
         };
         if let Some(path) = chat_template_file {
-            config.chat_template = Some(
-                std::fs::read_to_string(path).map_err(|source| TokenizeError::Io { path: path.into(), source })?,
-            );
+            config.chat_template =
+                Some(std::fs::read_to_string(path).map_err(|source| TokenizeError::Io { path: path.into(), source })?);
         }
         let special = SpecialTokens::resolve(&tokenizer, &config, &config_name, overrides)?;
         let chat_template = match config.chat_template {

@@ -1,7 +1,9 @@
 //! Conversations through a Jinja chat template, loss on assistant turns only.
 
 use sft_data::{Message, Segments};
-use sft_tokenize::{Encode, EncodeOptions, Encoder, MaskAudit, Masking, Outcome, SftTokenizer, SpecialTokenOverrides, TruncationMode};
+use sft_tokenize::{
+    Encode, EncodeOptions, Encoder, MaskAudit, Masking, Outcome, SftTokenizer, SpecialTokenOverrides, TruncationMode,
+};
 
 use crate::{example, fixture};
 
@@ -71,7 +73,9 @@ fn full_sequence_chat_and_missing_template() {
     let tokenizer = chat_tokenizer();
     let options = options(Masking::FullSequence);
     let messages = vec![message("user", "Hi"), message("assistant", "Hello")];
-    let got = kept(Encoder::new(&tokenizer, &options).encode(&example(0, Segments::Chat { messages: messages.clone() })).unwrap());
+    let got = kept(
+        Encoder::new(&tokenizer, &options).encode(&example(0, Segments::Chat { messages: messages.clone() })).unwrap(),
+    );
     assert_eq!(got.num_supervised(), got.len() - 1);
 
     let plain = crate::tokenizer();

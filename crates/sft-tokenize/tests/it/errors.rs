@@ -17,9 +17,15 @@ fn an_empty_completion_is_dropped_and_counted() {
     let tokenizer = tokenizer();
     let options = options();
     let encoder = Encoder::new(&tokenizer, &options);
-    let empty = example(4, Segments::Completion { prompt: "### Instruction\nx\n\n### Output\n".into(), completion: "  ".into() });
+    let empty = example(
+        4,
+        Segments::Completion { prompt: "### Instruction\nx\n\n### Output\n".into(), completion: "  ".into() },
+    );
     assert_eq!(encoder.encode(&empty).unwrap(), Outcome::Dropped(DropReason::EmptyCompletion));
-    let good = example(5, Segments::Completion { prompt: "### Instruction\nx\n\n### Output\n".into(), completion: "y".into() });
+    let good = example(
+        5,
+        Segments::Completion { prompt: "### Instruction\nx\n\n### Output\n".into(), completion: "y".into() },
+    );
     let split = encoder.encode_all(&[empty, good]).unwrap();
     assert_eq!((split.report.kept, split.report.num_dropped()), (1, 1));
     assert_eq!(split.report.dropped_examples[0].0.to_string(), "test.csv: row 4");
@@ -30,7 +36,10 @@ fn a_prompt_longer_than_max_length_is_dropped() {
     let tokenizer = tokenizer();
     let options = EncodeOptions { max_length: 8, ..options() };
     let long = example(0, Segments::Completion { prompt: "word ".repeat(50), completion: "answer".into() });
-    assert_eq!(Encoder::new(&tokenizer, &options).encode(&long).unwrap(), Outcome::Dropped(DropReason::NoSupervisedTokens));
+    assert_eq!(
+        Encoder::new(&tokenizer, &options).encode(&long).unwrap(),
+        Outcome::Dropped(DropReason::NoSupervisedTokens)
+    );
 }
 
 #[test]
@@ -41,22 +50,25 @@ fn a_tokenizer_file_that_does_not_parse() {
     let err = SftTokenizer::from_files(&bad, None, None, &SpecialTokenOverrides::default()).unwrap_err();
     assert!(matches!(err, TokenizeError::TokenizerFile { .. }), "{err:?}");
     assert!(err.to_string().starts_with(&format!("{}: not a valid tokenizer.json", bad.display())), "{err}");
-    let err = SftTokenizer::from_dir(dir.path().join("nowhere").as_path(), &SpecialTokenOverrides::default()).unwrap_err();
+    let err =
+        SftTokenizer::from_dir(dir.path().join("nowhere").as_path(), &SpecialTokenOverrides::default()).unwrap_err();
     assert!(matches!(err, TokenizeError::Io { .. }), "{err:?}");
 }
 
 #[test]
 fn a_special_token_missing_from_the_vocabulary() {
     let overrides = SpecialTokenOverrides { pad_token: Some("<|nope|>".into()), ..Default::default() };
-    let err = SftTokenizer::from_files(&fixture("tokenizer.json"), Some(&fixture("tokenizer_config.json")), None, &overrides)
-        .unwrap_err();
+    let err =
+        SftTokenizer::from_files(&fixture("tokenizer.json"), Some(&fixture("tokenizer_config.json")), None, &overrides)
+            .unwrap_err();
     assert_eq!(err.to_string(), "training_args.pad_token: `<|nope|>` is not in the tokenizer's vocabulary");
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("tokenizer_config.json");
     std::fs::write(&config, r#"{"bos_token": "<s>", "eos_token": "<|end_of_text|>"}"#).unwrap();
-    let err = SftTokenizer::from_files(&fixture("tokenizer.json"), Some(&config), None, &SpecialTokenOverrides::default())
-        .unwrap_err();
+    let err =
+        SftTokenizer::from_files(&fixture("tokenizer.json"), Some(&config), None, &SpecialTokenOverrides::default())
+            .unwrap_err();
     assert_eq!(err.to_string(), format!("{}: bos_token: `<s>` is not in the tokenizer's vocabulary", config.display()));
 }
 
@@ -64,9 +76,11 @@ fn a_special_token_missing_from_the_vocabulary() {
 fn no_pad_token_falls_back_to_eos_and_no_eos_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("tokenizer_config.json");
-    std::fs::write(&config, r#"{"bos_token": {"content": "<|begin_of_text|>"}, "eos_token": "<|end_of_text|>"}"#).unwrap();
-    let t = SftTokenizer::from_files(&fixture("tokenizer.json"), Some(&config), None, &SpecialTokenOverrides::default())
+    std::fs::write(&config, r#"{"bos_token": {"content": "<|begin_of_text|>"}, "eos_token": "<|end_of_text|>"}"#)
         .unwrap();
+    let t =
+        SftTokenizer::from_files(&fixture("tokenizer.json"), Some(&config), None, &SpecialTokenOverrides::default())
+            .unwrap();
     assert!(t.special().pad_is_eos_fallback);
     assert_eq!(t.special().pad.id, t.special().eos.id);
     assert_eq!(t.special().bos.as_ref().map(|b| b.id), Some(0), "AddedToken objects are read");
