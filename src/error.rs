@@ -32,6 +32,12 @@ pub enum SftError {
     /// Hub or repository access failed.
     #[error(transparent)]
     Hub(#[from] sft_hub::HubError),
+    /// Tokenization failed.
+    #[error(transparent)]
+    Tokenize(#[from] sft_tokenize::TokenizeError),
+    /// Collation failed.
+    #[error(transparent)]
+    Collate(#[from] sft_collate::CollateError),
 }
 
 /// `Result` with [`SftError`].

@@ -8,18 +8,26 @@
 //! | stage | crate |
 //! |---|---|
 //! | instruction data → formatted prompt/completion segments | [`data`] (`sft-data`) |
+//! | segments → token ids + loss mask, chat templates | [`tokenize`] (`sft-tokenize`) |
+//! | padded / packed batches with -100 labels | [`collate`] (`sft-collate`) |
 //! | Hugging Face Hub downloads, tokens, cache | [`hub`] (`sft-hub`) |
 //!
-//! Tokenization, collation, the model, adapters and the trainer arrive as their crates land.
+//! The model, adapters and the trainer arrive as their crates land.
 #![deny(missing_docs)]
 
 pub mod config;
 mod dataset;
 mod error;
+mod tokenizer;
 
 pub use dataset::load_dataset;
 pub use error::{Result, SftError};
+/// Batching (`sft-collate`).
+pub use sft_collate as collate;
 /// The data stage (`sft-data`).
 pub use sft_data as data;
 /// Hub access (`sft-hub`).
 pub use sft_hub as hub;
+/// Tokenization (`sft-tokenize`).
+pub use sft_tokenize as tokenize;
+pub use tokenizer::load_tokenizer;

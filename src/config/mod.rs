@@ -18,6 +18,7 @@ pub use lora::{InitLoraWeights, LayerSelection, LoraBias, LoraConfig, TargetModu
 pub use quantization::{ComputeDtype, QuantType, QuantizationConfig};
 use serde::{Deserialize, Serialize};
 use sft_data::{DataConfig, DataError};
+use sft_tokenize::{EncodeOptions, Masking, SpecialTokenOverrides};
 pub use training::{IntervalStrategy, ReportTo, ResumeFrom, SchedulerType, TrainingArguments};
 
 use crate::error::{Result, SftError};
@@ -141,6 +142,12 @@ impl RunConfig {
                 "must be true when use_qlora is true",
             )?;
         }
+        check(
+            self.assistant_only_masking || self.dataset_config.response_template.is_none(),
+            "dataset_config",
+            "response_template",
+            "masks the prompt, but assistant_only_masking is false (train on everything); set one or the other",
+        )?;
         if let Some(es) = &self.early_stopping {
             es.validate()?;
             let args = &self.training_args;
@@ -173,6 +180,30 @@ impl RunConfig {
             bnb_4bit_use_double_quant: false,
             bnb_4bit_compute_dtype: ComputeDtype::Float32,
         }))
+    }
+
+    /// Tokenization settings: `dataset_config.max_length`, `training_args.truncation_mode`, and the masking mode
+    /// (`assistant_only_masking: false` → every token; `dataset_config.response_template` → marker; else the exact
+    /// completion / assistant-turn boundary).
+    pub fn encode_options(&self) -> EncodeOptions {
+        let masking = match (&self.dataset_config.response_template, self.assistant_only_masking) {
+            (_, false) => Masking::FullSequence,
+            (Some(marker), true) => Masking::Marker { response_template: marker.clone() },
+            (None, true) => Masking::CompletionOnly,
+        };
+        EncodeOptions {
+            max_length: self.dataset_config.max_length,
+            truncation_mode: self.training_args.truncation_mode,
+            masking,
+        }
+    }
+
+    /// The special tokens the config overrides (`training_args.eos_token`, `pad_token`).
+    pub fn special_token_overrides(&self) -> SpecialTokenOverrides {
+        SpecialTokenOverrides {
+            eos_token: self.training_args.eos_token.clone(),
+            pad_token: self.training_args.pad_token.clone(),
+        }
     }
 
     /// The directory training writes to, as a path.

@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use sft_tokenize::TruncationMode;
+
 use super::{Invalid, check};
 
 /// Optimisation, schedule, logging, evaluation and checkpointing settings.
@@ -101,6 +103,22 @@ pub struct TrainingArguments {
     /// Batch examples of similar length together.
     #[serde(default)]
     pub group_by_length: bool,
+    /// Which end of a too-long example to keep (TRL's `truncation_mode`).
+    #[serde(default)]
+    pub truncation_mode: TruncationMode,
+    /// Pack several examples into each row of `dataset_config.max_length` tokens (best-fit decreasing), with
+    /// positions restarting per example and attention blocked across examples.
+    #[serde(default)]
+    pub packing: bool,
+    /// Round padded batch lengths up to a multiple of this.
+    #[serde(default)]
+    pub pad_to_multiple_of: Option<usize>,
+    /// EOS token text, overriding the tokenizer's (TRL's `eos_token`).
+    #[serde(default)]
+    pub eos_token: Option<String>,
+    /// Padding token text, overriding the tokenizer's (TRL's `pad_token`).
+    #[serde(default)]
+    pub pad_token: Option<String>,
     /// Where metrics go besides the log: `"none"`, `"all"`, or a list such as `["tensorboard"]`.
     #[serde(default)]
     pub report_to: Option<ReportTo>,
@@ -266,6 +284,12 @@ impl TrainingArguments {
             check(limit >= 1, K, "save_total_limit", "expected a whole number >= 1")?;
         }
         check(!(self.bf16 && self.fp16), K, "fp16", "cannot be combined with bf16")?;
+        if let Some(m) = self.pad_to_multiple_of {
+            check(m >= 1, K, "pad_to_multiple_of", "expected a whole number >= 1")?;
+        }
+        for (key, token) in [("eos_token", &self.eos_token), ("pad_token", &self.pad_token)] {
+            check(token.as_ref().is_none_or(|t| !t.is_empty()), K, key, "expected a token's text")?;
+        }
         if self.load_best_model_at_end {
             check(
                 self.eval_strategy != IntervalStrategy::No,

@@ -145,6 +145,17 @@ fn out_of_range_values_are_errors() {
             "quantization_config.load_in_8bit: cannot be combined with load_in_4bit",
         ),
         ("/use_qlora", false.into(), "quantization_config.load_in_4bit: is true but use_qlora is false"),
+        (
+            "/training_args/pad_to_multiple_of",
+            0.into(),
+            "training_args.pad_to_multiple_of: expected a whole number >= 1",
+        ),
+        ("/training_args/pad_token", "".into(), "training_args.pad_token: expected a token's text"),
+        (
+            "/dataset_config/response_template",
+            "### Output\n".into(),
+            "dataset_config.response_template: masks the prompt, but assistant_only_masking is false",
+        ),
     ];
     for (pointer, value, expected) in cases {
         let message = error(&seed_with(&[(pointer, Some(value.clone()))]));

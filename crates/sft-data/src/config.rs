@@ -43,6 +43,10 @@ pub struct DataConfig {
     /// Templates for instruction records.
     #[serde(default)]
     pub prompt_template: PromptTemplate,
+    /// Marker masking, for compatibility with the seed tutorial: everything up to and including the first
+    /// occurrence of this text (e.g. `"### Output\n"`) carries no loss. Unset: the exact prompt/completion boundary.
+    #[serde(default)]
+    pub response_template: Option<String>,
     /// Maximum tokens per example, EOS included (used by tokenization; TRL's default is 1024).
     #[serde(default = "default_max_length")]
     pub max_length: usize,
@@ -141,6 +145,7 @@ impl DataConfig {
             prompt_column: default_prompt_column(),
             completion_column: default_completion_column(),
             prompt_template: PromptTemplate::default(),
+            response_template: None,
             max_length: default_max_length(),
             sample_size: None,
             validation_size: None,
@@ -156,6 +161,9 @@ impl DataConfig {
         }
         if self.max_length == 0 {
             return Err(DataError::invalid_config(format!("{KEY}.max_length"), "expected a whole number > 0"));
+        }
+        if self.response_template.as_deref() == Some("") {
+            return Err(DataError::invalid_config(format!("{KEY}.response_template"), "expected a non-empty marker"));
         }
         if self.sample_size == Some(0) {
             return Err(DataError::invalid_config(format!("{KEY}.sample_size"), "expected a whole number > 0"));

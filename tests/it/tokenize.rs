@@ -1,0 +1,70 @@
+use std::path::PathBuf;
+
+use sft::collate::{Collate, Collator};
+use sft::config::RunConfig;
+use sft::hub::fake::FakeHub;
+use sft::hub::{HubSettings, RepoKind};
+use sft::tokenize::{Encoder, Masking, SpecialTokenOverrides};
+use sft::{load_dataset, load_tokenizer};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn offline(cache: &std::path::Path) -> HubSettings {
+    HubSettings {
+        endpoint: "http://127.0.0.1:9".into(),
+        token: None,
+        cache_dir: cache.into(),
+        offline: true,
+        max_retries: 0,
+    }
+}
+
+#[test]
+fn the_offline_default_tokenizes_and_collates() {
+    let cache = tempfile::tempdir().unwrap();
+    let mut config = RunConfig::from_file(root().join("configs/legal_clauses.json")).unwrap();
+    config.dataset_config.dataset_name = root().join("data/legal_clauses").display().to_string();
+    let model = root().join(&config.model_name);
+    let tokenizer =
+        load_tokenizer(model.to_str().unwrap(), &offline(cache.path()), &config.special_token_overrides()).unwrap();
+    assert_eq!((tokenizer.special().eos.id, tokenizer.special().pad.id), (1, 2), "pad is not EOS");
+    let splits = load_dataset(&config.dataset_config, &offline(cache.path())).unwrap();
+    let options = config.encode_options();
+    assert_eq!(options.masking, Masking::CompletionOnly);
+    let encoded = Encoder::new(&tokenizer, &options).encode_all(&splits.train).unwrap();
+    assert_eq!(encoded.report.num_dropped(), 0, "max_length 512 fits every row");
+    let batch = Collator { pad_id: tokenizer.special().pad.id, pad_to_multiple_of: Some(8) }
+        .collate(&encoded.examples.iter().take(8).collect::<Vec<_>>());
+    assert_eq!(batch.num_supervised, encoded.examples[..8].iter().map(|e| e.num_supervised()).sum::<usize>());
+}
+
+#[test]
+fn the_seed_config_trains_on_everything() {
+    let config = RunConfig::from_file(root().join("configs/seed_llama_1b_qlora.json")).unwrap();
+    assert_eq!(config.encode_options().masking, Masking::FullSequence, "assistant_only_masking: false");
+    assert_eq!(config.encode_options().max_length, 2048);
+}
+
+#[test]
+fn a_tokenizer_from_a_hub_model_repo() {
+    let tokenizer_json = std::fs::read(root().join("models/llama-tiny/tokenizer.json")).unwrap();
+    let tokenizer_config = std::fs::read(root().join("models/llama-tiny/tokenizer_config.json")).unwrap();
+    let hub = FakeHub::start().unwrap();
+    hub.add_repo(
+        RepoKind::Model,
+        "acme/llama-tiny",
+        &[("tokenizer.json", &tokenizer_json), ("tokenizer_config.json", &tokenizer_config), ("config.json", b"{}")],
+    );
+    hub.add_repo(RepoKind::Model, "acme/no-tokenizer", &[("config.json", b"{}")]);
+    let cache = tempfile::tempdir().unwrap();
+    let online = HubSettings { endpoint: hub.endpoint(), offline: false, ..offline(cache.path()) };
+    let tokenizer = load_tokenizer("acme/llama-tiny", &online, &SpecialTokenOverrides::default()).unwrap();
+    assert_eq!(tokenizer.vocab_size(), 4096);
+    let err = load_tokenizer("acme/no-tokenizer", &online, &SpecialTokenOverrides::default()).unwrap_err();
+    assert!(
+        err.to_string().starts_with("acme/no-tokenizer@main: model_name: no tokenizer.json in the model repo"),
+        "{err}"
+    );
+}
