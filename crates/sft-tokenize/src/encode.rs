@@ -46,8 +46,9 @@ impl TokenizedExample {
 #[non_exhaustive]
 pub enum Masking {
     /// The completion (and EOS) of text examples; the assistant turns of chat examples. The boundary is exact by
-    /// construction: the prompt is tokenized on its own and must be a prefix of the whole example's tokens, else
-    /// the example is built from the prompt's tokens followed by the completion's (counted as a boundary merge).
+    /// construction: the whole text is tokenized once with byte offsets and split where the prompt's text ends; if
+    /// a token straddles that point (the tokenizer merged across it), the example is built from the prompt's tokens
+    /// followed by the completion's instead (counted as a boundary merge), so no prompt text ever carries loss.
     CompletionOnly,
     /// Every token but the first (the seed's `assistant_only_masking: false`).
     FullSequence,
@@ -232,18 +233,37 @@ impl<'a> Encoder<'a> {
         let text = format!("{prompt}{completion}");
         let (ids, mask, merged) = match &self.options.masking {
             Masking::CompletionOnly => {
-                let prompt_ids = self.text_ids(prompt, true, location)?;
-                let full = self.text_ids(&text, true, location)?;
-                if full.starts_with(&prompt_ids) {
-                    let n = prompt_ids.len();
-                    let mask = (0..full.len()).map(|t| t >= n).collect();
-                    (full, mask, false)
-                } else {
-                    let mut ids = prompt_ids;
+                // One encoding of the whole text, split at the prompt's end by byte offsets: tokens ending at or
+                // before it are the prompt (so are the post-processor's specials, which have empty spans), tokens
+                // starting at or after it the completion. A token straddling the boundary means the tokenizer
+                // merged across it; then the prompt and completion are tokenized apart and concatenated.
+                let encoding = self
+                    .tokenizer
+                    .encoding(&text, true)
+                    .map_err(|message| TokenizeError::Encode { location: location.clone(), message })?;
+                let boundary = prompt.len();
+                let mut n = 0;
+                let mut straddles = false;
+                for (&(start, end), &special) in encoding.get_offsets().iter().zip(encoding.get_special_tokens_mask()) {
+                    if special == 1 && start == end && start == 0 && n == 0 {
+                        n += 1;
+                    } else if end <= boundary && start < end {
+                        n += 1;
+                    } else {
+                        straddles = start < boundary;
+                        break;
+                    }
+                }
+                if straddles {
+                    let mut ids = self.text_ids(prompt, true, location)?;
                     let n = ids.len();
                     ids.extend(self.text_ids(completion, false, location)?);
                     let mask = (0..ids.len()).map(|t| t >= n).collect();
                     (ids, mask, true)
+                } else {
+                    let ids = encoding.get_ids().to_vec();
+                    let mask = (0..ids.len()).map(|t| t >= n).collect();
+                    (ids, mask, false)
                 }
             }
             Masking::FullSequence => {

@@ -2,19 +2,10 @@
 
 use sft_data::{DataConfig, DataError, FileSource, RecordSource, SplitFiles, SplitSize, load_splits};
 
-use crate::{fixture, temp_file};
+use crate::{fixture, legal, temp_file};
 
 fn load_one(path: std::path::PathBuf, config: &DataConfig) -> Result<sft_data::DatasetSplits, DataError> {
     load_splits(config, &SplitFiles { train: vec![path], ..SplitFiles::default() })
-}
-
-fn legal() -> DataConfig {
-    DataConfig {
-        instruction_column: "Instruction".into(),
-        input_column: Some("Input".into()),
-        output_column: "Output".into(),
-        ..DataConfig::new("legal")
-    }
 }
 
 #[test]

@@ -1,7 +1,7 @@
 use serde::Deserialize;
 use sft_data::{DataConfig, Message, PromptFormat, PromptTemplate, RecordFormat, Segments, SplitFiles, load_splits};
 
-use crate::{fixture, read};
+use crate::{fixture, legal, read};
 
 #[derive(Deserialize)]
 struct Reference {
@@ -9,15 +9,6 @@ struct Reference {
     input: String,
     prompt: String,
     completion: String,
-}
-
-fn legal_config() -> DataConfig {
-    DataConfig {
-        instruction_column: "Instruction".into(),
-        input_column: Some("Input".into()),
-        output_column: "Output".into(),
-        ..DataConfig::new("legal")
-    }
 }
 
 #[test]
@@ -28,7 +19,7 @@ fn template_matches_the_python_reference_byte_for_byte() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let records = read("legal_test.csv");
-    let config = legal_config();
+    let config = legal();
     let formatter = config.formatter(&records[0]).unwrap();
     let mut without_input = Vec::new();
     for reference in &references {
@@ -45,7 +36,7 @@ fn template_matches_the_python_reference_byte_for_byte() {
 
 #[test]
 fn rows_with_and_without_input_by_hand() {
-    let config = legal_config();
+    let config = legal();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("d.csv");
     std::fs::write(&path, "Instruction,Input,Output\n  Summarise.  ,\" The clause. \",Short.\nDraft one.,,\"Text\"\n")
@@ -76,7 +67,7 @@ fn custom_template() {
             prompt_no_input: "<s>[INST] {instruction} [/INST]".into(),
             completion: " {output}".into(),
         },
-        ..legal_config()
+        ..legal()
     };
     config.validate().unwrap();
     let records = read("legal_test.csv");

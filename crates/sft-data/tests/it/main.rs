@@ -8,7 +8,7 @@ mod splits;
 
 use std::path::PathBuf;
 
-use sft_data::{FileSource, Record, RecordSource};
+use sft_data::{DataConfig, FileSource, Record, RecordSource};
 
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
@@ -24,4 +24,14 @@ pub fn temp_file(name: &str, bytes: &[u8]) -> (tempfile::TempDir, PathBuf) {
     let path = dir.path().join(name);
     std::fs::write(&path, bytes).unwrap();
     (dir, path)
+}
+
+/// A config for the legal-clause columns (`Instruction`, `Input`, `Output`), every other key at its default.
+pub fn legal() -> DataConfig {
+    DataConfig {
+        instruction_column: "Instruction".into(),
+        input_column: Some("Input".into()),
+        output_column: "Output".into(),
+        ..DataConfig::new("legal")
+    }
 }

@@ -1,16 +1,13 @@
 use sft_data::{DataConfig, SplitFiles, SplitSize, load_splits};
 
-use crate::fixture;
+use crate::{fixture, legal};
 
 fn config(seed: u64) -> DataConfig {
     DataConfig {
-        instruction_column: "Instruction".into(),
-        input_column: Some("Input".into()),
-        output_column: "Output".into(),
         validation_size: Some(SplitSize::Fraction(0.25)),
         test_size: Some(SplitSize::Count(4)),
         seed,
-        ..DataConfig::new("legal")
+        ..legal()
     }
 }
 

@@ -126,3 +126,23 @@ fn keep_end_truncation_keeps_the_completion() {
         assert_eq!(got.input_ids.last(), Some(&1), "EOS kept");
     }
 }
+
+#[test]
+fn a_token_merged_across_the_boundary_never_trains_the_prompt() {
+    // Byte-level BPE attaches the space to the next word: "Hello world" tokenizes as "H", "el", "lo", " world", and
+    // " world" straddles the prompt's end. The example is then built from the prompt's and completion's own tokens.
+    let tokenizer = tokenizer();
+    let options = options(512, Masking::CompletionOnly);
+    let segments = Segments::Completion { prompt: "Hello ".into(), completion: "world".into() };
+    let Outcome::Kept { example, boundary_merged, .. } =
+        Encoder::new(&tokenizer, &options).encode(&example(0, segments)).unwrap()
+    else {
+        panic!("kept")
+    };
+    assert!(boundary_merged);
+    let prompt_ids = tokenizer.ids("Hello ", true).unwrap();
+    assert_eq!(example.input_ids[..prompt_ids.len()], prompt_ids, "the prompt exactly as inference sees it");
+    let audit = sft_tokenize::MaskAudit::new(&tokenizer, &example).unwrap();
+    let supervised: Vec<&str> = audit.spans.iter().filter(|s| s.supervised).map(|s| s.text.as_str()).collect();
+    assert_eq!(supervised, ["world<|end_of_text|>"]);
+}
