@@ -245,14 +245,12 @@ impl<'a> Encoder<'a> {
                 let mut n = 0;
                 let mut straddles = false;
                 for (&(start, end), &special) in encoding.get_offsets().iter().zip(encoding.get_special_tokens_mask()) {
-                    if special == 1 && start == end && start == 0 && n == 0 {
-                        n += 1;
-                    } else if end <= boundary && start < end {
-                        n += 1;
-                    } else {
+                    let in_prompt = (special == 1 && start == end) || (start < end && end <= boundary);
+                    if !in_prompt {
                         straddles = start < boundary;
                         break;
                     }
+                    n += 1;
                 }
                 if straddles {
                     let mut ids = self.text_ids(prompt, true, location)?;
