@@ -1,0 +1,56 @@
+//! Grouped-query self-attention.
+
+use burn::nn::Linear;
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+
+use crate::rope::apply_rotary;
+
+/// Llama self-attention: `q_proj`, `k_proj`, `v_proj`, `o_proj` (HF names), RoPE on queries and keys, key/value
+/// heads shared by `num_heads / num_kv_heads` query heads, softmax in f32 over `q·kᵀ / √head_dim`.
+#[derive(Module, Debug)]
+pub struct LlamaAttention {
+    /// `[hidden, heads × head_dim]`.
+    pub q_proj: Linear,
+    /// `[hidden, kv_heads × head_dim]`.
+    pub k_proj: Linear,
+    /// `[hidden, kv_heads × head_dim]`.
+    pub v_proj: Linear,
+    /// `[heads × head_dim, hidden]`.
+    pub o_proj: Linear,
+    /// Query heads.
+    pub num_heads: usize,
+    /// Key/value heads.
+    pub num_kv_heads: usize,
+    /// Width of a head.
+    pub head_dim: usize,
+}
+
+impl LlamaAttention {
+    /// `x` `[batch, seq, hidden]`; `cos`/`sin` `[batch, 1, seq, head_dim]`; `blocked` `[batch, 1, seq, seq]`, true
+    /// where a query may not attend to a key. Returns `[batch, seq, hidden]`.
+    pub fn forward(&self, x: Tensor<3>, cos: &Tensor<4>, sin: &Tensor<4>, blocked: &Tensor<4, Bool>) -> Tensor<3> {
+        let [batch, seq, _] = x.dims();
+        let (h, kv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let heads = |t: Tensor<3>, n: usize| t.reshape([batch, seq, n, d]).swap_dims(1, 2);
+        let q = apply_rotary(heads(self.q_proj.forward(x.clone()), h), cos, sin);
+        let k = apply_rotary(heads(self.k_proj.forward(x.clone()), kv), cos, sin);
+        let v = heads(self.v_proj.forward(x), kv);
+        let (k, v) = (repeat_kv(k, h / kv), repeat_kv(v, h / kv));
+        let scores = q.matmul(k.transpose()).div_scalar((d as f64).sqrt());
+        let scores = scores.mask_fill(blocked.clone().expand([batch, h, seq, seq]), f32::MIN);
+        let probs = softmax(scores, 3);
+        let out = probs.matmul(v).swap_dims(1, 2).reshape([batch, seq, h * d]);
+        self.o_proj.forward(out)
+    }
+}
+
+/// `[b, kv, s, d]` → `[b, kv × n_rep, s, d]`, each key/value head repeated for its `n_rep` query heads in order
+/// (transformers' `repeat_kv`).
+fn repeat_kv(x: Tensor<4>, n_rep: usize) -> Tensor<4> {
+    if n_rep == 1 {
+        return x;
+    }
+    let [b, kv, s, d] = x.dims();
+    x.unsqueeze_dim::<5>(2).expand([b, kv, n_rep, s, d]).reshape([b, kv * n_rep, s, d])
+}

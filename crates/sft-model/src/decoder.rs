@@ -1,0 +1,28 @@
+//! One decoder layer.
+
+use burn::nn::RmsNorm;
+use burn::prelude::*;
+
+use crate::attention::LlamaAttention;
+use crate::mlp::LlamaMlp;
+
+/// Pre-norm residual block: `h = x + attn(norm₁(x))`, `out = h + mlp(norm₂(h))`.
+#[derive(Module, Debug)]
+pub struct LlamaDecoderLayer {
+    /// Self-attention.
+    pub self_attn: LlamaAttention,
+    /// Feed-forward.
+    pub mlp: LlamaMlp,
+    /// Norm before attention.
+    pub input_layernorm: RmsNorm,
+    /// Norm before the MLP.
+    pub post_attention_layernorm: RmsNorm,
+}
+
+impl LlamaDecoderLayer {
+    /// `[batch, seq, hidden]` → same shape.
+    pub fn forward(&self, x: Tensor<3>, cos: &Tensor<4>, sin: &Tensor<4>, blocked: &Tensor<4, Bool>) -> Tensor<3> {
+        let h = x.clone() + self.self_attn.forward(self.input_layernorm.forward(x), cos, sin, blocked);
+        h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h))
+    }
+}

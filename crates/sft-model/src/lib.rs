@@ -1,0 +1,35 @@
+//! # sft-model
+//!
+//! The Llama architecture on Burn 0.22, computing what transformers' `LlamaForCausalLM` computes, loaded from
+//! Hugging Face checkpoints (`config.json` + `model.safetensors` or shards) without name-mapping tables: module
+//! fields carry the HF names (`model.layers.N.self_attn.q_proj`, `mlp.gate_proj`, `input_layernorm`, `lm_head`).
+//!
+//! ```text
+//! ModelInput { input_ids, position_ids, blocked }      (from sft-collate's host batch)
+//!   └─ LlamaForCausalLM::forward ─► logits [batch, seq, vocab]
+//!        embed_tokens → N × (RMSNorm → GQA attention with rotate-half RoPE → RMSNorm → SwiGLU) → norm → lm_head
+//! causal_lm_loss(logits, labels) ─► LossOutput { sum, count }   (shift by one, -100 ignored)
+//! ```
+#![deny(missing_docs)]
+
+mod attention;
+mod checkpoint;
+mod config;
+mod decoder;
+mod error;
+mod input;
+mod load;
+mod loss;
+mod mlp;
+mod model;
+pub mod rope;
+
+pub use attention::LlamaAttention;
+pub use checkpoint::Checkpoint;
+pub use config::{LlamaConfig, RopeScaling, SUPPORTED_ARCHITECTURES};
+pub use decoder::LlamaDecoderLayer;
+pub use error::{ModelError, Result};
+pub use input::ModelInput;
+pub use loss::{LossOutput, causal_lm_loss};
+pub use mlp::LlamaMlp;
+pub use model::{LlamaForCausalLM, LlamaModel, expected_shapes};

@@ -1,0 +1,89 @@
+//! Building a [`LlamaForCausalLM`] from a config and a checkpoint.
+
+use std::path::Path;
+
+use burn::module::Param;
+use burn::nn::{Embedding, Linear, RmsNorm};
+use burn::prelude::*;
+
+use crate::attention::LlamaAttention;
+use crate::checkpoint::Checkpoint;
+use crate::config::LlamaConfig;
+use crate::decoder::LlamaDecoderLayer;
+use crate::error::Result;
+use crate::mlp::LlamaMlp;
+use crate::model::{LlamaForCausalLM, LlamaModel};
+use crate::rope::inv_freq;
+
+impl LlamaForCausalLM {
+    /// Loads `config.json` and the safetensors checkpoint of a Hugging Face model directory onto `device`.
+    pub fn from_pretrained(dir: &Path, device: &Device) -> Result<(LlamaConfig, Self)> {
+        let config = LlamaConfig::from_file(&dir.join("config.json"))?;
+        let mut checkpoint = Checkpoint::open_dir(dir)?;
+        let model = Self::load(&config, &mut checkpoint, device)?;
+        checkpoint.finish()?;
+        Ok((config, model))
+    }
+
+    /// Builds the model tensor by tensor from `checkpoint` (HF names and `[out, in]` linear weights, transposed to
+    /// Burn's `[in, out]`). Every tensor's shape is checked against `config`.
+    pub fn load(config: &LlamaConfig, checkpoint: &mut Checkpoint, device: &Device) -> Result<Self> {
+        let (h, i, v) = (config.hidden_size, config.intermediate_size, config.vocab_size);
+        let (q, kv) = (config.num_attention_heads * config.head_dim, config.num_key_value_heads * config.head_dim);
+        let mut linear = |name: &str, out: usize, inp: usize| -> Result<Linear> {
+            let w = checkpoint.tensor(&format!("{name}.weight"), [out, inp], device)?;
+            Ok(Linear { weight: Param::from_tensor(w.transpose()), bias: None })
+        };
+        let mut layers = Vec::with_capacity(config.num_hidden_layers);
+        for l in 0..config.num_hidden_layers {
+            let p = format!("model.layers.{l}");
+            let self_attn = LlamaAttention {
+                q_proj: linear(&format!("{p}.self_attn.q_proj"), q, h)?,
+                k_proj: linear(&format!("{p}.self_attn.k_proj"), kv, h)?,
+                v_proj: linear(&format!("{p}.self_attn.v_proj"), kv, h)?,
+                o_proj: linear(&format!("{p}.self_attn.o_proj"), h, q)?,
+                num_heads: config.num_attention_heads,
+                num_kv_heads: config.num_key_value_heads,
+                head_dim: config.head_dim,
+            };
+            let mlp = LlamaMlp {
+                gate_proj: linear(&format!("{p}.mlp.gate_proj"), i, h)?,
+                up_proj: linear(&format!("{p}.mlp.up_proj"), i, h)?,
+                down_proj: linear(&format!("{p}.mlp.down_proj"), h, i)?,
+            };
+            layers.push((p, self_attn, mlp));
+        }
+        let lm_head = if config.tie_word_embeddings {
+            checkpoint.skip("lm_head.weight");
+            None
+        } else {
+            Some(linear("lm_head", v, h)?)
+        };
+        let mut norm = |name: &str| -> Result<RmsNorm> {
+            let gamma = checkpoint.tensor(&format!("{name}.weight"), [h], device)?;
+            Ok(RmsNorm { gamma: Param::from_tensor(gamma), epsilon: config.rms_norm_eps })
+        };
+        let mut decoder = Vec::with_capacity(layers.len());
+        for (p, self_attn, mlp) in layers {
+            decoder.push(LlamaDecoderLayer {
+                self_attn,
+                mlp,
+                input_layernorm: norm(&format!("{p}.input_layernorm"))?,
+                post_attention_layernorm: norm(&format!("{p}.post_attention_layernorm"))?,
+            });
+        }
+        let final_norm = norm("model.norm")?;
+        let embed = checkpoint.tensor("model.embed_tokens.weight", [v, h], device)?;
+        let freqs = inv_freq(config);
+        let half = freqs.len();
+        Ok(Self {
+            model: LlamaModel {
+                embed_tokens: Embedding { weight: Param::from_tensor(embed) },
+                layers: decoder,
+                norm: final_norm,
+            },
+            lm_head,
+            inv_freq: Tensor::from_data(TensorData::new(freqs, [half]), device),
+        })
+    }
+}

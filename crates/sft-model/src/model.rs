@@ -1,0 +1,87 @@
+//! `LlamaForCausalLM`: embeddings, decoder layers, final norm, LM head.
+
+use burn::nn::{Embedding, Linear, RmsNorm};
+use burn::prelude::*;
+
+use crate::config::LlamaConfig;
+use crate::decoder::LlamaDecoderLayer;
+use crate::input::ModelInput;
+use crate::rope::cos_sin;
+
+/// The decoder stack (`model.*` in HF checkpoints).
+#[derive(Module, Debug)]
+pub struct LlamaModel {
+    /// Token embeddings `[vocab, hidden]`.
+    pub embed_tokens: Embedding,
+    /// Decoder layers.
+    pub layers: Vec<LlamaDecoderLayer>,
+    /// Final RMSNorm.
+    pub norm: RmsNorm,
+}
+
+/// A Llama causal language model, field names as in transformers (`model.layers.N.self_attn.q_proj`, `lm_head`).
+#[derive(Module, Debug)]
+pub struct LlamaForCausalLM {
+    /// The decoder stack.
+    pub model: LlamaModel,
+    /// Output projection `[hidden, vocab]`; `None` when tied to `embed_tokens`.
+    pub lm_head: Option<Linear>,
+    /// RoPE inverse frequencies `[head_dim / 2]` (a constant, not a parameter).
+    pub inv_freq: Tensor<1>,
+}
+
+impl LlamaForCausalLM {
+    /// Hidden states after the final norm (the input of the LM head), `[batch, seq, hidden]`.
+    pub fn hidden_states(&self, input: &ModelInput) -> Tensor<3> {
+        let (cos, sin) = cos_sin(&self.inv_freq, input.position_ids.clone());
+        let mut x = self.model.embed_tokens.forward(input.input_ids.clone());
+        for layer in &self.model.layers {
+            x = layer.forward(x, &cos, &sin, &input.blocked);
+        }
+        self.model.norm.forward(x)
+    }
+
+    /// Logits `[batch, seq, vocab]` of `hidden` `[batch, seq, hidden]`.
+    pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
+        match &self.lm_head {
+            Some(head) => head.forward(hidden),
+            None => hidden.matmul(self.model.embed_tokens.weight.val().transpose().unsqueeze::<3>()),
+        }
+    }
+
+    /// Logits `[batch, seq, vocab]`.
+    pub fn forward(&self, input: &ModelInput) -> Tensor<3> {
+        self.logits(self.hidden_states(input))
+    }
+
+    /// Number of decoder layers.
+    pub fn num_layers(&self) -> usize {
+        self.model.layers.len()
+    }
+}
+
+/// The shapes every tensor of a checkpoint must have, by HF name, for `config`.
+pub fn expected_shapes(config: &LlamaConfig) -> Vec<(String, Vec<usize>)> {
+    let (h, i, v) = (config.hidden_size, config.intermediate_size, config.vocab_size);
+    let (q, kv) = (config.num_attention_heads * config.head_dim, config.num_key_value_heads * config.head_dim);
+    let mut shapes = vec![("model.embed_tokens.weight".to_owned(), vec![v, h])];
+    for l in 0..config.num_hidden_layers {
+        let p = format!("model.layers.{l}");
+        shapes.extend([
+            (format!("{p}.self_attn.q_proj.weight"), vec![q, h]),
+            (format!("{p}.self_attn.k_proj.weight"), vec![kv, h]),
+            (format!("{p}.self_attn.v_proj.weight"), vec![kv, h]),
+            (format!("{p}.self_attn.o_proj.weight"), vec![h, q]),
+            (format!("{p}.mlp.gate_proj.weight"), vec![i, h]),
+            (format!("{p}.mlp.up_proj.weight"), vec![i, h]),
+            (format!("{p}.mlp.down_proj.weight"), vec![h, i]),
+            (format!("{p}.input_layernorm.weight"), vec![h]),
+            (format!("{p}.post_attention_layernorm.weight"), vec![h]),
+        ]);
+    }
+    shapes.push(("model.norm.weight".to_owned(), vec![h]));
+    if !config.tie_word_embeddings {
+        shapes.push(("lm_head.weight".to_owned(), vec![v, h]));
+    }
+    shapes
+}

@@ -1,0 +1,143 @@
+//! Bad checkpoints and configs: clear errors naming the file or tensor, never a panic.
+
+use std::path::Path;
+
+use burn::prelude::*;
+use sft_model::{LlamaForCausalLM, ModelError};
+
+use crate::fixture;
+
+fn copy_micro(to: &Path) {
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture("llama-micro").join(f), to.join(f)).unwrap();
+    }
+}
+
+fn load_err(dir: &Path) -> ModelError {
+    match LlamaForCausalLM::from_pretrained(dir, &Device::flex()) {
+        Ok(_) => panic!("loaded"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn a_truncated_safetensors_file() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_micro(dir.path());
+    let path = dir.path().join("model.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let err = load_err(dir.path());
+    assert!(matches!(err, ModelError::Checkpoint { .. }), "{err:?}");
+    assert!(err.to_string().starts_with(&format!("{}: not a valid safetensors file", path.display())), "{err}");
+}
+
+#[test]
+fn a_shard_index_naming_a_missing_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture("llama-micro/config.json"), dir.path().join("config.json")).unwrap();
+    std::fs::copy(fixture("llama-micro/model.safetensors"), dir.path().join("model-00001-of-00002.safetensors"))
+        .unwrap();
+    let index = r#"{"metadata": {}, "weight_map": {
+        "model.embed_tokens.weight": "model-00001-of-00002.safetensors",
+        "lm_head.weight": "model-00002-of-00002.safetensors"}}"#;
+    std::fs::write(dir.path().join("model.safetensors.index.json"), index).unwrap();
+    let err = load_err(dir.path());
+    assert!(
+        err.to_string().ends_with("the index names shard `model-00002-of-00002.safetensors`, which does not exist"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_sharded_checkpoint_loads() {
+    // Split the micro checkpoint into two shards plus an index, as save_pretrained does for large models.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture("llama-micro/config.json"), dir.path().join("config.json")).unwrap();
+    let bytes = std::fs::read(fixture("llama-micro/model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = st.names().into_iter().map(str::to_owned).collect();
+    names.sort();
+    let (first, second) = names.split_at(names.len() / 2);
+    let mut weight_map = serde_json::Map::new();
+    for (shard, part) in [("model-00001-of-00002.safetensors", first), ("model-00002-of-00002.safetensors", second)] {
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> =
+            part.iter().map(|n| (n.clone(), st.tensor(n).unwrap())).collect();
+        safetensors::serialize_to_file(views, None, &dir.path().join(shard)).unwrap();
+        for n in part {
+            weight_map.insert(n.clone(), shard.into());
+        }
+    }
+    let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
+    std::fs::write(dir.path().join("model.safetensors.index.json"), index.to_string()).unwrap();
+    let (config, model) = LlamaForCausalLM::from_pretrained(dir.path(), &Device::flex()).unwrap();
+    assert_eq!(model.num_layers(), config.num_hidden_layers);
+}
+
+#[test]
+fn hidden_size_not_divisible_by_heads() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_micro(dir.path());
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap()).unwrap();
+    let object = config.as_object_mut().unwrap();
+    object.remove("head_dim");
+    object.insert("hidden_size".into(), 66.into());
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    let err = load_err(dir.path());
+    assert!(
+        err.to_string().ends_with("config.json: hidden_size: 66 is not divisible by num_attention_heads = 4"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_architecture() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_micro(dir.path());
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{"architectures": ["MistralForCausalLM"], "vocab_size": 8, "hidden_size": 8, "intermediate_size": 8,
+            "num_hidden_layers": 1, "num_attention_heads": 1}"#,
+    )
+    .unwrap();
+    let err = load_err(dir.path());
+    assert!(err.to_string().contains("architectures: unsupported architecture [\"MistralForCausalLM\"]"), "{err}");
+}
+
+#[test]
+fn a_missing_tensor_and_an_unexpected_one() {
+    let bytes = std::fs::read(fixture("llama-micro/model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let write = |dir: &Path, skip: &str, extra: bool| {
+        std::fs::copy(fixture("llama-micro/config.json"), dir.join("config.json")).unwrap();
+        let mut views: Vec<(String, safetensors::tensor::TensorView<'_>)> =
+            st.names().into_iter().filter(|n| *n != skip).map(|n| (n.to_owned(), st.tensor(n).unwrap())).collect();
+        if extra {
+            views.push(("model.layers.0.self_attn.q_proj.bias".into(), st.tensor("model.norm.weight").unwrap()));
+        }
+        safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
+    };
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "model.layers.1.mlp.up_proj.weight", false);
+    let err = load_err(dir.path());
+    assert!(err.to_string().starts_with("missing tensor `model.layers.1.mlp.up_proj.weight`"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "", true);
+    let err = load_err(dir.path());
+    assert_eq!(err.to_string(), "unexpected tensors in the checkpoint: model.layers.0.self_attn.q_proj.bias");
+}
+
+#[test]
+fn a_shape_mismatch_names_the_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_micro(dir.path());
+    let path = dir.path().join("config.json");
+    let text =
+        std::fs::read_to_string(&path).unwrap().replace("\"intermediate_size\": 176", "\"intermediate_size\": 128");
+    std::fs::write(&path, text).unwrap();
+    let err = load_err(dir.path());
+    assert!(matches!(err, ModelError::ShapeMismatch { .. }), "{err:?}");
+    assert!(err.to_string().contains("expected shape [128, 64], found [176, 64]"), "{err}");
+}
