@@ -35,6 +35,9 @@ pub enum SftError {
     /// Tokenization failed.
     #[error(transparent)]
     Tokenize(#[from] sft_tokenize::TokenizeError),
+    /// Loading or running the model failed.
+    #[error(transparent)]
+    Model(#[from] sft_model::ModelError),
     /// Collation failed.
     #[error(transparent)]
     Collate(#[from] sft_collate::CollateError),

@@ -10,24 +10,29 @@
 //! | instruction data → formatted prompt/completion segments | [`data`] (`sft-data`) |
 //! | segments → token ids + loss mask, chat templates | [`tokenize`] (`sft-tokenize`) |
 //! | padded / packed batches with -100 labels | [`collate`] (`sft-collate`) |
+//! | the Llama model, loading, loss, generation | [`model_stage`] (`sft-model`) |
 //! | Hugging Face Hub downloads, tokens, cache | [`hub`] (`sft-hub`) |
 //!
-//! The model, adapters and the trainer arrive as their crates land.
+//! Adapters and the trainer arrive as their crates land.
 #![deny(missing_docs)]
 
 pub mod config;
 mod dataset;
 mod error;
+mod model;
 mod tokenizer;
 
 pub use dataset::load_dataset;
 pub use error::{Result, SftError};
+pub use model::load_model;
 /// Batching (`sft-collate`).
 pub use sft_collate as collate;
 /// The data stage (`sft-data`).
 pub use sft_data as data;
 /// Hub access (`sft-hub`).
 pub use sft_hub as hub;
+/// The Llama model (`sft-model`).
+pub use sft_model as model_stage;
 /// Tokenization (`sft-tokenize`).
 pub use sft_tokenize as tokenize;
 pub use tokenizer::load_tokenizer;

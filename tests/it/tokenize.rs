@@ -68,3 +68,24 @@ fn a_tokenizer_from_a_hub_model_repo() {
         "{err}"
     );
 }
+
+#[test]
+fn a_model_from_a_hub_repo_and_from_a_directory() {
+    use burn::prelude::Device;
+
+    let micro = root().join("crates/sft-model/tests/fixtures/llama-micro");
+    let config = std::fs::read(micro.join("config.json")).unwrap();
+    let weights = std::fs::read(micro.join("model.safetensors")).unwrap();
+    let hub = FakeHub::start().unwrap();
+    hub.add_repo(RepoKind::Model, "acme/llama-micro", &[("config.json", &config), ("model.safetensors", &weights)]);
+    hub.add_repo(RepoKind::Model, "acme/no-weights", &[("config.json", &config)]);
+    let cache = tempfile::tempdir().unwrap();
+    let online = HubSettings { endpoint: hub.endpoint(), offline: false, ..offline(cache.path()) };
+    let device = Device::flex();
+    let (c, model) = sft::load_model("acme/llama-micro", &online, &device).unwrap();
+    assert_eq!((c.num_hidden_layers, model.num_layers()), (2, 2));
+    let (_, local) = sft::load_model(micro.to_str().unwrap(), &online, &device).unwrap();
+    assert_eq!(local.num_layers(), 2);
+    let err = sft::load_model("acme/no-weights", &online, &device).unwrap_err();
+    assert!(err.to_string().contains("no model.safetensors or model.safetensors.index.json"), "{err}");
+}

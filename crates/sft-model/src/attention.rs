@@ -27,18 +27,34 @@ pub struct LlamaAttention {
 }
 
 impl LlamaAttention {
-    /// `x` `[batch, seq, hidden]`; `cos`/`sin` `[batch, 1, seq, head_dim]`; `blocked` `[batch, 1, seq, seq]`, true
-    /// where a query may not attend to a key. Returns `[batch, seq, hidden]`.
-    pub fn forward(&self, x: Tensor<3>, cos: &Tensor<4>, sin: &Tensor<4>, blocked: &Tensor<4, Bool>) -> Tensor<3> {
+    /// `x` `[batch, seq, hidden]`; `cos`/`sin` `[batch, 1, seq, head_dim]`; `blocked` `[batch, 1, seq, keys]`, true
+    /// where a query may not attend to a key. With a `cache`, the new keys and values are appended to the cached
+    /// ones (`keys` = cached + `seq`). Returns `[batch, seq, hidden]`.
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        cos: &Tensor<4>,
+        sin: &Tensor<4>,
+        blocked: &Tensor<4, Bool>,
+        cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+    ) -> Tensor<3> {
         let [batch, seq, _] = x.dims();
         let (h, kv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let heads = |t: Tensor<3>, n: usize| t.reshape([batch, seq, n, d]).swap_dims(1, 2);
         let q = apply_rotary(heads(self.q_proj.forward(x.clone()), h), cos, sin);
-        let k = apply_rotary(heads(self.k_proj.forward(x.clone()), kv), cos, sin);
-        let v = heads(self.v_proj.forward(x), kv);
+        let mut k = apply_rotary(heads(self.k_proj.forward(x.clone()), kv), cos, sin);
+        let mut v = heads(self.v_proj.forward(x), kv);
+        if let Some(cache) = cache {
+            if let Some((past_k, past_v)) = cache.take() {
+                k = Tensor::cat(vec![past_k, k], 2);
+                v = Tensor::cat(vec![past_v, v], 2);
+            }
+            *cache = Some((k.clone(), v.clone()));
+        }
+        let keys = k.dims()[2];
         let (k, v) = (repeat_kv(k, h / kv), repeat_kv(v, h / kv));
         let scores = q.matmul(k.transpose()).div_scalar((d as f64).sqrt());
-        let scores = scores.mask_fill(blocked.clone().expand([batch, h, seq, seq]), f32::MIN);
+        let scores = scores.mask_fill(blocked.clone().expand([batch, h, seq, keys]), f32::MIN);
         let probs = softmax(scores, 3);
         let out = probs.matmul(v).swap_dims(1, 2).reshape([batch, seq, h * d]);
         self.o_proj.forward(out)

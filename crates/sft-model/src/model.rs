@@ -33,10 +33,26 @@ pub struct LlamaForCausalLM {
 impl LlamaForCausalLM {
     /// Hidden states after the final norm (the input of the LM head), `[batch, seq, hidden]`.
     pub fn hidden_states(&self, input: &ModelInput) -> Tensor<3> {
+        self.run(input, None)
+    }
+
+    /// Like [`hidden_states`](Self::hidden_states), appending this step's keys and values to `cache`; `input.blocked`
+    /// is `[batch, 1, seq, cached + seq]`.
+    pub fn hidden_states_cached(&self, input: &ModelInput, cache: &mut KvCache) -> Tensor<3> {
+        self.run(input, Some(cache))
+    }
+
+    fn run(&self, input: &ModelInput, mut cache: Option<&mut KvCache>) -> Tensor<3> {
         let (cos, sin) = cos_sin(&self.inv_freq, input.position_ids.clone());
         let mut x = self.model.embed_tokens.forward(input.input_ids.clone());
-        for layer in &self.model.layers {
-            x = layer.forward(x, &cos, &sin, &input.blocked);
+        for (l, layer) in self.model.layers.iter().enumerate() {
+            let slot = cache.as_deref_mut().map(|c| {
+                if c.layers.len() <= l {
+                    c.layers.resize(l + 1, None);
+                }
+                &mut c.layers[l]
+            });
+            x = layer.forward(x, &cos, &sin, &input.blocked, slot);
         }
         self.model.norm.forward(x)
     }
@@ -57,6 +73,25 @@ impl LlamaForCausalLM {
     /// Number of decoder layers.
     pub fn num_layers(&self) -> usize {
         self.model.layers.len()
+    }
+}
+
+/// Keys and values of earlier positions, per layer, `[batch, kv_heads, positions, head_dim]` (before the
+/// grouped-query repeat).
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
+}
+
+impl KvCache {
+    /// Positions held.
+    pub fn len(&self) -> usize {
+        self.layers.first().and_then(|l| l.as_ref()).map_or(0, |(k, _)| k.dims()[2])
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::panic, clippy::print_stderr)]
 
 mod errors;
+mod generation;
 mod parity;
 mod training;
 

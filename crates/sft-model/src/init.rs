@@ -1,0 +1,64 @@
+//! Random initialisation, as transformers initialises a fresh `LlamaForCausalLM` (normal(0, 0.02) for linear and
+//! embedding weights, ones for norms), from a fixed random stream so a seed gives the same model everywhere.
+
+use burn::module::Param;
+use burn::nn::{Embedding, Linear, RmsNorm};
+use burn::prelude::*;
+
+use crate::attention::LlamaAttention;
+use crate::config::LlamaConfig;
+use crate::decoder::LlamaDecoderLayer;
+use crate::mlp::LlamaMlp;
+use crate::model::{LlamaForCausalLM, LlamaModel};
+use crate::random::Random;
+use crate::rope::inv_freq;
+
+/// Standard deviation of transformers' default init (`initializer_range`).
+pub const INITIALIZER_RANGE: f64 = 0.02;
+
+impl LlamaForCausalLM {
+    /// A randomly initialised model for `config` on `device`. Weights are drawn in HF order (`[out, in]`, tensors
+    /// in checkpoint order) from [`Random`]`::new(seed)`, so the model does not depend on the backend's RNG.
+    pub fn init(config: &LlamaConfig, device: &Device, seed: u64) -> Self {
+        let mut random = Random::new(seed);
+        let (h, i, v) = (config.hidden_size, config.intermediate_size, config.vocab_size);
+        let (q, kv) = (config.num_attention_heads * config.head_dim, config.num_key_value_heads * config.head_dim);
+        let mut matrix = |rows: usize, cols: usize| -> Tensor<2> {
+            Tensor::from_data(TensorData::new(random.normals(rows * cols, INITIALIZER_RANGE), [rows, cols]), device)
+        };
+        let embed = matrix(v, h);
+        let mut layers = Vec::with_capacity(config.num_hidden_layers);
+        let linear = |w: Tensor<2>| Linear { weight: Param::from_tensor(w.transpose()), bias: None };
+        let norm = || RmsNorm { gamma: Param::from_tensor(Tensor::ones([h], device)), epsilon: config.rms_norm_eps };
+        for _ in 0..config.num_hidden_layers {
+            let self_attn = LlamaAttention {
+                q_proj: linear(matrix(q, h)),
+                k_proj: linear(matrix(kv, h)),
+                v_proj: linear(matrix(kv, h)),
+                o_proj: linear(matrix(h, q)),
+                num_heads: config.num_attention_heads,
+                num_kv_heads: config.num_key_value_heads,
+                head_dim: config.head_dim,
+            };
+            let mlp = LlamaMlp {
+                gate_proj: linear(matrix(i, h)),
+                up_proj: linear(matrix(i, h)),
+                down_proj: linear(matrix(h, i)),
+            };
+            layers.push(LlamaDecoderLayer {
+                self_attn,
+                mlp,
+                input_layernorm: norm(),
+                post_attention_layernorm: norm(),
+            });
+        }
+        let lm_head = (!config.tie_word_embeddings).then(|| linear(matrix(v, h)));
+        let freqs = inv_freq(config);
+        let half = freqs.len();
+        Self {
+            model: LlamaModel { embed_tokens: Embedding { weight: Param::from_tensor(embed) }, layers, norm: norm() },
+            lm_head,
+            inv_freq: Tensor::from_data(TensorData::new(freqs, [half]), device),
+        }
+    }
+}

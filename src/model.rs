@@ -1,0 +1,38 @@
+//! Loading the base model through the `Repo` seam (a local directory or a Hub model repo).
+
+use std::path::PathBuf;
+
+use burn::prelude::*;
+use sft_hub::{AnyRepo, HubSettings, Repo, RepoKind};
+use sft_model::{Checkpoint, LlamaConfig, LlamaForCausalLM};
+
+use crate::error::{Result, SftError};
+
+/// Loads `model_name` (a local directory or a Hub model repo id) onto `device`: `config.json` and
+/// `model.safetensors`, or `model.safetensors.index.json` and the shards it names (downloaded into the HF cache).
+pub fn load_model(model_name: &str, hub: &HubSettings, device: &Device) -> Result<(LlamaConfig, LlamaForCausalLM)> {
+    let repo = AnyRepo::open(model_name, RepoKind::Model, None, hub)?;
+    let files = repo.list()?;
+    let missing = |what: &str| SftError::Config {
+        path: repo.id().into(),
+        key: "model_name".into(),
+        message: format!("no {what} in the model repo; files found: {}", files.join(", ")),
+    };
+    if !files.iter().any(|f| f == "config.json") {
+        return Err(missing("config.json"));
+    }
+    let config = LlamaConfig::from_file(&repo.get("config.json")?)?;
+    let weights: Vec<PathBuf> = if files.iter().any(|f| f == "model.safetensors") {
+        vec![repo.get("model.safetensors")?]
+    } else if files.iter().any(|f| f == "model.safetensors.index.json") {
+        let index = repo.get("model.safetensors.index.json")?;
+        Checkpoint::shards(&index)?.iter().map(|s| repo.get(s)).collect::<std::result::Result<_, _>>()?
+    } else {
+        return Err(missing("model.safetensors or model.safetensors.index.json"));
+    };
+    let mut checkpoint = Checkpoint::open(&weights)?;
+    let model = LlamaForCausalLM::load(&config, &mut checkpoint, device)?;
+    checkpoint.finish()?;
+    tracing::info!(model = %repo.id(), layers = config.num_hidden_layers, hidden = config.hidden_size, "loaded model");
+    Ok((config, model))
+}
