@@ -3,14 +3,21 @@
 use std::path::PathBuf;
 
 use burn::prelude::*;
+use burn::tensor::FloatDType;
 use sft_hub::{AnyRepo, HubSettings, Repo, RepoKind};
 use sft_model::{Checkpoint, LlamaConfig, LlamaForCausalLM};
 
 use crate::error::{Result, SftError};
 
 /// Loads `model_name` (a local directory or a Hub model repo id) onto `device`: `config.json` and
-/// `model.safetensors`, or `model.safetensors.index.json` and the shards it names (downloaded into the HF cache).
-pub fn load_model(model_name: &str, hub: &HubSettings, device: &Device) -> Result<(LlamaConfig, LlamaForCausalLM)> {
+/// `model.safetensors`, or `model.safetensors.index.json` and the shards it names (downloaded into the HF cache),
+/// weights converted to `dtype`.
+pub fn load_model(
+    model_name: &str,
+    hub: &HubSettings,
+    device: &Device,
+    dtype: FloatDType,
+) -> Result<(LlamaConfig, LlamaForCausalLM)> {
     let repo = AnyRepo::open(model_name, RepoKind::Model, None, hub)?;
     let files = repo.list()?;
     let missing = |what: &str| SftError::Config {
@@ -31,7 +38,7 @@ pub fn load_model(model_name: &str, hub: &HubSettings, device: &Device) -> Resul
         return Err(missing("model.safetensors or model.safetensors.index.json"));
     };
     let mut checkpoint = Checkpoint::open(&weights)?;
-    let model = LlamaForCausalLM::load(&config, &mut checkpoint, device)?;
+    let model = LlamaForCausalLM::load(&config, &mut checkpoint, device, dtype)?;
     checkpoint.finish()?;
     tracing::info!(model = %repo.id(), layers = config.num_hidden_layers, hidden = config.hidden_size, "loaded model");
     Ok((config, model))

@@ -82,10 +82,10 @@ fn a_model_from_a_hub_repo_and_from_a_directory() {
     let cache = tempfile::tempdir().unwrap();
     let online = HubSettings { endpoint: hub.endpoint(), offline: false, ..offline(cache.path()) };
     let device = Device::flex();
-    let (c, model) = sft::load_model("acme/llama-micro", &online, &device).unwrap();
+    let (c, model) = sft::load_model("acme/llama-micro", &online, &device, burn::tensor::FloatDType::F32).unwrap();
     assert_eq!((c.num_hidden_layers, model.num_layers()), (2, 2));
-    let (_, local) = sft::load_model(micro.to_str().unwrap(), &online, &device).unwrap();
+    let (_, local) = sft::load_model(micro.to_str().unwrap(), &online, &device, burn::tensor::FloatDType::F32).unwrap();
     assert_eq!(local.num_layers(), 2);
-    let err = sft::load_model("acme/no-weights", &online, &device).unwrap_err();
+    let err = sft::load_model("acme/no-weights", &online, &device, burn::tensor::FloatDType::F32).unwrap_err();
     assert!(err.to_string().contains("no model.safetensors or model.safetensors.index.json"), "{err}");
 }

@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use burn::tensor::DType;
+use burn::tensor::{DType, FloatDType};
 use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
 
@@ -111,9 +111,15 @@ impl Checkpoint {
         self.entries.contains_key(name)
     }
 
-    /// Tensor `name`, checked against `expected` shape, converted to `device`'s float dtype (F32, F16 and BF16
-    /// files are read), and marked as used.
-    pub fn tensor<const D: usize>(&mut self, name: &str, expected: [usize; D], device: &Device) -> Result<Tensor<D>> {
+    /// Tensor `name`, checked against `expected` shape, converted from the file's dtype (F32, F16 or BF16) to
+    /// `dtype` on `device`, and marked as used.
+    pub fn tensor<const D: usize>(
+        &mut self,
+        name: &str,
+        expected: [usize; D],
+        device: &Device,
+        dtype: FloatDType,
+    ) -> Result<Tensor<D>> {
         let entry = self.entries.get(name).ok_or_else(|| ModelError::MissingTensor {
             name: name.to_owned(),
             files: self.files.iter().map(|(p, _)| p.display().to_string()).collect::<Vec<_>>().join(", "),
@@ -125,16 +131,16 @@ impl Checkpoint {
                 found: entry.shape.clone(),
             });
         }
-        let dtype = match entry.dtype {
+        let stored = match entry.dtype {
             Dtype::F32 => DType::F32,
             Dtype::F16 => DType::F16,
             Dtype::BF16 => DType::BF16,
             other => return Err(ModelError::UnsupportedDtype { name: name.into(), dtype: format!("{other:?}") }),
         };
         let bytes = self.files[entry.file].1[entry.start..entry.end].to_vec();
-        let data = TensorData::from_bytes_vec(bytes, expected.to_vec(), dtype);
+        let data = TensorData::from_bytes_vec(bytes, expected.to_vec(), stored);
         self.used.insert(name.to_owned());
-        Ok(Tensor::from_data(data, device))
+        Ok(Tensor::from_data(data, (device, DType::from(dtype))))
     }
 
     /// Marks `name` as deliberately unused (e.g. `lm_head.weight` saved next to tied embeddings).

@@ -70,7 +70,7 @@ pub fn generate(
     for _ in 0..config.max_new_tokens {
         let total = ids[0].len();
         let start = if config.use_cache { fed } else { 0 };
-        let input = step_input(&ids, &mask, start, device);
+        let input = step_input(&ids, &mask, start, device)?;
         let hidden =
             if config.use_cache { model.hidden_states_cached(&input, &mut cache) } else { model.hidden_states(&input) };
         fed = total;
@@ -101,31 +101,23 @@ pub fn generate(
 }
 
 /// The input for positions `start..` of the rows: ids, positions counting real tokens (`cumsum(mask) - 1`, 0 on
-/// padding), and a mask blocking the future and padding keys over all `total` keys.
-fn step_input(ids: &[Vec<u32>], mask: &[Vec<u8>], start: usize, device: &Device) -> ModelInput {
+/// padding), and the future and padding keys blocked over all keys.
+fn step_input(ids: &[Vec<u32>], mask: &[Vec<u8>], start: usize, device: &Device) -> Result<ModelInput> {
     let (batch, total) = (ids.len(), ids[0].len());
-    let new = total - start;
-    let mut flat_ids = Vec::with_capacity(batch * new);
-    let mut positions = Vec::with_capacity(batch * new);
-    let mut blocked = Vec::with_capacity(batch * new * total);
+    let mut new_ids = Vec::with_capacity(batch * (total - start));
+    let mut positions = Vec::with_capacity(batch * (total - start));
     for b in 0..batch {
-        let mut seen = 0i64;
+        let mut seen = 0u32;
         for (j, &m) in mask[b].iter().enumerate() {
-            seen += i64::from(m);
+            seen += u32::from(m);
             if j >= start {
-                flat_ids.push(i64::from(ids[b][j]));
-                positions.push((seen - 1).max(0));
+                new_ids.push(ids[b][j]);
+                positions.push(seen.saturating_sub(1));
             }
         }
-        for i in start..total {
-            blocked.extend((0..total).map(|j| j > i || mask[b][j] == 0));
-        }
     }
-    ModelInput {
-        input_ids: Tensor::from_data(TensorData::new(flat_ids, [batch, new]), device),
-        position_ids: Tensor::from_data(TensorData::new(positions, [batch, new]), device),
-        blocked: Tensor::from_data(TensorData::new(blocked, [batch, 1, new, total]), device),
-    }
+    let flat_mask: Vec<u8> = mask.concat();
+    ModelInput::with_past(&new_ids, [batch, total - start], start, Some(&flat_mask), Some(&positions), None, device)
 }
 
 /// Token choice from one row of logits, with a stream seeded per call of [`generate`].

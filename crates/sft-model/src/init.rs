@@ -4,6 +4,7 @@
 use burn::module::Param;
 use burn::nn::{Embedding, Linear, RmsNorm};
 use burn::prelude::*;
+use burn::tensor::DType;
 
 use crate::attention::LlamaAttention;
 use crate::config::LlamaConfig;
@@ -58,7 +59,7 @@ impl LlamaForCausalLM {
         Self {
             model: LlamaModel { embed_tokens: Embedding { weight: Param::from_tensor(embed) }, layers, norm: norm() },
             lm_head,
-            inv_freq: Tensor::from_data(TensorData::new(freqs, [half]), device),
+            inv_freq: Tensor::from_data(TensorData::new(freqs, [half]), (device, DType::F32)),
         }
     }
 }

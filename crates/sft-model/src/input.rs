@@ -22,46 +22,64 @@ impl ModelInput {
     /// `sequence_ids` (packing) restricts attention to tokens of the same example.
     pub fn new(
         input_ids: &[u32],
-        [batch, seq]: [usize; 2],
+        shape: [usize; 2],
         attention_mask: Option<&[u8]>,
         position_ids: Option<&[u32]>,
         sequence_ids: Option<&[u32]>,
         device: &Device,
     ) -> Result<Self> {
-        let n = batch * seq;
-        for (name, len) in [
-            ("input_ids", Some(input_ids.len())),
-            ("attention_mask", attention_mask.map(<[u8]>::len)),
-            ("position_ids", position_ids.map(<[u32]>::len)),
-            ("sequence_ids", sequence_ids.map(<[u32]>::len)),
+        Self::with_past(input_ids, shape, 0, attention_mask, position_ids, sequence_ids, device)
+    }
+
+    /// Like [`new`](Self::new) for `seq` new positions that follow `past` cached ones (incremental decoding).
+    /// `input_ids` and `position_ids` cover the new positions (`batch × seq`); `attention_mask` and `sequence_ids`
+    /// cover every key (`batch × (past + seq)`), and `blocked` is `[batch, 1, seq, past + seq]`. Without
+    /// `position_ids`, positions are `past..past + seq`.
+    pub fn with_past(
+        input_ids: &[u32],
+        [batch, seq]: [usize; 2],
+        past: usize,
+        attention_mask: Option<&[u8]>,
+        position_ids: Option<&[u32]>,
+        sequence_ids: Option<&[u32]>,
+        device: &Device,
+    ) -> Result<Self> {
+        let keys = past + seq;
+        for (name, len, expected) in [
+            ("input_ids", Some(input_ids.len()), (batch, seq)),
+            ("position_ids", position_ids.map(<[u32]>::len), (batch, seq)),
+            ("attention_mask", attention_mask.map(<[u8]>::len), (batch, keys)),
+            ("sequence_ids", sequence_ids.map(<[u32]>::len), (batch, keys)),
         ] {
             if let Some(len) = len
-                && len != n
+                && len != expected.0 * expected.1
             {
-                return Err(ModelError::Input(format!("{name} has {len} entries, expected {batch} × {seq}")));
+                return Err(ModelError::Input(format!(
+                    "{name} has {len} entries, expected {} × {}",
+                    expected.0, expected.1
+                )));
             }
         }
         let ids: Vec<i64> = input_ids.iter().map(|&t| i64::from(t)).collect();
         let positions: Vec<i64> = match position_ids {
             Some(p) => p.iter().map(|&t| i64::from(t)).collect(),
-            None => (0..batch).flat_map(|_| 0..seq as i64).collect(),
+            None => (0..batch).flat_map(|_| (past..keys).map(|p| p as i64)).collect(),
         };
-        let mut blocked = vec![false; batch * seq * seq];
+        let mut blocked = Vec::with_capacity(batch * seq * keys);
         for b in 0..batch {
-            for i in 0..seq {
-                let row = &mut blocked[(b * seq + i) * seq..(b * seq + i + 1) * seq];
-                for (j, cell) in row.iter_mut().enumerate() {
+            for i in past..keys {
+                blocked.extend((0..keys).map(|j| {
                     let future = j > i;
-                    let padding = attention_mask.is_some_and(|m| m[b * seq + j] == 0);
-                    let other = sequence_ids.is_some_and(|s| s[b * seq + i] != s[b * seq + j]);
-                    *cell = future || padding || other;
-                }
+                    let padding = attention_mask.is_some_and(|m| m[b * keys + j] == 0);
+                    let other = sequence_ids.is_some_and(|s| s[b * keys + i] != s[b * keys + j]);
+                    future || padding || other
+                }));
             }
         }
         Ok(Self {
             input_ids: Tensor::from_data(TensorData::new(ids, [batch, seq]), device),
             position_ids: Tensor::from_data(TensorData::new(positions, [batch, seq]), device),
-            blocked: Tensor::from_data(TensorData::new(blocked, [batch, 1, seq, seq]), device),
+            blocked: Tensor::from_data(TensorData::new(blocked, [batch, 1, seq, keys]), device),
         })
     }
 }

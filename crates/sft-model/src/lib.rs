@@ -34,6 +34,6 @@ pub use decoder::LlamaDecoderLayer;
 pub use error::{ModelError, Result};
 pub use generate::{GenerationConfig, generate};
 pub use input::ModelInput;
-pub use loss::{LossOutput, causal_lm_loss};
+pub use loss::{ChunkedLoss, LossOutput, causal_lm_loss, chunked_causal_lm_loss};
 pub use mlp::LlamaMlp;
 pub use model::{KvCache, LlamaForCausalLM, LlamaModel, expected_shapes};

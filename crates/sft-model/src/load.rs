@@ -5,6 +5,7 @@ use std::path::Path;
 use burn::module::Param;
 use burn::nn::{Embedding, Linear, RmsNorm};
 use burn::prelude::*;
+use burn::tensor::{DType, FloatDType};
 
 use crate::attention::LlamaAttention;
 use crate::checkpoint::Checkpoint;
@@ -17,21 +18,22 @@ use crate::rope::inv_freq;
 
 impl LlamaForCausalLM {
     /// Loads `config.json` and the safetensors checkpoint of a Hugging Face model directory onto `device`.
-    pub fn from_pretrained(dir: &Path, device: &Device) -> Result<(LlamaConfig, Self)> {
+    pub fn from_pretrained(dir: &Path, device: &Device, dtype: FloatDType) -> Result<(LlamaConfig, Self)> {
         let config = LlamaConfig::from_file(&dir.join("config.json"))?;
         let mut checkpoint = Checkpoint::open_dir(dir)?;
-        let model = Self::load(&config, &mut checkpoint, device)?;
+        let model = Self::load(&config, &mut checkpoint, device, dtype)?;
         checkpoint.finish()?;
         Ok((config, model))
     }
 
     /// Builds the model tensor by tensor from `checkpoint` (HF names and `[out, in]` linear weights, transposed to
-    /// Burn's `[in, out]`). Every tensor's shape is checked against `config`.
-    pub fn load(config: &LlamaConfig, checkpoint: &mut Checkpoint, device: &Device) -> Result<Self> {
+    /// Burn's `[in, out]`). Every tensor's shape is checked against `config`; weights are converted from the file's
+    /// dtype (F32, F16, BF16) to `dtype` one tensor at a time, so at most one tensor exists twice.
+    pub fn load(config: &LlamaConfig, checkpoint: &mut Checkpoint, device: &Device, dtype: FloatDType) -> Result<Self> {
         let (h, i, v) = (config.hidden_size, config.intermediate_size, config.vocab_size);
         let (q, kv) = (config.num_attention_heads * config.head_dim, config.num_key_value_heads * config.head_dim);
         let mut linear = |name: &str, out: usize, inp: usize| -> Result<Linear> {
-            let w = checkpoint.tensor(&format!("{name}.weight"), [out, inp], device)?;
+            let w = checkpoint.tensor(&format!("{name}.weight"), [out, inp], device, dtype)?;
             Ok(Linear { weight: Param::from_tensor(w.transpose()), bias: None })
         };
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
@@ -60,7 +62,7 @@ impl LlamaForCausalLM {
             Some(linear("lm_head", v, h)?)
         };
         let mut norm = |name: &str| -> Result<RmsNorm> {
-            let gamma = checkpoint.tensor(&format!("{name}.weight"), [h], device)?;
+            let gamma = checkpoint.tensor(&format!("{name}.weight"), [h], device, dtype)?;
             Ok(RmsNorm { gamma: Param::from_tensor(gamma), epsilon: config.rms_norm_eps })
         };
         let mut decoder = Vec::with_capacity(layers.len());
@@ -73,7 +75,7 @@ impl LlamaForCausalLM {
             });
         }
         let final_norm = norm("model.norm")?;
-        let embed = checkpoint.tensor("model.embed_tokens.weight", [v, h], device)?;
+        let embed = checkpoint.tensor("model.embed_tokens.weight", [v, h], device, dtype)?;
         let freqs = inv_freq(config);
         let half = freqs.len();
         Ok(Self {
@@ -83,7 +85,7 @@ impl LlamaForCausalLM {
                 norm: final_norm,
             },
             lm_head,
-            inv_freq: Tensor::from_data(TensorData::new(freqs, [half]), device),
+            inv_freq: Tensor::from_data(TensorData::new(freqs, [half]), (device, DType::F32)),
         })
     }
 }

@@ -1,14 +1,22 @@
-//! The causal-LM loss: masked cross-entropy with the shift by one.
+//! The causal-LM loss: masked cross-entropy with the shift by one, computed in f32.
+//!
+//! Two forms compute the same numbers:
+//! - [`causal_lm_loss`] takes full logits `[batch, seq, vocab]` (transformers' `ForCausalLMLoss`);
+//! - [`chunked_causal_lm_loss`] takes the final hidden states and the LM-head weight, computes logits only for the
+//!   supervised positions, a chunk of rows at a time, and returns a *surrogate* scalar whose gradient is the loss
+//!   gradient. Neither the full logits nor their log-softmax are ever materialised, and the autodiff graph keeps
+//!   only `[rows, hidden]`-sized tensors (the fused linear cross-entropy of Liger / Unsloth).
 
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
+use burn::tensor::{DType, IndexingUpdateOp};
 
 use crate::error::{ModelError, Result};
 
 /// The summed negative log-likelihood of the supervised tokens and how many there were.
 #[derive(Debug, Clone)]
 pub struct LossOutput {
-    /// Σ −log p(label) over supervised positions, shape `[1]`.
+    /// Σ −log p(label) over supervised positions, f32, shape `[1]`.
     pub sum: Tensor<1>,
     /// Number of supervised positions.
     pub count: usize,
@@ -21,41 +29,134 @@ impl LossOutput {
     }
 }
 
-/// transformers' causal-LM loss: logits at position `t` predict `labels[t + 1]`; positions whose next label is
-/// `-100` are ignored. `labels` is row-major `[batch, seq]` like the logits' first two dims. Returns the sum and
-/// the count, so a trainer can normalise over a whole gradient-accumulation window.
-pub fn causal_lm_loss(logits: Tensor<3>, labels: &[i64]) -> Result<LossOutput> {
-    let [batch, seq, vocab] = logits.dims();
+/// The supervised positions of a `[batch, seq]` label grid after the shift: for each position `t < seq - 1` whose
+/// next label is not `-100`, its flat row `b × (seq − 1) + t` and the label. Errors on labels outside the vocabulary.
+fn supervised(labels: &[i64], [batch, seq, vocab]: [usize; 3]) -> Result<(Vec<i64>, Vec<i64>)> {
     if labels.len() != batch * seq {
         return Err(ModelError::Input(format!("labels have {} entries, expected {batch} × {seq}", labels.len())));
     }
-    if seq < 2 {
-        return Ok(LossOutput { sum: Tensor::zeros([1], &logits.device()), count: 0 });
-    }
-    let device = logits.device();
-    let n = batch * (seq - 1);
-    let mut targets = Vec::with_capacity(n);
-    let mut weights = Vec::with_capacity(n);
+    let (mut rows, mut targets) = (Vec::new(), Vec::new());
     for b in 0..batch {
         for t in 1..seq {
             let label = labels[b * seq + t];
-            if label >= 0 {
-                if label as usize >= vocab {
-                    return Err(ModelError::Input(format!("label {label} is outside the vocabulary of {vocab}")));
-                }
-                targets.push(label);
-                weights.push(1.0f32);
-            } else {
-                targets.push(0);
-                weights.push(0.0);
+            if label < 0 {
+                continue;
+            }
+            if label as usize >= vocab {
+                return Err(ModelError::Input(format!("label {label} is outside the vocabulary of {vocab}")));
+            }
+            rows.push((b * (seq - 1) + t - 1) as i64);
+            targets.push(label);
+        }
+    }
+    Ok((rows, targets))
+}
+
+/// transformers' causal-LM loss: logits at position `t` predict `labels[t + 1]`; positions whose next label is
+/// `-100` are ignored. `labels` is row-major `[batch, seq]` like the logits' first two dims. Logits of any float
+/// dtype are upcast to f32 first. Returns the sum and the count, so a trainer can normalise over a whole
+/// gradient-accumulation window.
+pub fn causal_lm_loss(logits: Tensor<3>, labels: &[i64]) -> Result<LossOutput> {
+    let [batch, seq, vocab] = logits.dims();
+    let (rows, targets) = supervised(labels, [batch, seq, vocab])?;
+    let device = logits.device();
+    let count = rows.len();
+    if count == 0 {
+        return Ok(LossOutput { sum: Tensor::zeros([1], (&device, DType::F32)), count });
+    }
+    let flat = logits.narrow(1, 0, seq - 1).reshape([batch * (seq - 1), vocab]);
+    let picked = flat.select(0, Tensor::from_data(TensorData::new(rows, [count]), &device)).cast(DType::F32);
+    let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [count, 1]), &device);
+    let sum = log_softmax(picked, 1).gather(1, targets).sum().neg();
+    Ok(LossOutput { sum, count })
+}
+
+/// The result of [`chunked_causal_lm_loss`].
+#[derive(Debug, Clone)]
+pub struct ChunkedLoss {
+    /// Σ −log p(label) over supervised positions, f32, `[1]`, detached from the autodiff graph.
+    pub sum: Tensor<1>,
+    /// Number of supervised positions.
+    pub count: usize,
+    /// Supervised positions whose arg-max logit is the label, f32 `[1]` (for `mean_token_accuracy`).
+    pub correct: Tensor<1>,
+    /// A scalar whose gradient with respect to the hidden states and the head weight equals
+    /// `grad_scale × ∇ sum`; call `backward()` on it. Its value is meaningless. `None` without a `grad_scale`.
+    pub surrogate: Option<Tensor<1>>,
+}
+
+/// The causal-LM loss of `hidden` `[batch, seq, hidden]` (final-norm output) under an LM head `head`
+/// `[hidden, vocab]` (Burn's orientation: `lm_head.weight`, or the transposed tied embeddings), without building
+/// the full logits: only supervised rows are projected, `chunk_rows` rows at a time (logits and softmax of a chunk
+/// in f32, `[chunk_rows, vocab]`).
+///
+/// With `grad_scale = Some(s)`, the gradient of `s × sum` is computed chunk by chunk outside the autodiff graph
+/// (`∂/∂logits = softmax − one_hot(label)`, then through the head by hand) and returned as
+/// [`ChunkedLoss::surrogate`] = `Σ hidden ⊙ G_h + Σ head ⊙ G_W` with the two gradients detached; back-propagating it
+/// gives autodiff exactly `G_h` and `G_W`. `G_W` is only formed when `head` is part of the autodiff graph (a trainable or tied head). A trainer passes
+/// `s = 1 / supervised tokens of the accumulation window`.
+pub fn chunked_causal_lm_loss(
+    hidden: Tensor<3>,
+    head: Tensor<2>,
+    labels: &[i64],
+    chunk_rows: usize,
+    grad_scale: Option<f64>,
+) -> Result<ChunkedLoss> {
+    let [batch, seq, width] = hidden.dims();
+    let [head_in, vocab] = head.dims();
+    if head_in != width {
+        return Err(ModelError::Input(format!("head weight is [{head_in}, {vocab}], hidden states are {width} wide")));
+    }
+    if chunk_rows == 0 {
+        return Err(ModelError::Input("chunk_rows must be at least 1".into()));
+    }
+    let (rows, targets) = supervised(labels, [batch, seq, vocab])?;
+    let device = hidden.device();
+    let count = rows.len();
+    let zero = || Tensor::<1>::zeros([1], (&device, DType::F32));
+    if count == 0 {
+        return Ok(ChunkedLoss { sum: zero(), count, correct: zero(), surrogate: None });
+    }
+    let dtype = hidden.dtype();
+    let flat = hidden.narrow(1, 0, seq - 1).reshape([batch * (seq - 1), width]);
+    let selected = flat.select(0, Tensor::from_data(TensorData::new(rows, [count]), &device));
+    let weight = head.clone().detach();
+    let head_grad = grad_scale.is_some() && head.is_tracked();
+    let (mut sum, mut correct) = (zero(), zero());
+    let mut hidden_grads = Vec::new();
+    let mut weight_grad: Option<Tensor<2>> = None;
+    for start in (0..count).step_by(chunk_rows) {
+        let n = chunk_rows.min(count - start);
+        let h = selected.clone().detach().narrow(0, start, n);
+        let target = Tensor::<2, Int>::from_data(TensorData::new(targets[start..start + n].to_vec(), [n, 1]), &device);
+        let logits = h.clone().matmul(weight.clone()).cast(DType::F32);
+        let max = logits.clone().max_dim(1);
+        let shifted = logits.clone() - max.clone();
+        let lse = shifted.clone().exp().sum_dim(1).log() + max;
+        let picked = logits.clone().gather(1, target.clone());
+        sum = sum + (lse.clone() - picked).sum();
+        let argmax = logits.clone().argmax(1);
+        correct = correct + argmax.equal(target.clone()).float().cast(DType::F32).sum();
+        if let Some(scale) = grad_scale {
+            let probs = (logits - lse).exp();
+            let minus_one = Tensor::<2>::full([n, 1], -1.0, (&device, DType::F32));
+            let grad = probs.scatter(1, target, minus_one, IndexingUpdateOp::Add).mul_scalar(scale).cast(dtype);
+            hidden_grads.push(grad.clone().matmul(weight.clone().transpose()));
+            if head_grad {
+                let g = h.transpose().matmul(grad);
+                weight_grad = Some(match weight_grad {
+                    Some(acc) => acc + g,
+                    None => g,
+                });
             }
         }
     }
-    let count = weights.iter().filter(|&&w| w > 0.0).count();
-    let shifted = logits.narrow(1, 0, seq - 1).reshape([n, vocab]);
-    let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [n, 1]), &device);
-    let weights = Tensor::<2>::from_data(TensorData::new(weights, [n, 1]), &device);
-    let picked = log_softmax(shifted, 1).gather(1, targets);
-    let sum = (picked * weights).sum().neg();
-    Ok(LossOutput { sum, count })
+    let surrogate = grad_scale.map(|_| {
+        let mut s = (selected * Tensor::cat(hidden_grads, 0).detach()).sum().cast(DType::F32);
+        if let Some(g) = weight_grad {
+            s = s + (head * g.detach()).sum().cast(DType::F32);
+        }
+        s
+    });
+    Ok(ChunkedLoss { sum, count, correct, surrogate })
 }

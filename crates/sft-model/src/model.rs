@@ -2,6 +2,7 @@
 
 use burn::nn::{Embedding, Linear, RmsNorm};
 use burn::prelude::*;
+use burn::tensor::DType;
 
 use crate::config::LlamaConfig;
 use crate::decoder::LlamaDecoderLayer;
@@ -43,8 +44,8 @@ impl LlamaForCausalLM {
     }
 
     fn run(&self, input: &ModelInput, mut cache: Option<&mut KvCache>) -> Tensor<3> {
-        let (cos, sin) = cos_sin(&self.inv_freq, input.position_ids.clone());
         let mut x = self.model.embed_tokens.forward(input.input_ids.clone());
+        let (cos, sin) = cos_sin(&self.inv_freq, input.position_ids.clone(), x.dtype());
         for (l, layer) in self.model.layers.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| {
                 if c.layers.len() <= l {
@@ -65,9 +66,23 @@ impl LlamaForCausalLM {
         }
     }
 
+    /// The LM head as a `[hidden, vocab]` weight: `lm_head.weight`, or the transposed embeddings when tied (the
+    /// input of [`chunked_causal_lm_loss`](crate::chunked_causal_lm_loss)).
+    pub fn head_weight(&self) -> Tensor<2> {
+        match &self.lm_head {
+            Some(head) => head.weight.val(),
+            None => self.model.embed_tokens.weight.val().transpose(),
+        }
+    }
+
     /// Logits `[batch, seq, vocab]`.
     pub fn forward(&self, input: &ModelInput) -> Tensor<3> {
         self.logits(self.hidden_states(input))
+    }
+
+    /// The float dtype of the weights (and of the activations they produce).
+    pub fn dtype(&self) -> DType {
+        self.model.embed_tokens.weight.val().dtype()
     }
 
     /// Number of decoder layers.

@@ -1,6 +1,7 @@
 //! Rotary position embeddings, rotate-half convention (transformers' Llama).
 
 use burn::prelude::*;
+use burn::tensor::DType;
 
 use crate::config::{LlamaConfig, RopeScaling};
 
@@ -36,14 +37,15 @@ pub fn inv_freq(config: &LlamaConfig) -> Vec<f32> {
 }
 
 /// Cos/sin tables for `position_ids` `[batch, seq]`: each `[batch, 1, seq, head_dim]`, the frequencies duplicated
-/// as `[f_0 … f_{d/2-1}, f_0 … f_{d/2-1}]`, computed in f32 as transformers does.
-pub fn cos_sin(inv_freq: &Tensor<1>, position_ids: Tensor<2, Int>) -> (Tensor<4>, Tensor<4>) {
+/// as `[f_0 … f_{d/2-1}, f_0 … f_{d/2-1}]`, computed in f32 and then cast to `dtype` (the activations' dtype), as
+/// transformers does.
+pub fn cos_sin(inv_freq: &Tensor<1>, position_ids: Tensor<2, Int>, dtype: DType) -> (Tensor<4>, Tensor<4>) {
     let [batch, seq] = position_ids.dims();
     let [half] = inv_freq.dims();
-    let positions = position_ids.float().reshape([batch, seq, 1]);
-    let freqs = positions * inv_freq.clone().reshape([1, 1, half]);
+    let positions = position_ids.float().cast(DType::F32).reshape([batch, seq, 1]);
+    let freqs = positions * inv_freq.clone().cast(DType::F32).reshape([1, 1, half]);
     let emb = Tensor::cat(vec![freqs.clone(), freqs], 2).reshape([batch, 1, seq, 2 * half]);
-    (emb.clone().cos(), emb.sin())
+    (emb.clone().cos().cast(dtype), emb.sin().cast(dtype))
 }
 
 /// `x * cos + rotate_half(x) * sin` with `rotate_half(x) = cat(-x[.., d/2..], x[.., ..d/2])`; `x` is

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use burn::prelude::*;
+use burn::tensor::FloatDType;
 use sft_model::{LlamaForCausalLM, ModelError};
 
 use crate::fixture;
@@ -14,7 +15,7 @@ fn copy_micro(to: &Path) {
 }
 
 fn load_err(dir: &Path) -> ModelError {
-    match LlamaForCausalLM::from_pretrained(dir, &Device::flex()) {
+    match LlamaForCausalLM::from_pretrained(dir, &Device::flex(), FloatDType::F32) {
         Ok(_) => panic!("loaded"),
         Err(e) => e,
     }
@@ -70,7 +71,7 @@ fn a_sharded_checkpoint_loads() {
     }
     let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
     std::fs::write(dir.path().join("model.safetensors.index.json"), index.to_string()).unwrap();
-    let (config, model) = LlamaForCausalLM::from_pretrained(dir.path(), &Device::flex()).unwrap();
+    let (config, model) = LlamaForCausalLM::from_pretrained(dir.path(), &Device::flex(), FloatDType::F32).unwrap();
     assert_eq!(model.num_layers(), config.num_hidden_layers);
 }
 

@@ -3,12 +3,15 @@
 
 mod errors;
 mod generation;
+mod loss;
 mod parity;
+mod precision;
 mod training;
 
 use std::path::PathBuf;
 
 use burn::prelude::*;
+use burn::tensor::FloatDType;
 use safetensors::SafeTensors;
 use sft_model::{LlamaConfig, LlamaForCausalLM, ModelInput};
 
@@ -53,7 +56,7 @@ pub fn reference_batch(reference: &Reference, device: &Device) -> (ModelInput, V
 }
 
 pub fn load(model: &str, device: &Device) -> (LlamaConfig, LlamaForCausalLM) {
-    LlamaForCausalLM::from_pretrained(&fixture(model), device).unwrap()
+    LlamaForCausalLM::from_pretrained(&fixture(model), device, FloatDType::F32).unwrap()
 }
 
 pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {

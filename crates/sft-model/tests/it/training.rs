@@ -2,6 +2,7 @@
 
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
+use burn::tensor::FloatDType;
 use sft_model::{LlamaForCausalLM, causal_lm_loss};
 
 use crate::{Reference, fixture, reference_batch, values};
@@ -9,7 +10,7 @@ use crate::{Reference, fixture, reference_batch, values};
 #[test]
 fn training_all_parameters_lowers_the_loss() {
     let device = Device::flex().autodiff();
-    let (config, model) = LlamaForCausalLM::from_pretrained(&fixture("llama-micro"), &device).unwrap();
+    let (config, model) = LlamaForCausalLM::from_pretrained(&fixture("llama-micro"), &device, FloatDType::F32).unwrap();
     // 9 tensors per layer (4 attention, 3 MLP, 2 norms), embeddings, final norm, untied head.
     let tensors = 9 * config.num_hidden_layers + 3;
     let mut model = model.train();
