@@ -1,17 +1,22 @@
-//! Safetensors checkpoints (single file or sharded), memory-mapped, read tensor by tensor.
+//! Safetensors checkpoints (single file or sharded), read tensor by tensor.
 
 use std::collections::{BTreeSet, HashMap};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use burn::tensor::{DType, FloatDType};
-use memmap2::Mmap;
-use safetensors::{Dtype, SafeTensors};
+use safetensors::Dtype;
+use safetensors::tensor::Metadata;
 
 use crate::error::{ModelError, Result};
 
 /// Tensors that checkpoints may carry but the model recomputes (buffers saved by old transformers versions).
 const IGNORED_SUFFIXES: &[&str] = &["rotary_emb.inv_freq"];
+
+/// Largest header accepted (the safetensors library's own limit).
+const MAX_HEADER_BYTES: u64 = 100_000_000;
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -22,12 +27,13 @@ struct Entry {
     end: usize,
 }
 
-/// An opened checkpoint: every file memory-mapped, the header of each parsed once. Tensors are copied out one at
-/// a time ([`Checkpoint::tensor`]), so loading never holds a second full copy of the weights; the mapped pages are
-/// file-backed and can be dropped by the OS.
+/// An opened checkpoint: every file open, the header of each parsed once. Tensors are read one at a time with
+/// positioned reads ([`Checkpoint::tensor`]), so loading holds the model plus one tensor in flight, never a second
+/// copy of the weights. (An earlier version memory-mapped the files; the mapped pages then counted toward the
+/// process's resident memory until the checkpoint was dropped, which raised the peak by the file's size.)
 #[derive(Debug)]
 pub struct Checkpoint {
-    files: Vec<(PathBuf, Mmap)>,
+    files: Vec<(PathBuf, File)>,
     entries: HashMap<String, Entry>,
     used: BTreeSet<String>,
 }
@@ -80,12 +86,7 @@ impl Checkpoint {
         let mut files = Vec::with_capacity(paths.len());
         let mut entries = HashMap::new();
         for (index, path) in paths.iter().enumerate() {
-            let mmap = map(path)?;
-            let (header, metadata) = SafeTensors::read_metadata(&mmap).map_err(|e| ModelError::Checkpoint {
-                path: path.clone(),
-                message: format!("not a valid safetensors file: {e}"),
-            })?;
-            let base = 8 + header;
+            let (file, base, metadata) = read_header(path)?;
             for (name, info) in metadata.tensors() {
                 let entry = Entry {
                     file: index,
@@ -101,7 +102,7 @@ impl Checkpoint {
                     });
                 }
             }
-            files.push((path.clone(), mmap));
+            files.push((path.clone(), file));
         }
         Ok(Self { files, entries, used: BTreeSet::new() })
     }
@@ -137,7 +138,20 @@ impl Checkpoint {
             Dtype::BF16 => DType::BF16,
             other => return Err(ModelError::UnsupportedDtype { name: name.into(), dtype: format!("{other:?}") }),
         };
-        let bytes = self.files[entry.file].1[entry.start..entry.end].to_vec();
+        let (path, file) = &self.files[entry.file];
+        let len = expected.iter().product::<usize>() * stored.size();
+        if entry.end - entry.start != len {
+            return Err(ModelError::Checkpoint {
+                path: path.clone(),
+                message: format!("tensor `{name}` spans {} bytes, its shape and dtype need {len}", entry.end - entry.start),
+            });
+        }
+        let mut bytes = vec![0u8; len];
+        let mut reader = file;
+        reader
+            .seek(SeekFrom::Start(entry.start as u64))
+            .and_then(|_| reader.read_exact(&mut bytes))
+            .map_err(|source| ModelError::Io { path: path.clone(), source })?;
         let data = TensorData::from_bytes_vec(bytes, expected.to_vec(), stored);
         self.used.insert(name.to_owned());
         Ok(Tensor::from_data(data, (device, DType::from(dtype))))
@@ -169,10 +183,32 @@ impl Checkpoint {
 
 /// Memory-maps `path` read-only.
 #[allow(unsafe_code)]
-fn map(path: &Path) -> Result<Mmap> {
-    let file = std::fs::File::open(path).map_err(|source| ModelError::Io { path: path.into(), source })?;
-    // SAFETY: the map is read-only and private to this process. Checkpoint files are not expected to change while
-    // a model loads; if one is truncated concurrently, reads may fault, as with any memory-mapped loader (PyTorch's
-    // and safetensors' included).
-    unsafe { Mmap::map(&file) }.map_err(|source| ModelError::Io { path: path.into(), source })
+/// Opens a safetensors file and parses its header: `(file, offset of the data, metadata)`. A header that does not
+/// parse, or data shorter or longer than the header describes (a truncated download), is an error naming the file.
+fn read_header(path: &Path) -> Result<(File, usize, Metadata)> {
+    let io = |source| ModelError::Io { path: path.into(), source };
+    let invalid = |message: String| ModelError::Checkpoint {
+        path: path.into(),
+        message: format!("not a valid safetensors file: {message}"),
+    };
+    let mut file = File::open(path).map_err(io)?;
+    let file_len = file.metadata().map_err(io)?.len();
+    let mut prefix = [0u8; 8];
+    file.read_exact(&mut prefix).map_err(|_| invalid(format!("{file_len} bytes is too short for a header")))?;
+    let header_len = u64::from_le_bytes(prefix);
+    if header_len > MAX_HEADER_BYTES || 8 + header_len > file_len {
+        return Err(invalid(format!("header length {header_len} does not fit a file of {file_len} bytes")));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact(&mut header).map_err(io)?;
+    let text = std::str::from_utf8(&header).map_err(|e| invalid(format!("header is not UTF-8: {e}")))?;
+    let metadata: Metadata = serde_json::from_str(text).map_err(|e| invalid(format!("header: {e}")))?;
+    let data_len = metadata.tensors().values().map(|info| info.data_offsets.1).max().unwrap_or(0) as u64;
+    if 8 + header_len + data_len != file_len {
+        return Err(invalid(format!(
+            "the header describes {data_len} bytes of data, the file holds {} (truncated or padded)",
+            file_len - 8 - header_len
+        )));
+    }
+    Ok((file, 8 + header_len as usize, metadata))
 }

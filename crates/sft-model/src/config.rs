@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use burn::tensor::FloatDType;
 use serde::Deserialize;
 
 use crate::error::{ModelError, Result};
@@ -209,6 +210,62 @@ impl LlamaConfig {
             bos_token_id: raw.bos_token_id,
             eos_token_id,
             pad_token_id: raw.pad_token_id,
+        })
+    }
+}
+
+impl LlamaConfig {
+    /// transformers' `config.json` for this config, with `torch_dtype` naming the weights' dtype.
+    pub fn to_hf_json(&self, dtype: FloatDType) -> serde_json::Value {
+        let torch_dtype = match dtype {
+            FloatDType::BF16 => "bfloat16",
+            FloatDType::F16 => "float16",
+            FloatDType::F64 => "float64",
+            FloatDType::F32 | FloatDType::Flex32 => "float32",
+        };
+        let rope_scaling = match self.rope_scaling {
+            RopeScaling::None => serde_json::Value::Null,
+            RopeScaling::Linear { factor } => serde_json::json!({"rope_type": "linear", "factor": factor}),
+            RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings } => {
+                serde_json::json!({
+                    "rope_type": "llama3",
+                    "factor": factor,
+                    "low_freq_factor": low_freq_factor,
+                    "high_freq_factor": high_freq_factor,
+                    "original_max_position_embeddings": original_max_position_embeddings as u64,
+                })
+            }
+        };
+        let eos = match self.eos_token_id.as_slice() {
+            [] => serde_json::Value::Null,
+            [one] => serde_json::json!(one),
+            many => serde_json::json!(many),
+        };
+        serde_json::json!({
+            "architectures": ["LlamaForCausalLM"],
+            "model_type": "llama",
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_hidden_layers,
+            "num_attention_heads": self.num_attention_heads,
+            "num_key_value_heads": self.num_key_value_heads,
+            "head_dim": self.head_dim,
+            "hidden_act": "silu",
+            "attention_bias": false,
+            "attention_dropout": 0.0,
+            "mlp_bias": false,
+            "rms_norm_eps": self.rms_norm_eps,
+            "rope_theta": self.rope_theta,
+            "rope_scaling": rope_scaling,
+            "tie_word_embeddings": self.tie_word_embeddings,
+            "max_position_embeddings": self.max_position_embeddings,
+            "initializer_range": crate::init::INITIALIZER_RANGE,
+            "bos_token_id": self.bos_token_id,
+            "eos_token_id": eos,
+            "pad_token_id": self.pad_token_id,
+            "torch_dtype": torch_dtype,
+            "use_cache": true,
         })
     }
 }

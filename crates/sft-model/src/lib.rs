@@ -24,6 +24,9 @@ mod load;
 mod loss;
 mod mlp;
 mod model;
+mod presets;
+mod safetensors_out;
+mod save;
 pub mod random;
 pub mod rope;
 
@@ -36,4 +39,6 @@ pub use generate::{GenerationConfig, generate};
 pub use input::ModelInput;
 pub use loss::{ChunkedLoss, LossOutput, causal_lm_loss, chunked_causal_lm_loss};
 pub use mlp::LlamaMlp;
+pub use presets::PRESETS;
+pub use safetensors_out::{TensorEntry, write_atomic, write_safetensors};
 pub use model::{KvCache, LlamaForCausalLM, LlamaModel, expected_shapes};

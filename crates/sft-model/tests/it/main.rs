@@ -6,6 +6,7 @@ mod generation;
 mod loss;
 mod parity;
 mod precision;
+mod save;
 mod training;
 
 use std::path::PathBuf;

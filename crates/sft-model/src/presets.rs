@@ -1,0 +1,56 @@
+//! Named model shapes used by the project's demo, benchmarks and GPU checks (random weights; no download).
+
+use std::path::Path;
+
+use crate::config::LlamaConfig;
+use crate::error::{ModelError, Result};
+
+/// `(name, config.json)` of every preset. Parameter counts (embeddings and head included):
+/// - `tiny`: hidden 256, 4 layers, 8 heads / 4 kv heads, vocab 4096 (the bundled tokenizer's), untied — 5.0M;
+/// - `small`: hidden 512, 15 layers, 8 heads / 4 kv heads, intermediate 1536, vocab 32000, untied — 80.0M (the
+///   "80M small test model" of the memory figures);
+/// - `llama-3.2-1b`: the shape of `meta-llama/Llama-3.2-1B` (hidden 2048, 16 layers, 32 heads / 8 kv heads,
+///   vocab 128256, tied, llama3 RoPE scaling) — 1.24B.
+pub const PRESETS: &[(&str, &str)] = &[
+    (
+        "tiny",
+        r#"{"architectures": ["LlamaForCausalLM"], "vocab_size": 4096, "hidden_size": 256, "intermediate_size": 688,
+            "num_hidden_layers": 4, "num_attention_heads": 8, "num_key_value_heads": 4, "rms_norm_eps": 1e-5,
+            "rope_theta": 500000.0, "max_position_embeddings": 2048}"#,
+    ),
+    (
+        "small",
+        r#"{"architectures": ["LlamaForCausalLM"], "vocab_size": 32000, "hidden_size": 512, "intermediate_size": 1536,
+            "num_hidden_layers": 15, "num_attention_heads": 8, "num_key_value_heads": 4, "rms_norm_eps": 1e-5,
+            "rope_theta": 500000.0, "max_position_embeddings": 4096}"#,
+    ),
+    (
+        "llama-3.2-1b",
+        r#"{"architectures": ["LlamaForCausalLM"], "vocab_size": 128256, "hidden_size": 2048,
+            "intermediate_size": 8192, "num_hidden_layers": 16, "num_attention_heads": 32, "num_key_value_heads": 8,
+            "head_dim": 64, "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "tie_word_embeddings": true,
+            "max_position_embeddings": 131072, "bos_token_id": 128000, "eos_token_id": 128001,
+            "rope_scaling": {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                             "original_max_position_embeddings": 8192}}"#,
+    ),
+];
+
+impl LlamaConfig {
+    /// The preset called `name` (see [`PRESETS`]).
+    pub fn preset(name: &str) -> Result<Self> {
+        let (_, json) = PRESETS.iter().find(|(n, _)| *n == name).ok_or_else(|| ModelError::Config {
+            path: format!("preset:{name}").into(),
+            key: "preset".into(),
+            message: format!(
+                "unknown preset; available: {}",
+                PRESETS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            ),
+        })?;
+        Self::from_json(json, Path::new(&format!("preset:{name}")))
+    }
+
+    /// Number of parameters (embeddings, head, norms included; a tied head counted once).
+    pub fn num_parameters(&self) -> usize {
+        crate::model::expected_shapes(self).iter().map(|(_, s)| s.iter().product::<usize>()).sum()
+    }
+}

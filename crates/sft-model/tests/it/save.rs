@@ -1,0 +1,58 @@
+//! `save_pretrained` writes a checkpoint that loads back to the same model, in f32 and bf16, and presets parse.
+
+use burn::prelude::*;
+use burn::tensor::FloatDType;
+use sft_model::{LlamaConfig, LlamaForCausalLM};
+
+use crate::{Reference, fixture, load, reference_batch, values};
+
+#[test]
+fn a_saved_checkpoint_loads_back_to_the_same_logits() {
+    let device = Device::flex();
+    let reference = Reference::open("llama-micro-tied-scaled");
+    let (input, _, _) = reference_batch(&reference, &device);
+    for dtype in [FloatDType::F32, FloatDType::BF16] {
+        let (config, model) =
+            LlamaForCausalLM::from_pretrained(&fixture("llama-micro-tied-scaled"), &device, dtype).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        model.save_pretrained(&config, dir.path(), dtype).unwrap();
+        let (again_config, again) = LlamaForCausalLM::from_pretrained(dir.path(), &device, dtype).unwrap();
+        assert_eq!(again_config, config, "{dtype:?}: config.json round trip");
+        assert_eq!(values(again.forward(&input)), values(model.forward(&input)), "{dtype:?}: same logits");
+        let names: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert_eq!(names.len(), 2, "no temporary files remain: {names:?}");
+    }
+}
+
+#[test]
+fn a_saved_f32_checkpoint_equals_the_original_file_tensor_for_tensor() {
+    let (config, model) = load("llama-micro", &Device::flex());
+    let dir = tempfile::tempdir().unwrap();
+    model.save_pretrained(&config, dir.path(), FloatDType::F32).unwrap();
+    let original = std::fs::read(fixture("llama-micro").join("model.safetensors")).unwrap();
+    let saved = std::fs::read(dir.path().join("model.safetensors")).unwrap();
+    let (original, saved) =
+        (safetensors::SafeTensors::deserialize(&original).unwrap(), safetensors::SafeTensors::deserialize(&saved).unwrap());
+    let mut names = saved.names();
+    names.sort();
+    let mut expected = original.names();
+    expected.sort();
+    assert_eq!(names, expected);
+    for name in names {
+        let (a, b) = (original.tensor(name).unwrap(), saved.tensor(name).unwrap());
+        assert_eq!((a.dtype(), a.shape()), (b.dtype(), b.shape()), "{name}");
+        assert!(a.data() == b.data(), "{name}: bytes differ");
+    }
+}
+
+#[test]
+fn presets_parse_with_the_documented_sizes() {
+    let count = |name: &str| LlamaConfig::preset(name).unwrap().num_parameters();
+    // Hand count, e.g. small: 15 × (2·512² + 2·512·256 + 3·512·1536 + 2·512) + 2·32000·512 + 512.
+    assert_eq!(count("small"), 15 * (2 * 512 * 512 + 2 * 512 * 256 + 3 * 512 * 1536 + 2 * 512) + 2 * 32000 * 512 + 512);
+    assert_eq!(count("tiny"), 4 * (2 * 256 * 256 + 2 * 256 * 128 + 3 * 256 * 688 + 2 * 256) + 2 * 4096 * 256 + 256);
+    // meta-llama/Llama-3.2-1B reports 1,235,814,400 parameters.
+    assert_eq!(count("llama-3.2-1b"), 1_235_814_400);
+    assert!(LlamaConfig::preset("huge").unwrap_err().to_string().contains("tiny, small, llama-3.2-1b"));
+}
