@@ -143,7 +143,10 @@ impl Checkpoint {
         if entry.end - entry.start != len {
             return Err(ModelError::Checkpoint {
                 path: path.clone(),
-                message: format!("tensor `{name}` spans {} bytes, its shape and dtype need {len}", entry.end - entry.start),
+                message: format!(
+                    "tensor `{name}` spans {} bytes, its shape and dtype need {len}",
+                    entry.end - entry.start
+                ),
             });
         }
         let mut bytes = vec![0u8; len];

@@ -5,7 +5,7 @@ use burn::prelude::*;
 use crate::error::{ModelError, Result};
 use crate::input::ModelInput;
 use crate::model::{KvCache, LlamaForCausalLM};
-use crate::random::Random;
+use sft_rand::SplitMix64;
 
 /// How to generate.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,12 +122,12 @@ fn step_input(ids: &[Vec<u32>], mask: &[Vec<u8>], start: usize, device: &Device)
 
 /// Token choice from one row of logits, with a stream seeded per call of [`generate`].
 struct Sampler {
-    random: Random,
+    random: SplitMix64,
 }
 
 impl Sampler {
     fn new(seed: u64) -> Self {
-        Self { random: Random::new(seed) }
+        Self { random: SplitMix64::new(seed) }
     }
 
     fn pick(&mut self, logits: &[f32], temperature: f64, top_p: f64) -> u32 {

@@ -11,17 +11,17 @@ use crate::config::LlamaConfig;
 use crate::decoder::LlamaDecoderLayer;
 use crate::mlp::LlamaMlp;
 use crate::model::{LlamaForCausalLM, LlamaModel};
-use crate::random::Random;
 use crate::rope::inv_freq;
+use sft_rand::SplitMix64;
 
 /// Standard deviation of transformers' default init (`initializer_range`).
 pub const INITIALIZER_RANGE: f64 = 0.02;
 
 impl LlamaForCausalLM {
     /// A randomly initialised model for `config` on `device`. Weights are drawn in HF order (`[out, in]`, tensors
-    /// in checkpoint order) from [`Random`]`::new(seed)`, so the model does not depend on the backend's RNG.
+    /// in checkpoint order) from `sft_rand::SplitMix64::new(seed)`, so the model does not depend on the backend's RNG.
     pub fn init(config: &LlamaConfig, device: &Device, seed: u64) -> Self {
-        let mut random = Random::new(seed);
+        let mut random = SplitMix64::new(seed);
         let (h, i, v) = (config.hidden_size, config.intermediate_size, config.vocab_size);
         let (q, kv) = (config.num_attention_heads * config.head_dim, config.num_key_value_heads * config.head_dim);
         let mut matrix = |rows: usize, cols: usize| -> Tensor<2> {

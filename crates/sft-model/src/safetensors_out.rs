@@ -27,7 +27,11 @@ pub struct TensorEntry<'a> {
 
 impl std::fmt::Debug for TensorEntry<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TensorEntry").field("name", &self.name).field("dtype", &self.dtype).field("shape", &self.shape).finish()
+        f.debug_struct("TensorEntry")
+            .field("name", &self.name)
+            .field("dtype", &self.dtype)
+            .field("shape", &self.shape)
+            .finish()
     }
 }
 
@@ -59,7 +63,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Writes `tensors` (in the given order) and `metadata` to `path` as a safetensors file, atomically.
-pub fn write_safetensors(path: &Path, tensors: Vec<TensorEntry<'_>>, metadata: &BTreeMap<String, String>) -> Result<()> {
+pub fn write_safetensors(
+    path: &Path,
+    tensors: Vec<TensorEntry<'_>>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
     let error = |message: String| ModelError::Checkpoint { path: path.to_path_buf(), message };
     let mut header = serde_json::Map::new();
     if !metadata.is_empty() {
@@ -67,7 +75,8 @@ pub fn write_safetensors(path: &Path, tensors: Vec<TensorEntry<'_>>, metadata: &
     }
     let mut offset = 0usize;
     for t in &tensors {
-        let name = dtype_name(t.dtype).ok_or_else(|| error(format!("tensor `{}`: cannot write {:?}", t.name, t.dtype)))?;
+        let name =
+            dtype_name(t.dtype).ok_or_else(|| error(format!("tensor `{}`: cannot write {:?}", t.name, t.dtype)))?;
         let len = t.shape.iter().product::<usize>() * t.dtype.size();
         let entry = serde_json::json!({"dtype": name, "shape": t.shape, "data_offsets": [offset, offset + len]});
         if header.insert(t.name.clone(), entry).is_some() {

@@ -28,7 +28,8 @@ impl LlamaForCausalLM {
                     dtype,
                     shape,
                     data: Box::new(move || {
-                        let t = tensor.ok_or_else(|| ModelError::Input("the model does not match its config".into()))?;
+                        let t =
+                            tensor.ok_or_else(|| ModelError::Input("the model does not match its config".into()))?;
                         Ok(t.cast(dtype).into_data())
                     }),
                 }

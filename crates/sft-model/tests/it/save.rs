@@ -32,8 +32,10 @@ fn a_saved_f32_checkpoint_equals_the_original_file_tensor_for_tensor() {
     model.save_pretrained(&config, dir.path(), FloatDType::F32).unwrap();
     let original = std::fs::read(fixture("llama-micro").join("model.safetensors")).unwrap();
     let saved = std::fs::read(dir.path().join("model.safetensors")).unwrap();
-    let (original, saved) =
-        (safetensors::SafeTensors::deserialize(&original).unwrap(), safetensors::SafeTensors::deserialize(&saved).unwrap());
+    let (original, saved) = (
+        safetensors::SafeTensors::deserialize(&original).unwrap(),
+        safetensors::SafeTensors::deserialize(&saved).unwrap(),
+    );
     let mut names = saved.names();
     names.sort();
     let mut expected = original.names();
