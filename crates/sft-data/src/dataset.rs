@@ -68,10 +68,7 @@ pub fn load_splits(config: &DataConfig, files: &SplitFiles<PathBuf>) -> Result<D
 
     let pool = read_all(&files.train)?;
     let formatter = config.formatter(&pool[0])?;
-    let record_format = match config.record_format {
-        RecordFormat::Auto => config.detect(&pool[0]),
-        kind => kind,
-    };
+    let record_format = formatter.record_format();
     let format = |records: &[Record], indices: &mut dyn Iterator<Item = usize>| -> Result<Vec<Example>> {
         indices
             .map(|i| {

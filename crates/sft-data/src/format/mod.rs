@@ -16,6 +16,7 @@ pub use template::Template;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::RecordFormat;
 use crate::error::Result;
 use crate::record::Record;
 
@@ -77,6 +78,17 @@ pub enum Formatter {
     Messages(MessagesFormat),
     /// `prompt` and `completion` columns, as text or as message lists (TRL's prompt-completion layouts).
     PromptCompletion(PromptCompletionFormat),
+}
+
+impl Formatter {
+    /// The record layout this formatter reads (never [`RecordFormat::Auto`]).
+    pub fn record_format(&self) -> RecordFormat {
+        match self {
+            Self::Instruction(_) => RecordFormat::Instruction,
+            Self::Messages(_) => RecordFormat::Messages,
+            Self::PromptCompletion(_) => RecordFormat::PromptCompletion,
+        }
+    }
 }
 
 impl PromptFormat for Formatter {
