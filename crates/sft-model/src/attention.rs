@@ -5,20 +5,21 @@ use burn::prelude::*;
 use burn::tensor::DType;
 use burn::tensor::activation::softmax;
 
+use crate::projection::Projection;
 use crate::rope::apply_rotary;
 
 /// Llama self-attention: `q_proj`, `k_proj`, `v_proj`, `o_proj` (HF names), RoPE on queries and keys, key/value
 /// heads shared by `num_heads / num_kv_heads` query heads, softmax in f32 (whatever the weights' dtype) over `q·kᵀ / √head_dim`.
 #[derive(Module, Debug)]
-pub struct LlamaAttention {
+pub struct LlamaAttention<P: Projection = Linear> {
     /// `[hidden, heads × head_dim]`.
-    pub q_proj: Linear,
+    pub q_proj: P,
     /// `[hidden, kv_heads × head_dim]`.
-    pub k_proj: Linear,
+    pub k_proj: P,
     /// `[hidden, kv_heads × head_dim]`.
-    pub v_proj: Linear,
+    pub v_proj: P,
     /// `[heads × head_dim, hidden]`.
-    pub o_proj: Linear,
+    pub o_proj: P,
     /// Query heads.
     pub num_heads: usize,
     /// Key/value heads.
@@ -27,7 +28,7 @@ pub struct LlamaAttention {
     pub head_dim: usize,
 }
 
-impl LlamaAttention {
+impl<P: Projection> LlamaAttention<P> {
     /// `x` `[batch, seq, hidden]`; `cos`/`sin` `[batch, 1, seq, head_dim]`; `blocked` `[batch, 1, seq, keys]`, true
     /// where a query may not attend to a key. With a `cache`, the new keys and values are appended to the cached
     /// ones (`keys` = cached + `seq`). Returns `[batch, seq, hidden]`.

@@ -1,25 +1,26 @@
 //! One decoder layer.
 
-use burn::nn::RmsNorm;
+use burn::nn::{Linear, RmsNorm};
 use burn::prelude::*;
 
 use crate::attention::LlamaAttention;
 use crate::mlp::LlamaMlp;
+use crate::projection::Projection;
 
 /// Pre-norm residual block: `h = x + attn(norm₁(x))`, `out = h + mlp(norm₂(h))`.
 #[derive(Module, Debug)]
-pub struct LlamaDecoderLayer {
+pub struct LlamaDecoderLayer<P: Projection = Linear> {
     /// Self-attention.
-    pub self_attn: LlamaAttention,
+    pub self_attn: LlamaAttention<P>,
     /// Feed-forward.
-    pub mlp: LlamaMlp,
+    pub mlp: LlamaMlp<P>,
     /// Norm before attention.
     pub input_layernorm: RmsNorm,
     /// Norm before the MLP.
     pub post_attention_layernorm: RmsNorm,
 }
 
-impl LlamaDecoderLayer {
+impl<P: Projection> LlamaDecoderLayer<P> {
     /// `[batch, seq, hidden]` → same shape.
     pub fn forward(
         &self,

@@ -5,6 +5,7 @@ use burn::prelude::*;
 use crate::error::{ModelError, Result};
 use crate::input::ModelInput;
 use crate::model::{KvCache, LlamaForCausalLM};
+use crate::projection::Projection;
 use sft_rand::SplitMix64;
 
 /// How to generate.
@@ -43,8 +44,8 @@ impl Default for GenerationConfig {
 /// Generates continuations of `prompts` (token ids, BOS included if the model expects it), all rows at once:
 /// prompts are left-padded, padding is masked out of attention and positions count real tokens only, as
 /// transformers' `generate` does. Returns the new tokens of each prompt, up to and including the first EOS.
-pub fn generate(
-    model: &LlamaForCausalLM,
+pub fn generate<P: Projection>(
+    model: &LlamaForCausalLM<P>,
     prompts: &[Vec<u32>],
     config: &GenerationConfig,
     device: &Device,

@@ -14,6 +14,7 @@ use crate::decoder::LlamaDecoderLayer;
 use crate::error::Result;
 use crate::mlp::LlamaMlp;
 use crate::model::{LlamaForCausalLM, LlamaModel};
+use crate::projection::Projection;
 use crate::rope::inv_freq;
 
 impl LlamaForCausalLM {
@@ -30,11 +31,31 @@ impl LlamaForCausalLM {
     /// Burn's `[in, out]`). Every tensor's shape is checked against `config`; weights are converted from the file's
     /// dtype (F32, F16, BF16) to `dtype` one tensor at a time, so at most one tensor exists twice.
     pub fn load(config: &LlamaConfig, checkpoint: &mut Checkpoint, device: &Device, dtype: FloatDType) -> Result<Self> {
+        Self::load_with(config, checkpoint, device, dtype, |_, weight| Ok(dense(weight)))
+    }
+}
+
+/// A bias-free `Linear` from an HF `[out, in]` weight.
+pub fn dense(weight: Tensor<2>) -> Linear {
+    Linear { weight: Param::from_tensor(weight.transpose()), bias: None }
+}
+
+impl<P: Projection> LlamaForCausalLM<P> {
+    /// Like [`LlamaForCausalLM::load`], building each decoder projection with `build(name, weight)` from its HF
+    /// module name (`model.layers.0.self_attn.q_proj`) and its `[out, in]` weight in `dtype`, one at a time (the
+    /// hook for quantizing while loading). Embeddings, norms and `lm_head` stay dense.
+    pub fn load_with(
+        config: &LlamaConfig,
+        checkpoint: &mut Checkpoint,
+        device: &Device,
+        dtype: FloatDType,
+        mut build: impl FnMut(&str, Tensor<2>) -> Result<P>,
+    ) -> Result<Self> {
         let (h, i, v) = (config.hidden_size, config.intermediate_size, config.vocab_size);
         let (q, kv) = (config.num_attention_heads * config.head_dim, config.num_key_value_heads * config.head_dim);
-        let mut linear = |name: &str, out: usize, inp: usize| -> Result<Linear> {
+        let mut linear = |name: &str, out: usize, inp: usize| -> Result<P> {
             let w = checkpoint.tensor(&format!("{name}.weight"), [out, inp], device, dtype)?;
-            Ok(Linear { weight: Param::from_tensor(w.transpose()), bias: None })
+            build(name, w)
         };
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for l in 0..config.num_hidden_layers {
@@ -59,7 +80,7 @@ impl LlamaForCausalLM {
             checkpoint.skip("lm_head.weight");
             None
         } else {
-            Some(linear("lm_head", v, h)?)
+            Some(dense(checkpoint.tensor("lm_head.weight", [v, h], device, dtype)?))
         };
         let mut norm = |name: &str| -> Result<RmsNorm> {
             let gamma = checkpoint.tensor(&format!("{name}.weight"), [h], device, dtype)?;

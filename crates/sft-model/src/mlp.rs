@@ -4,18 +4,20 @@ use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 
+use crate::projection::Projection;
+
 /// `down_proj(silu(gate_proj(x)) * up_proj(x))`.
 #[derive(Module, Debug)]
-pub struct LlamaMlp {
+pub struct LlamaMlp<P: Projection = Linear> {
     /// `[hidden, intermediate]`.
-    pub gate_proj: Linear,
+    pub gate_proj: P,
     /// `[hidden, intermediate]`.
-    pub up_proj: Linear,
+    pub up_proj: P,
     /// `[intermediate, hidden]`.
-    pub down_proj: Linear,
+    pub down_proj: P,
 }
 
-impl LlamaMlp {
+impl<P: Projection> LlamaMlp<P> {
     /// `[batch, seq, hidden]` → same shape.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         self.down_proj.forward(silu(self.gate_proj.forward(x.clone())) * self.up_proj.forward(x))

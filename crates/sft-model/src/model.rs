@@ -4,34 +4,37 @@ use burn::nn::{Embedding, Linear, RmsNorm};
 use burn::prelude::*;
 use burn::tensor::DType;
 
+use crate::attention::LlamaAttention;
 use crate::config::LlamaConfig;
 use crate::decoder::LlamaDecoderLayer;
 use crate::input::ModelInput;
+use crate::mlp::LlamaMlp;
+use crate::projection::{PROJECTIONS, Projection};
 use crate::rope::cos_sin;
 
 /// The decoder stack (`model.*` in HF checkpoints).
 #[derive(Module, Debug)]
-pub struct LlamaModel {
+pub struct LlamaModel<P: Projection = Linear> {
     /// Token embeddings `[vocab, hidden]`.
     pub embed_tokens: Embedding,
     /// Decoder layers.
-    pub layers: Vec<LlamaDecoderLayer>,
+    pub layers: Vec<LlamaDecoderLayer<P>>,
     /// Final RMSNorm.
     pub norm: RmsNorm,
 }
 
 /// A Llama causal language model, field names as in transformers (`model.layers.N.self_attn.q_proj`, `lm_head`).
 #[derive(Module, Debug)]
-pub struct LlamaForCausalLM {
+pub struct LlamaForCausalLM<P: Projection = Linear> {
     /// The decoder stack.
-    pub model: LlamaModel,
+    pub model: LlamaModel<P>,
     /// Output projection `[hidden, vocab]`; `None` when tied to `embed_tokens`.
     pub lm_head: Option<Linear>,
     /// RoPE inverse frequencies `[head_dim / 2]` (a constant, not a parameter).
     pub inv_freq: Tensor<1>,
 }
 
-impl LlamaForCausalLM {
+impl<P: Projection> LlamaForCausalLM<P> {
     /// Hidden states after the final norm (the input of the LM head), `[batch, seq, hidden]`.
     pub fn hidden_states(&self, input: &ModelInput) -> Tensor<3> {
         self.run(input, None)
@@ -83,6 +86,55 @@ impl LlamaForCausalLM {
     /// The float dtype of the weights (and of the activations they produce).
     pub fn dtype(&self) -> DType {
         self.model.embed_tokens.weight.val().dtype()
+    }
+
+    /// The same model with every decoder projection replaced by `f(name, projection)`, in checkpoint order;
+    /// `name` is the HF module name (`model.layers.0.self_attn.q_proj`). Embeddings, norms and `lm_head` are kept.
+    pub fn map_projections<Q: Projection, E>(
+        self,
+        mut f: impl FnMut(&str, P) -> Result<Q, E>,
+    ) -> Result<LlamaForCausalLM<Q>, E> {
+        let mut layers = Vec::with_capacity(self.model.layers.len());
+        for (l, layer) in self.model.layers.into_iter().enumerate() {
+            let name = |field: &str| format!("model.layers.{l}.{field}");
+            let (attn, mlp) = (layer.self_attn, layer.mlp);
+            let self_attn = LlamaAttention {
+                q_proj: f(&name("self_attn.q_proj"), attn.q_proj)?,
+                k_proj: f(&name("self_attn.k_proj"), attn.k_proj)?,
+                v_proj: f(&name("self_attn.v_proj"), attn.v_proj)?,
+                o_proj: f(&name("self_attn.o_proj"), attn.o_proj)?,
+                num_heads: attn.num_heads,
+                num_kv_heads: attn.num_kv_heads,
+                head_dim: attn.head_dim,
+            };
+            let mlp = LlamaMlp {
+                gate_proj: f(&name("mlp.gate_proj"), mlp.gate_proj)?,
+                up_proj: f(&name("mlp.up_proj"), mlp.up_proj)?,
+                down_proj: f(&name("mlp.down_proj"), mlp.down_proj)?,
+            };
+            layers.push(LlamaDecoderLayer {
+                self_attn,
+                mlp,
+                input_layernorm: layer.input_layernorm,
+                post_attention_layernorm: layer.post_attention_layernorm,
+            });
+        }
+        Ok(LlamaForCausalLM {
+            model: LlamaModel { embed_tokens: self.model.embed_tokens, layers, norm: self.model.norm },
+            lm_head: self.lm_head,
+            inv_freq: self.inv_freq,
+        })
+    }
+
+    /// The decoder projections by HF module name, in checkpoint order.
+    pub fn projections(&self) -> Vec<(String, &P)> {
+        let mut out = Vec::with_capacity(7 * self.model.layers.len());
+        for (l, layer) in self.model.layers.iter().enumerate() {
+            let (a, m) = (&layer.self_attn, &layer.mlp);
+            let all = [&a.q_proj, &a.k_proj, &a.v_proj, &a.o_proj, &m.gate_proj, &m.up_proj, &m.down_proj];
+            out.extend(PROJECTIONS.iter().zip(all).map(|(n, p)| (format!("model.layers.{l}.{n}"), p)));
+        }
+        out
     }
 
     /// Number of decoder layers.

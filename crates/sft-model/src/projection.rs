@@ -1,0 +1,30 @@
+//! The seam for adapted and quantized linear layers.
+
+use burn::nn::Linear;
+use burn::prelude::*;
+
+/// A linear map `[.., in] → [.., out]` used for the seven projections of every decoder layer (`q_proj`, `k_proj`,
+/// `v_proj`, `o_proj`, `gate_proj`, `up_proj`, `down_proj`). The model is generic over it: `Linear` for a plain
+/// model, LoRA-adapted or NF4-quantized layers from `sft-peft` for fine-tuning
+/// ([`LlamaForCausalLM::map_projections`](crate::LlamaForCausalLM::map_projections) swaps them).
+pub trait Projection: Module + core::fmt::Debug {
+    /// `x` `[batch, seq, in]` → `[batch, seq, out]`.
+    fn forward(&self, x: Tensor<3>) -> Tensor<3>;
+}
+
+impl Projection for Linear {
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        Linear::forward(self, x)
+    }
+}
+
+/// The names of the projections of one decoder layer, relative to `model.layers.N`, in checkpoint order.
+pub const PROJECTIONS: [&str; 7] = [
+    "self_attn.q_proj",
+    "self_attn.k_proj",
+    "self_attn.v_proj",
+    "self_attn.o_proj",
+    "mlp.gate_proj",
+    "mlp.up_proj",
+    "mlp.down_proj",
+];
