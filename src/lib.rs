@@ -11,9 +11,10 @@
 //! | segments → token ids + loss mask, chat templates | [`tokenize`] (`sft-tokenize`) |
 //! | padded / packed batches with -100 labels | [`collate`] (`sft-collate`) |
 //! | the Llama model, loading, loss, generation | [`model_stage`] (`sft-model`) |
+//! | LoRA adapters, merge, PEFT adapter files | [`peft`] (`sft-peft`) |
 //! | Hugging Face Hub downloads, tokens, cache | [`hub`] (`sft-hub`) |
 //!
-//! Adapters and the trainer arrive as their crates land.
+//! The trainer arrives as its crate lands.
 #![deny(missing_docs)]
 
 pub mod config;
@@ -33,6 +34,8 @@ pub use sft_data as data;
 pub use sft_hub as hub;
 /// The Llama model (`sft-model`).
 pub use sft_model as model_stage;
+/// LoRA adapters and PEFT files (`sft-peft`).
+pub use sft_peft as peft;
 /// Tokenization (`sft-tokenize`).
 pub use sft_tokenize as tokenize;
 pub use tokenizer::load_tokenizer;

@@ -1,23 +1,22 @@
 //! The run config: one JSON file that drives the pipeline (the layout of `configs/`).
 //!
-//! Each stage owns the struct of its section — `dataset_config` is [`sft_data::DataConfig`]; the `lora_config`,
-//! `quantization_config`, `training_args` and `early_stopping` sections live here until their crates (`sft-peft`,
-//! `sft-train`) arrive — and [`RunConfig`] composes them. Loading is strict: an unknown key, a wrong type or an
+//! Each stage owns the struct of its section — `dataset_config` is [`sft_data::DataConfig`]; `lora_config` is
+//! [`sft_peft::LoraConfig`]; the `quantization_config`, `training_args` and `early_stopping` sections live here until
+//! their crates arrive — and [`RunConfig`] composes them. Loading is strict: an unknown key, a wrong type or an
 //! out-of-range value is an [`SftError::Config`] naming the file and the key path
 //! (`configs/x.json: training_args.learning_rate: expected a number > 0`).
 
 mod early_stopping;
-mod lora;
 mod quantization;
 mod training;
 
 use std::path::{Path, PathBuf};
 
 pub use early_stopping::EarlyStoppingConfig;
-pub use lora::{InitLoraWeights, LayerSelection, LoraBias, LoraConfig, TargetModules};
 pub use quantization::{ComputeDtype, QuantType, QuantizationConfig};
 use serde::{Deserialize, Serialize};
 use sft_data::{DataConfig, DataError};
+pub use sft_peft::{InitLoraWeights, LayerSelection, LoraBias, LoraConfig, PeftError, TargetModules};
 use sft_tokenize::{EncodeOptions, Masking, SpecialTokenOverrides};
 pub use training::{IntervalStrategy, ReportTo, ResumeFrom, SchedulerType, TrainingArguments};
 
@@ -125,7 +124,10 @@ impl RunConfig {
             DataError::InvalidConfig { key, message } => Invalid { key, message },
             other => Invalid { key: "dataset_config".into(), message: other.to_string() },
         })?;
-        self.lora_config.validate()?;
+        self.lora_config.validate().map_err(|e| match e {
+            PeftError::InvalidConfig { key, message } => Invalid { key: format!("lora_config.{key}"), message },
+            other => Invalid { key: "lora_config".into(), message: other.to_string() },
+        })?;
         self.training_args.validate()?;
         if let Some(q) = &self.quantization_config {
             q.validate()?;

@@ -121,6 +121,13 @@ impl Checkpoint {
         device: &Device,
         dtype: FloatDType,
     ) -> Result<Tensor<D>> {
+        let data = self.data(name, &expected)?;
+        Ok(Tensor::from_data(data, (device, DType::from(dtype))))
+    }
+
+    /// The raw data of tensor `name` in the file's dtype (F32, F16 or BF16), checked against `expected` shape, and
+    /// marked as used.
+    pub fn data(&mut self, name: &str, expected: &[usize]) -> Result<TensorData> {
         let entry = self.entries.get(name).ok_or_else(|| ModelError::MissingTensor {
             name: name.to_owned(),
             files: self.files.iter().map(|(p, _)| p.display().to_string()).collect::<Vec<_>>().join(", "),
@@ -155,9 +162,8 @@ impl Checkpoint {
             .seek(SeekFrom::Start(entry.start as u64))
             .and_then(|_| reader.read_exact(&mut bytes))
             .map_err(|source| ModelError::Io { path: path.clone(), source })?;
-        let data = TensorData::from_bytes_vec(bytes, expected.to_vec(), stored);
         self.used.insert(name.to_owned());
-        Ok(Tensor::from_data(data, (device, DType::from(dtype))))
+        Ok(TensorData::from_bytes_vec(bytes, expected.to_vec(), stored))
     }
 
     /// Marks `name` as deliberately unused (e.g. `lm_head.weight` saved next to tied embeddings).

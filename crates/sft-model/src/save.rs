@@ -75,7 +75,11 @@ impl LlamaForCausalLM {
     /// Writes `dir/config.json` and `dir/model.safetensors` (weights in `dtype`, `{"format": "pt"}` metadata as
     /// transformers writes), creating `dir` if needed. Each file is written to a temporary name and renamed, and
     /// tensors are converted one at a time, so saving never holds a second copy of the model.
+    ///
+    /// `tie_word_embeddings` is written as the model is: a model whose head was untied (a trained `lm_head` copy
+    /// after LoRA with `modules_to_save`) is saved with its own `lm_head.weight`.
     pub fn save_pretrained(&self, config: &LlamaConfig, dir: &Path, dtype: FloatDType) -> Result<()> {
+        let config = &LlamaConfig { tie_word_embeddings: self.lm_head.is_none(), ..config.clone() };
         std::fs::create_dir_all(dir).map_err(|source| ModelError::Io { path: dir.into(), source })?;
         let metadata = BTreeMap::from([("format".to_owned(), "pt".to_owned())]);
         write_safetensors(&dir.join("model.safetensors"), self.hf_tensors(config, dtype), &metadata)?;

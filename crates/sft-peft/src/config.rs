@@ -1,10 +1,12 @@
-//! `lora_config`: PEFT's `LoraConfig` keys.
-//!
-//! This section moves into `sft-peft` when that crate arrives; the names and semantics are PEFT's.
+//! `LoraConfig`: the `lora_config` section of a run config, with PEFT's names, defaults and meaning.
 
 use serde::{Deserialize, Serialize};
 
-use super::{Invalid, check};
+use crate::error::{Result, invalid};
+
+fn check(ok: bool, key: &str, message: &str) -> Result<()> {
+    if ok { Ok(()) } else { Err(invalid(key, message)) }
+}
 
 /// LoRA adapter settings, with PEFT's names, defaults and meaning.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +45,9 @@ pub struct LoraConfig {
     #[serde(default)]
     pub task_type: Option<String>,
 }
+
+/// The `target_modules` value that selects every linear layer except the output head.
+pub const ALL_LINEAR: &str = "all-linear";
 
 /// `target_modules`: a list of name suffixes, or one string (`"all-linear"` or a regex).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,28 +123,36 @@ impl Default for LoraConfig {
 }
 
 impl LoraConfig {
-    /// Checks ranges; errors name `lora_config.<key>`.
-    pub fn validate(&self) -> Result<(), Invalid> {
-        const K: &str = "lora_config";
-        check(self.r >= 1, K, "r", "expected a whole number >= 1")?;
-        check(self.lora_alpha.is_finite() && self.lora_alpha > 0.0, K, "lora_alpha", "expected a number > 0")?;
-        check((0.0..1.0).contains(&self.lora_dropout), K, "lora_dropout", "expected a number in [0, 1)")?;
+    /// The factor of the adapter's output: `lora_alpha / r`, or `lora_alpha / √r` with `use_rslora`.
+    pub fn scaling(&self) -> f64 {
+        if self.use_rslora { self.lora_alpha / (self.r as f64).sqrt() } else { self.lora_alpha / self.r as f64 }
+    }
+
+    /// Checks ranges; errors name the field (`lora_config.<key>`).
+    pub fn validate(&self) -> Result<()> {
+        check(self.r >= 1, "r", "expected a whole number >= 1")?;
+        check(self.lora_alpha.is_finite() && self.lora_alpha > 0.0, "lora_alpha", "expected a number > 0")?;
+        check((0.0..1.0).contains(&self.lora_dropout), "lora_dropout", "expected a number in [0, 1)")?;
         match &self.target_modules {
             Some(TargetModules::List(list)) => {
-                check(!list.is_empty(), K, "target_modules", "expected at least one module name")?;
-                check(list.iter().all(|m| !m.is_empty()), K, "target_modules", "module names may not be empty")?;
+                check(!list.is_empty(), "target_modules", "expected at least one module name")?;
+                check(list.iter().all(|m| !m.is_empty()), "target_modules", "module names may not be empty")?;
             }
-            Some(TargetModules::Pattern(p)) => check(!p.is_empty(), K, "target_modules", "expected a pattern")?,
+            Some(TargetModules::Pattern(p)) if p == ALL_LINEAR => {}
+            Some(TargetModules::Pattern(p)) => {
+                check(!p.is_empty(), "target_modules", "expected a pattern")?;
+                regex::Regex::new(p).map_err(|e| invalid("target_modules", format!("not a valid regex: {e}")))?;
+            }
             None => {}
         }
         if let InitLoraWeights::Named(name) = &self.init_lora_weights {
-            check(name == "gaussian", K, "init_lora_weights", "expected true, false or \"gaussian\"")?;
+            check(name == "gaussian", "init_lora_weights", "expected true, false or \"gaussian\"")?;
         }
         if let Some(task) = &self.task_type {
-            check(task == "CAUSAL_LM", K, "task_type", "expected \"CAUSAL_LM\" (the only task of this project)")?;
+            check(task == "CAUSAL_LM", "task_type", "expected \"CAUSAL_LM\" (the only task of this project)")?;
         }
         if let Some(modules) = &self.modules_to_save {
-            check(modules.iter().all(|m| !m.is_empty()), K, "modules_to_save", "module names may not be empty")?;
+            check(modules.iter().all(|m| !m.is_empty()), "modules_to_save", "module names may not be empty")?;
         }
         Ok(())
     }

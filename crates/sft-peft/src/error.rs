@@ -1,0 +1,52 @@
+//! The error type of adapters: configuration, injection, files.
+
+use std::path::PathBuf;
+
+/// What can go wrong configuring, injecting, saving or loading an adapter.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeftError {
+    /// A `LoraConfig` value is out of range; `key` is the field (`r`, `target_modules`, …).
+    #[error("lora_config.{key}: {message}")]
+    InvalidConfig {
+        /// The field.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// `target_modules` (or `modules_to_save`) names something the model does not have.
+    #[error("{message}; the model's linear modules are: {available}")]
+    Target {
+        /// What did not match.
+        message: String,
+        /// The model's projection names (layer 0, then the count of layers).
+        available: String,
+    },
+    /// An adapter directory or file is malformed, incomplete or for another base model.
+    #[error("{}: {message}", path.display())]
+    Adapter {
+        /// The file or directory.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An error from the model crate (reading tensors, writing safetensors).
+    #[error(transparent)]
+    Model(#[from] sft_model::ModelError),
+}
+
+/// `Result` with [`PeftError`].
+pub type Result<T, E = PeftError> = std::result::Result<T, E>;
+
+pub(crate) fn invalid(key: &str, message: impl Into<String>) -> PeftError {
+    PeftError::InvalidConfig { key: key.into(), message: message.into() }
+}

@@ -1,0 +1,28 @@
+//! # sft-peft
+//!
+//! LoRA for the `sft-model` Llama, with PEFT's names, semantics and files.
+//!
+//! ```text
+//! LlamaForCausalLM (plain) ── inject(config, seed) ──► LlamaForCausalLM<LoraLinear>
+//!        ▲                                                   │  base(x) + scaling · B(A(dropout(x)))
+//!        └──────────── merge_and_unload ─────────────────────┤
+//!                                                            └─ save_adapter / load_adapter
+//!                                                               adapter_config.json + adapter_model.safetensors
+//! ```
+#![deny(missing_docs)]
+
+mod config;
+mod error;
+mod files;
+mod inject;
+mod lora;
+mod merge;
+mod target;
+
+pub use config::{ALL_LINEAR, InitLoraWeights, LayerSelection, LoraBias, LoraConfig, TargetModules};
+pub use error::{PeftError, Result};
+pub use files::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_key, load_adapter, read_adapter_config, save_adapter};
+pub use inject::{ParameterCount, SavedModule, inject, modules_to_save, parameter_count};
+pub use lora::{LoraAdapter, LoraLinear};
+pub use merge::{merge, merge_and_unload, unmerge};
+pub use target::{LLAMA_DEFAULT_TARGETS, layer_index, select_targets};

@@ -1,0 +1,176 @@
+//! `LoraLinear`: a frozen base projection plus an optional low-rank adapter, computed factored.
+
+use burn::module::Param;
+use burn::nn::{Dropout, DropoutConfig, Linear};
+use burn::prelude::*;
+use burn::tensor::DType;
+use sft_model::Projection;
+use sft_rand::SplitMix64;
+
+use crate::config::{InitLoraWeights, LoraConfig};
+
+/// The trainable part of a LoRA layer: `scaling · B(A(dropout(x)))`.
+///
+/// The factors are stored in Burn's `x @ W` orientation, `lora_a` `[in, r]` and `lora_b` `[r, out]`: the
+/// transposes of PEFT's `lora_A.weight` `[r, in]` and `lora_B.weight` `[out, r]` (the file layout, see
+/// [`crate::save_adapter`]). They are kept in f32 whatever the base's dtype, as PEFT does by default
+/// (`autocast_adapter_dtype`).
+#[derive(Module, Debug)]
+pub struct LoraAdapter {
+    /// `A` `[in, r]`.
+    pub lora_a: Param<Tensor<2>>,
+    /// `B` `[r, out]`.
+    pub lora_b: Param<Tensor<2>>,
+    /// `lora_alpha / r` (or `/ √r` with `use_rslora`).
+    pub scaling: f64,
+    /// `lora_dropout` on the adapter's input, active only while training on an autodiff device.
+    pub dropout: Dropout,
+}
+
+impl LoraAdapter {
+    /// A fresh adapter for an `[in, out]` projection, initialised as `config.init_lora_weights` says from
+    /// `random`:
+    /// - `true`: A Kaiming-uniform with a = √5 over fan-in `in` (PEFT's and `nn.Linear`'s default), i.e.
+    ///   U(−1/√in, 1/√in); B = 0, so the adapter starts as the identity;
+    /// - `"gaussian"`: A ~ N(0, 1/r²) (std 1/r), B = 0;
+    /// - `false`: A as for `true` and B Kaiming-uniform over fan-in `r` (a non-identity adapter, for tests).
+    pub fn init(d_in: usize, d_out: usize, config: &LoraConfig, random: &mut SplitMix64, device: &Device) -> Self {
+        let r = config.r;
+        // PEFT draws A as `[r, in]`; drawing in that order and transposing keeps the stream meaning the same.
+        let kaiming = |random: &mut SplitMix64, fan_in: usize, n: usize| {
+            let bound = 1.0 / (fan_in as f64).sqrt();
+            random.uniforms(n, -bound, bound)
+        };
+        let a = match &config.init_lora_weights {
+            InitLoraWeights::Named(_) => random.normals(r * d_in, 1.0 / r as f64),
+            InitLoraWeights::Bool(_) => kaiming(random, d_in, r * d_in),
+        };
+        let b = match &config.init_lora_weights {
+            InitLoraWeights::Bool(false) => kaiming(random, r, d_out * r),
+            _ => vec![0.0; d_out * r],
+        };
+        Self::from_peft(&a, &b, [r, d_in, d_out], config.scaling(), config.lora_dropout, device)
+    }
+
+    /// An adapter from PEFT-layout factors given row-major: `lora_A` `[r, in]` and `lora_B` `[out, r]`, stored
+    /// transposed (contiguous) in f32 on `device`.
+    pub fn from_peft(
+        a: &[f32],
+        b: &[f32],
+        [r, d_in, d_out]: [usize; 3],
+        scaling: f64,
+        dropout: f64,
+        device: &Device,
+    ) -> Self {
+        let a = TensorData::new(transpose(a, r, d_in), [d_in, r]);
+        let b = TensorData::new(transpose(b, d_out, r), [r, d_out]);
+        Self {
+            lora_a: Param::from_tensor(Tensor::from_data(a, (device, DType::F32))),
+            lora_b: Param::from_tensor(Tensor::from_data(b, (device, DType::F32))),
+            scaling,
+            dropout: DropoutConfig::new(dropout).init(),
+        }
+    }
+
+    /// Rank `r`.
+    pub fn rank(&self) -> usize {
+        self.lora_a.dims()[1]
+    }
+
+    /// `scaling · B(A(dropout(x)))` for `x` `[batch, seq, in]`, in f32 (`x` is cast to the adapter's dtype
+    /// first), `[batch, seq, out]`. The rank-`r` intermediate is scaled, the cheaper place for it.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let a = self.lora_a.val();
+        let x = if x.dtype() == a.dtype() { x } else { x.cast(a.dtype()) };
+        let h = self.dropout.forward(x).matmul(a.unsqueeze()).mul_scalar(self.scaling);
+        h.matmul(self.lora_b.val().unsqueeze())
+    }
+
+    /// The dense update `scaling · A·B` `[in, out]` (what merging adds to the base weight).
+    pub fn delta_weight(&self) -> Tensor<2> {
+        self.lora_a.val().matmul(self.lora_b.val()).mul_scalar(self.scaling)
+    }
+}
+
+/// The transpose of a row-major `[rows, cols]` matrix.
+pub(crate) fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; values.len()];
+    for i in 0..rows {
+        for j in 0..cols {
+            out[j * rows + i] = values[i * cols + j];
+        }
+    }
+    out
+}
+
+/// A decoder projection of a LoRA model: the frozen `base`, and an `adapter` when `target_modules` selected it.
+/// Output: `base(x) + scaling · B(A(dropout(x)))`, never materialising `W + scaling·A·B` while training. After
+/// [`merge`](Self::merge) the update lives in the base weight and the adapter is skipped until
+/// [`unmerge`](Self::unmerge).
+#[derive(Module, Debug)]
+pub struct LoraLinear {
+    /// The base projection (frozen when injected).
+    pub base: Linear,
+    /// The adapter, if this projection is a target.
+    pub adapter: Option<LoraAdapter>,
+    /// Whether the adapter's update has been added to `base`.
+    pub merged: bool,
+}
+
+impl LoraLinear {
+    /// A projection without an adapter.
+    pub fn plain(base: Linear) -> Self {
+        Self { base, adapter: None, merged: false }
+    }
+
+    /// Adds the adapter's update to the base weight (in the base's dtype); a no-op without an adapter or when
+    /// already merged.
+    pub fn merge(self) -> Self {
+        match (&self.adapter, self.merged) {
+            (Some(adapter), false) => {
+                let delta = adapter.delta_weight();
+                let base = self.base.weight.val();
+                let weight = (base.clone() + delta.cast(base.dtype())).detach();
+                Self { base: frozen(self.base, weight), merged: true, ..self }
+            }
+            _ => self,
+        }
+    }
+
+    /// Subtracts the update added by [`merge`](Self::merge) (exact up to rounding).
+    pub fn unmerge(self) -> Self {
+        match (&self.adapter, self.merged) {
+            (Some(adapter), true) => {
+                let delta = adapter.delta_weight();
+                let base = self.base.weight.val();
+                let weight = (base.clone() - delta.cast(base.dtype())).detach();
+                Self { base: frozen(self.base, weight), merged: false, ..self }
+            }
+            _ => self,
+        }
+    }
+
+    /// The plain projection with the update folded in (PEFT's `merge_and_unload` for one layer).
+    pub fn merge_and_unload(self) -> Linear {
+        self.merge().base
+    }
+}
+
+/// `linear` with its weight replaced by `weight`, same parameter id, no gradient.
+fn frozen(linear: Linear, weight: Tensor<2>) -> Linear {
+    Linear { weight: linear.weight.map(|_| weight).set_require_grad(false), bias: linear.bias }
+}
+
+impl Projection for LoraLinear {
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        match (&self.adapter, self.merged) {
+            (Some(adapter), false) => {
+                let y = self.base.forward(x.clone());
+                let dtype = y.dtype();
+                let delta = adapter.forward(x);
+                y + if delta.dtype() == dtype { delta } else { delta.cast(dtype) }
+            }
+            _ => self.base.forward(x),
+        }
+    }
+}

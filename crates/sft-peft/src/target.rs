@@ -1,0 +1,97 @@
+//! Which projections get an adapter: PEFT's `target_modules` and `layers_to_transform` rules.
+
+use regex::Regex;
+
+use crate::config::{ALL_LINEAR, LayerSelection, LoraConfig, TargetModules};
+use crate::error::{PeftError, Result, invalid};
+
+/// PEFT's default `target_modules` for Llama (`TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING["llama"]`).
+pub const LLAMA_DEFAULT_TARGETS: [&str; 2] = ["q_proj", "v_proj"];
+
+/// Modules of the model that are not projections and so cannot take a LoRA adapter here.
+const NOT_ADAPTABLE: [&str; 2] = ["lm_head", "embed_tokens"];
+
+/// The layer index of a module name `model.layers.N.…` (PEFT's default `layers_pattern`).
+pub fn layer_index(name: &str) -> Option<usize> {
+    name.strip_prefix("model.layers.")?.split('.').next()?.parse().ok()
+}
+
+/// For each of `names` (HF module names of the model's projections, as
+/// [`LlamaForCausalLM::projections`](sft_model::LlamaForCausalLM::projections) lists them), whether `config`
+/// targets it:
+/// - a list: a name equal to an entry or ending in `.entry` (PEFT's suffix rule); every entry must match at least
+///   one module;
+/// - `"all-linear"`: every projection (the output head is never a target, as in PEFT);
+/// - another string: a regex that must match the whole name (`re.fullmatch`), and at least one module;
+///
+/// then restricted to `layers_to_transform` when set. Entries naming `lm_head` or `embed_tokens` are refused
+/// (adapters on them are not supported; `modules_to_save` trains them in full).
+pub fn select_targets(config: &LoraConfig, names: &[String]) -> Result<Vec<bool>> {
+    let available = || describe(names);
+    let mut selected: Vec<bool> = match &config.target_modules {
+        None => suffix_match(&LLAMA_DEFAULT_TARGETS.map(String::from), names, available)?,
+        Some(TargetModules::List(list)) => suffix_match(list, names, available)?,
+        Some(TargetModules::Pattern(p)) if p == ALL_LINEAR => vec![true; names.len()],
+        Some(TargetModules::Pattern(p)) => {
+            let re = Regex::new(&format!("^(?:{p})$")).map_err(|e| invalid("target_modules", format!("{e}")))?;
+            let hits: Vec<bool> = names.iter().map(|n| re.is_match(n)).collect();
+            if !hits.contains(&true) {
+                return Err(PeftError::Target {
+                    message: format!("target_modules regex `{p}` matches no module"),
+                    available: available(),
+                });
+            }
+            hits
+        }
+    };
+    if let Some(layers) = &config.layers_to_transform {
+        let layers: Vec<usize> = match layers {
+            LayerSelection::One(l) => vec![*l],
+            LayerSelection::Many(l) => l.clone(),
+        };
+        let count = names.iter().filter_map(|n| layer_index(n)).max().map_or(0, |m| m + 1);
+        if let Some(bad) = layers.iter().find(|&&l| l >= count) {
+            return Err(invalid("layers_to_transform", format!("layer {bad} does not exist (the model has {count})")));
+        }
+        for (hit, name) in selected.iter_mut().zip(names) {
+            *hit &= layer_index(name).is_some_and(|l| layers.contains(&l));
+        }
+    }
+    Ok(selected)
+}
+
+fn suffix_match(list: &[String], names: &[String], available: impl Fn() -> String) -> Result<Vec<bool>> {
+    for entry in list {
+        if NOT_ADAPTABLE.iter().any(|m| entry == m || entry.ends_with(&format!(".{m}"))) {
+            return Err(PeftError::Target {
+                message: format!(
+                    "target_modules entry `{entry}` is not a projection: LoRA on embeddings or the output head is not \
+                     supported; list it in modules_to_save to train it in full"
+                ),
+                available: available(),
+            });
+        }
+        if !names.iter().any(|n| matches_suffix(n, entry)) {
+            return Err(PeftError::Target {
+                message: format!("target_modules entry `{entry}` matches no module"),
+                available: available(),
+            });
+        }
+    }
+    Ok(names.iter().map(|n| list.iter().any(|e| matches_suffix(n, e))).collect())
+}
+
+/// PEFT's rule: `name == entry` or `name` ends with `.entry`.
+fn matches_suffix(name: &str, entry: &str) -> bool {
+    name == entry || name.strip_suffix(entry).is_some_and(|rest| rest.ends_with('.'))
+}
+
+/// The projection names of layer 0 and the number of layers, for error messages.
+fn describe(names: &[String]) -> String {
+    let first: Vec<&str> = names.iter().filter(|n| layer_index(n) == Some(0)).map(String::as_str).collect();
+    let layers = names.iter().filter_map(|n| layer_index(n)).max().map_or(0, |m| m + 1);
+    format!(
+        "{} (and the same in each of the {layers} layers; the output head `lm_head` is not a target)",
+        first.join(", ")
+    )
+}
