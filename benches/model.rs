@@ -3,6 +3,11 @@
 //! logits) and with the chunked fused loss. `cargo bench --bench model`; figures in `benches/README.md`.
 #![allow(clippy::unwrap_used)]
 
+/// mimalloc, as the project's training binaries use: with glibc's allocator every large tensor is a fresh `mmap`
+/// and page-faults on each step (`benches/README.md`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use burn::prelude::*;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sft::model_stage::{LlamaConfig, LlamaForCausalLM, ModelInput, causal_lm_loss, chunked_causal_lm_loss};

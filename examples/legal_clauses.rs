@@ -10,6 +10,10 @@
 //! ```
 #![allow(clippy::print_stdout)]
 
+/// mimalloc: glibc's allocator page-faults on every large tensor (`benches/README.md`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context;
 use sft::collate::{Collate, Collator, Sampling, batch_plan, pack_best_fit_decreasing};
 use sft::config::RunConfig;

@@ -78,12 +78,18 @@ impl LoraAdapter {
     }
 
     /// `scaling · B(A(dropout(x)))` for `x` `[batch, seq, in]`, in f32 (`x` is cast to the adapter's dtype
-    /// first), `[batch, seq, out]`. The rank-`r` intermediate is scaled, the cheaper place for it.
+    /// first), `[batch, seq, out]`. The tokens are flattened to one `[batch·seq, in]` matrix (two plain matmuls, no
+    /// batch broadcasting, and the factor gradients need no reduction over the batch), and the rank-`r`
+    /// intermediate is scaled, the cheaper place for it.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let a = self.lora_a.val();
         let x = if x.dtype() == a.dtype() { x } else { x.cast(a.dtype()) };
-        let h = self.dropout.forward(x).matmul(a.unsqueeze()).mul_scalar(self.scaling);
-        h.matmul(self.lora_b.val().unsqueeze())
+        let [batch, seq, d_in] = x.dims();
+        let x = self.dropout.forward(x).reshape([batch * seq, d_in]);
+        let h = x.matmul(a).mul_scalar(self.scaling);
+        let y = h.matmul(self.lora_b.val());
+        let d_out = y.dims()[1];
+        y.reshape([batch, seq, d_out])
     }
 
     /// The dense update `scaling · A·B` `[in, out]` (what merging adds to the base weight).
