@@ -37,7 +37,7 @@ fn lora(c: &mut Criterion) {
     let a = random.uniforms(R * D, -1.0 / (D as f64).sqrt(), 1.0 / (D as f64).sqrt());
     let b = random.normals(D * R, 0.02);
     let ours = LoraLinear {
-        base: frozen.clone(),
+        base: frozen.clone().into(),
         adapter: Some(LoraAdapter::from_peft(&a, &b, [R, D, D], 2.0, 0.0, &device)),
         merged: false,
     };

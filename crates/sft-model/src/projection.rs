@@ -1,5 +1,6 @@
 //! The seam for adapted and quantized linear layers.
 
+use burn::module::ModuleDisplay;
 use burn::nn::Linear;
 use burn::prelude::*;
 
@@ -7,7 +8,7 @@ use burn::prelude::*;
 /// `v_proj`, `o_proj`, `gate_proj`, `up_proj`, `down_proj`). The model is generic over it: `Linear` for a plain
 /// model, LoRA-adapted or NF4-quantized layers from `sft-peft` for fine-tuning
 /// ([`LlamaForCausalLM::map_projections`](crate::LlamaForCausalLM::map_projections) swaps them).
-pub trait Projection: Module + core::fmt::Debug {
+pub trait Projection: Module + ModuleDisplay + core::fmt::Debug {
     /// `x` `[batch, seq, in]` → `[batch, seq, out]`.
     fn forward(&self, x: Tensor<3>) -> Tensor<3>;
 }

@@ -39,6 +39,9 @@ pub enum PeftError {
         #[source]
         source: std::io::Error,
     },
+    /// A weight could not be quantized, or the quantization settings are not supported.
+    #[error("quantization: {0}")]
+    Quantization(String),
     /// An error from the model crate (reading tensors, writing safetensors).
     #[error(transparent)]
     Model(#[from] sft_model::ModelError),

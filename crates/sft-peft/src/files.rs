@@ -12,12 +12,12 @@ use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::{DType, FloatDType};
 use serde_json::{Value, json};
-use sft_model::{Checkpoint, LlamaForCausalLM, TensorEntry, write_atomic, write_safetensors};
+use sft_model::{Checkpoint, LlamaForCausalLM, Projection, TensorEntry, write_atomic, write_safetensors};
 
 use crate::config::{InitLoraWeights, LayerSelection, LoraBias, LoraConfig, TargetModules};
 use crate::error::{PeftError, Result};
 use crate::inject::{SavedModule, inject_with, modules_to_save};
-use crate::lora::{LoraAdapter, LoraLinear};
+use crate::lora::{BaseLinear, LoraAdapter, LoraLinear};
 
 /// The adapter's config file name.
 pub const ADAPTER_CONFIG: &str = "adapter_config.json";
@@ -259,7 +259,10 @@ struct LoraConfigField {
 /// an adapter for another base model is an error naming the tensor), `modules_to_save` weights replace the
 /// base's, and a tensor the config does not explain is an error. Returns the injected model (adapters
 /// trainable) and the config.
-pub fn load_adapter(model: LlamaForCausalLM, dir: &Path) -> Result<(LlamaForCausalLM<LoraLinear>, LoraConfig)> {
+pub fn load_adapter<P: Projection + Into<BaseLinear>>(
+    model: LlamaForCausalLM<P>,
+    dir: &Path,
+) -> Result<(LlamaForCausalLM<LoraLinear>, LoraConfig)> {
     let (config, _) = read_adapter_config(dir)?;
     let weights = dir.join(ADAPTER_WEIGHTS);
     if !weights.is_file() {

@@ -3,12 +3,12 @@
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::prelude::*;
-use sft_model::LlamaForCausalLM;
+use sft_model::{LlamaForCausalLM, Projection};
 use sft_rand::SplitMix64;
 
 use crate::config::LoraConfig;
 use crate::error::{PeftError, Result, invalid};
-use crate::lora::{LoraAdapter, LoraLinear};
+use crate::lora::{BaseLinear, LoraAdapter, LoraLinear};
 use crate::target::select_targets;
 
 /// A full module `modules_to_save` can name in a Llama model.
@@ -104,7 +104,11 @@ pub fn parameter_count(model: &LlamaForCausalLM<LoraLinear>, config: &LoraConfig
 /// PEFT's `get_peft_model`: freezes every parameter of `model`, gives each projection that `config` targets a
 /// fresh adapter (initialised from `SplitMix64::new(seed)`, in checkpoint order, on the projection's device), and
 /// makes `modules_to_save` trainable. Only adapters and those modules then receive gradients.
-pub fn inject(model: LlamaForCausalLM, config: &LoraConfig, seed: u64) -> Result<LlamaForCausalLM<LoraLinear>> {
+pub fn inject<P: Projection + Into<BaseLinear>>(
+    model: LlamaForCausalLM<P>,
+    config: &LoraConfig,
+    seed: u64,
+) -> Result<LlamaForCausalLM<LoraLinear>> {
     inject_with(
         model,
         config,
@@ -115,8 +119,8 @@ pub fn inject(model: LlamaForCausalLM, config: &LoraConfig, seed: u64) -> Result
 
 /// [`inject`] with the adapters made by `make(name, in, out, device, random)` (loading uses it to place saved
 /// factors).
-pub(crate) fn inject_with(
-    model: LlamaForCausalLM,
+pub(crate) fn inject_with<P: Projection + Into<BaseLinear>>(
+    model: LlamaForCausalLM<P>,
     config: &LoraConfig,
     mut make: impl FnMut(&str, usize, usize, &Device, &mut SplitMix64) -> Result<LoraAdapter>,
     seed: u64,
@@ -137,14 +141,15 @@ pub(crate) fn inject_with(
     let mut random = SplitMix64::new(seed);
     let mut index = 0;
     let model = model.no_grad();
-    let mut model = model.map_projections(|name, base: Linear| -> Result<LoraLinear> {
+    let mut model = model.map_projections(|name, base: P| -> Result<LoraLinear> {
+        let base: BaseLinear = base.into();
         let target = selected[index];
         index += 1;
         if !target {
             return Ok(LoraLinear::plain(base));
         }
-        let [d_in, d_out] = base.weight.dims();
-        let device = base.weight.device();
+        let [d_in, d_out] = base.dims();
+        let device = base.device();
         let adapter = make(name, d_in, d_out, &device, &mut random)?;
         Ok(LoraLinear { base, adapter: Some(adapter), merged: false })
     })?;

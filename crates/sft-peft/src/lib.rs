@@ -17,12 +17,13 @@ mod files;
 mod inject;
 mod lora;
 mod merge;
+pub mod nf4;
 mod target;
 
 pub use config::{ALL_LINEAR, InitLoraWeights, LayerSelection, LoraBias, LoraConfig, TargetModules};
 pub use error::{PeftError, Result};
 pub use files::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_key, load_adapter, read_adapter_config, save_adapter};
 pub use inject::{ParameterCount, SavedModule, inject, modules_to_save, parameter_count};
-pub use lora::{LoraAdapter, LoraLinear};
+pub use lora::{BaseLinear, LoraAdapter, LoraLinear};
 pub use merge::{merge, merge_and_unload, unmerge};
 pub use target::{LLAMA_DEFAULT_TARGETS, layer_index, select_targets};

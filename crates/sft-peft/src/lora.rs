@@ -8,6 +8,7 @@ use sft_model::Projection;
 use sft_rand::SplitMix64;
 
 use crate::config::{InitLoraWeights, LoraConfig};
+use crate::nf4::Nf4Linear;
 
 /// The trainable part of a LoRA layer: `scaling · B(A(dropout(x)))`.
 ///
@@ -109,14 +110,74 @@ pub(crate) fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     out
 }
 
+/// The frozen weight under an adapter: dense, or NF4-quantized (QLoRA).
+// Seven of these per layer: the few hundred bytes of handles in the larger variant do not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Module, Debug)]
+pub enum BaseLinear {
+    /// A dense `Linear` (`[in, out]` weight, any float dtype).
+    Dense(Linear),
+    /// An NF4 weight dequantized for each matmul.
+    Nf4(Nf4Linear),
+}
+
+impl BaseLinear {
+    /// `[in, out]`.
+    pub fn dims(&self) -> [usize; 2] {
+        match self {
+            Self::Dense(l) => l.weight.dims(),
+            Self::Nf4(q) => [q.in_features, q.out_features],
+        }
+    }
+
+    /// The device holding the weight.
+    pub fn device(&self) -> Device {
+        match self {
+            Self::Dense(l) => l.weight.device(),
+            Self::Nf4(q) => q.packed.device(),
+        }
+    }
+
+    /// The weight as a dense `Linear`: itself, or the NF4 weight dequantized to f32 (never re-quantized).
+    pub fn into_dense(self) -> Linear {
+        match self {
+            Self::Dense(l) => l,
+            Self::Nf4(q) => {
+                Linear { weight: Param::from_tensor(q.dequantize().transpose()).set_require_grad(false), bias: None }
+            }
+        }
+    }
+}
+
+impl Projection for BaseLinear {
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        match self {
+            Self::Dense(l) => l.forward(x),
+            Self::Nf4(q) => Projection::forward(q, x),
+        }
+    }
+}
+
+impl From<Linear> for BaseLinear {
+    fn from(linear: Linear) -> Self {
+        Self::Dense(linear)
+    }
+}
+
+impl From<Nf4Linear> for BaseLinear {
+    fn from(linear: Nf4Linear) -> Self {
+        Self::Nf4(linear)
+    }
+}
+
 /// A decoder projection of a LoRA model: the frozen `base`, and an `adapter` when `target_modules` selected it.
 /// Output: `base(x) + scaling · B(A(dropout(x)))`, never materialising `W + scaling·A·B` while training. After
 /// [`merge`](Self::merge) the update lives in the base weight and the adapter is skipped until
 /// [`unmerge`](Self::unmerge).
 #[derive(Module, Debug)]
 pub struct LoraLinear {
-    /// The base projection (frozen when injected).
-    pub base: Linear,
+    /// The base projection (frozen when injected), dense or NF4.
+    pub base: BaseLinear,
     /// The adapter, if this projection is a target.
     pub adapter: Option<LoraAdapter>,
     /// Whether the adapter's update has been added to `base`.
@@ -125,19 +186,21 @@ pub struct LoraLinear {
 
 impl LoraLinear {
     /// A projection without an adapter.
-    pub fn plain(base: Linear) -> Self {
-        Self { base, adapter: None, merged: false }
+    pub fn plain(base: impl Into<BaseLinear>) -> Self {
+        Self { base: base.into(), adapter: None, merged: false }
     }
 
     /// Adds the adapter's update to the base weight (in the base's dtype); a no-op without an adapter or when
-    /// already merged.
+    /// already merged. An NF4 base is dequantized to a dense f32 weight first and stays dense: merging never
+    /// re-quantizes (that would lose the adapter's precision, as PEFT users find).
     pub fn merge(self) -> Self {
         match (&self.adapter, self.merged) {
             (Some(adapter), false) => {
                 let delta = adapter.delta_weight();
-                let base = self.base.weight.val();
+                let dense = self.base.into_dense();
+                let base = dense.weight.val();
                 let weight = (base.clone() + delta.cast(base.dtype())).detach();
-                Self { base: frozen(self.base, weight), merged: true, ..self }
+                Self { base: BaseLinear::Dense(frozen(dense, weight)), merged: true, ..self }
             }
             _ => self,
         }
@@ -148,9 +211,10 @@ impl LoraLinear {
         match (&self.adapter, self.merged) {
             (Some(adapter), true) => {
                 let delta = adapter.delta_weight();
-                let base = self.base.weight.val();
+                let dense = self.base.into_dense();
+                let base = dense.weight.val();
                 let weight = (base.clone() - delta.cast(base.dtype())).detach();
-                Self { base: frozen(self.base, weight), merged: false, ..self }
+                Self { base: BaseLinear::Dense(frozen(dense, weight)), merged: false, ..self }
             }
             _ => self,
         }
@@ -158,7 +222,7 @@ impl LoraLinear {
 
     /// The plain projection with the update folded in (PEFT's `merge_and_unload` for one layer).
     pub fn merge_and_unload(self) -> Linear {
-        self.merge().base
+        self.merge().base.into_dense()
     }
 }
 

@@ -3,8 +3,10 @@
 
 mod files;
 mod init;
+mod nf4;
 mod oracle;
 mod parity;
+mod qlora;
 mod target;
 mod training;
 

@@ -25,7 +25,8 @@ fn factored_lora_matches_burn_apply_lora() {
     let (a, b) = (values(burn_adapter.a.val()), values(burn_adapter.b.val()));
     // Burn's a is [in, r], b [r, out]; ours is built from PEFT's layout [r, in], [out, r].
     let ours = LoraLinear {
-        base: Linear { weight: Param::from_tensor(linear.weight.val().detach()).set_require_grad(false), bias: None },
+        base: Linear { weight: Param::from_tensor(linear.weight.val().detach()).set_require_grad(false), bias: None }
+            .into(),
         adapter: Some(LoraAdapter::from_peft(
             &transpose(&a, d_in, r),
             &transpose(&b, r, d_out),

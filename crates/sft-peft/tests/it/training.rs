@@ -9,7 +9,8 @@ use sft_peft::{InitLoraWeights, LoraConfig, LoraLinear, TargetModules, inject, m
 use crate::{base, batch, values};
 
 fn base_weights(model: &LlamaForCausalLM<LoraLinear>) -> Vec<Vec<f32>> {
-    let mut out: Vec<Vec<f32>> = model.projections().iter().map(|(_, p)| values(p.base.weight.val())).collect();
+    let mut out: Vec<Vec<f32>> =
+        model.projections().iter().map(|(_, p)| values(p.base.clone().into_dense().weight.val())).collect();
     out.push(values(model.model.embed_tokens.weight.val()));
     out
 }

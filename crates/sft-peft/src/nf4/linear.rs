@@ -1,0 +1,148 @@
+//! `Nf4Linear`: a frozen projection whose weight is held in NF4 and dequantized for each matmul.
+
+use burn::prelude::*;
+use burn::tensor::DType;
+use sft_model::Projection;
+
+use super::codebook::{NF4, dynamic_map};
+use super::weight::{Absmax, BLOCKSIZE, NESTED_BLOCKSIZE, Nf4Weight};
+use crate::error::{PeftError, Result};
+
+/// Double-quantized absmax on the device: `DYNAMIC[codes] · nested[block / 256] + offset`.
+#[derive(Module, Debug)]
+pub struct DoubleQuantAbsmax {
+    /// 8-bit codes, one per block, U8.
+    pub codes: Tensor<1, Int>,
+    /// f32 scale per 256 blocks.
+    pub nested: Tensor<1>,
+    /// The dynamic map (256 f32).
+    pub map: Tensor<1>,
+    /// The mean subtracted before quantizing.
+    pub offset: f64,
+}
+
+/// A bias-free projection `[in] → [out]` whose weight is stored as bitsandbytes NF4 (packed U8 codes and per-block
+/// scales, all constants: no gradient reaches the weight; gradients flow to the input). `forward` dequantizes the
+/// weight to `compute_dtype` with tensor ops that every backend has, then multiplies.
+#[derive(Module, Debug)]
+pub struct Nf4Linear {
+    /// Packed codes `[ceil(n / 2)]`, U8, two per byte (even element high).
+    pub packed: Tensor<1, Int>,
+    /// f32 absmax per block of 64, unless double-quantized.
+    pub absmax: Option<Tensor<1>>,
+    /// Double-quantized absmax.
+    pub double_quant: Option<DoubleQuantAbsmax>,
+    /// The NF4 codebook (16 f32).
+    pub codebook: Tensor<1>,
+    /// Output features.
+    pub out_features: usize,
+    /// Input features.
+    pub in_features: usize,
+    /// Dtype of the dequantized weight and of the matmul (`bnb_4bit_compute_dtype`).
+    #[module(skip)]
+    pub compute_dtype: DType,
+}
+
+impl Nf4Linear {
+    /// Places a quantized weight on `device`.
+    pub fn new(weight: &Nf4Weight, compute_dtype: DType, device: &Device) -> Self {
+        let u8s = |v: &[u8]| Tensor::<1, Int>::from_data(TensorData::new(v.to_vec(), [v.len()]), (device, DType::U8));
+        let f32s = |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [v.len()]), (device, DType::F32));
+        let (absmax, double_quant) = match &weight.absmax {
+            Absmax::F32(v) => (Some(f32s(v)), None),
+            Absmax::Double { codes, nested, offset } => (
+                None,
+                Some(DoubleQuantAbsmax {
+                    codes: u8s(codes),
+                    nested: f32s(nested),
+                    map: f32s(&dynamic_map()),
+                    offset: f64::from(*offset),
+                }),
+            ),
+        };
+        Self {
+            packed: u8s(&weight.packed),
+            absmax,
+            double_quant,
+            codebook: f32s(&NF4),
+            out_features: weight.shape[0],
+            in_features: weight.shape[1],
+            compute_dtype,
+        }
+    }
+
+    /// Quantizes an HF `[out, in]` weight tensor (any float dtype; quantized from its f32 values).
+    pub fn quantize(weight: Tensor<2>, double_quant: bool, compute_dtype: DType) -> Result<Self> {
+        let [out, inp] = weight.dims();
+        let device = weight.device();
+        let values: Vec<f32> = weight
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .map_err(|e| PeftError::Quantization(format!("reading a [{out}, {inp}] weight: {e:?}")))?;
+        Ok(Self::new(&Nf4Weight::quantize(&values, [out, inp], double_quant), compute_dtype, &device))
+    }
+
+    fn blocks(&self) -> usize {
+        (self.out_features * self.in_features).div_ceil(BLOCKSIZE)
+    }
+
+    /// The per-block f32 scales `[blocks]`.
+    pub fn absmax_values(&self) -> Tensor<1> {
+        match (&self.absmax, &self.double_quant) {
+            (Some(absmax), _) => absmax.clone(),
+            (None, Some(dq)) => {
+                let blocks = self.blocks();
+                let values = dq.map.clone().select(0, dq.codes.clone().cast(DType::I32));
+                let groups = blocks.div_ceil(NESTED_BLOCKSIZE);
+                let padded = pad(values, groups * NESTED_BLOCKSIZE).reshape([groups, NESTED_BLOCKSIZE]);
+                let scaled = padded * dq.nested.clone().reshape([groups, 1]);
+                scaled.reshape([groups * NESTED_BLOCKSIZE]).narrow(0, 0, blocks).add_scalar(dq.offset)
+            }
+            (None, None) => Tensor::zeros([self.blocks()], (&self.packed.device(), DType::F32)),
+        }
+    }
+
+    /// The dequantized weight in HF orientation `[out, in]`, f32: `NF4[code] · absmax[block]`.
+    pub fn dequantize(&self) -> Tensor<2> {
+        let n = self.out_features * self.in_features;
+        let pairs = self.packed.dims()[0];
+        let high = self.packed.clone().bitwise_right_shift_scalar(4);
+        let low = self.packed.clone().bitwise_and_scalar(0x0f);
+        let codes = Tensor::stack::<2>(vec![high, low], 1).reshape([2 * pairs]).cast(DType::I32);
+        let values = self.codebook.clone().select(0, codes);
+        let blocks = self.blocks();
+        let values = pad(values, blocks * BLOCKSIZE).narrow(0, 0, blocks * BLOCKSIZE).reshape([blocks, BLOCKSIZE]);
+        let scaled = values * self.absmax_values().reshape([blocks, 1]);
+        scaled.reshape([blocks * BLOCKSIZE]).narrow(0, 0, n).reshape([self.out_features, self.in_features])
+    }
+
+    /// Bytes held by the quantized weight on the device (codes and scales; the shared 16- and 256-entry tables
+    /// not counted).
+    pub fn quantized_bytes(&self) -> usize {
+        let packed = self.packed.dims()[0];
+        match (&self.absmax, &self.double_quant) {
+            (Some(a), _) => packed + 4 * a.dims()[0],
+            (None, Some(dq)) => packed + dq.codes.dims()[0] + 4 * dq.nested.dims()[0] + 8,
+            (None, None) => packed,
+        }
+    }
+}
+
+/// `values` extended with zeros to `len` (unchanged when already that long or longer).
+fn pad(values: Tensor<1>, len: usize) -> Tensor<1> {
+    let have = values.dims()[0];
+    if have >= len {
+        return values;
+    }
+    let zeros = Tensor::zeros([len - have], (&values.device(), values.dtype()));
+    Tensor::cat(vec![values, zeros], 0)
+}
+
+impl Projection for Nf4Linear {
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let [batch, seq, d_in] = x.dims();
+        let weight = self.dequantize().cast(self.compute_dtype).transpose();
+        let x = if x.dtype() == self.compute_dtype { x } else { x.cast(self.compute_dtype) };
+        x.reshape([batch * seq, d_in]).matmul(weight).reshape([batch, seq, self.out_features])
+    }
+}

@@ -1,0 +1,8 @@
+//! 4-bit NormalFloat quantization, bit-compatible with bitsandbytes (QLoRA's frozen base).
+
+pub mod codebook;
+mod linear;
+mod weight;
+
+pub use linear::Nf4Linear;
+pub use weight::{Absmax, BLOCKSIZE, NESTED_BLOCKSIZE, Nf4Weight, double_quantize};
