@@ -38,6 +38,9 @@ pub enum SftError {
     /// Loading or running the model failed.
     #[error(transparent)]
     Model(#[from] sft_model::ModelError),
+    /// Adapters or quantization failed.
+    #[error(transparent)]
+    Peft(#[from] sft_peft::PeftError),
     /// Collation failed.
     #[error(transparent)]
     Collate(#[from] sft_collate::CollateError),

@@ -5,19 +5,23 @@ use std::path::PathBuf;
 use burn::prelude::*;
 use burn::tensor::FloatDType;
 use sft_hub::{AnyRepo, HubSettings, Repo, RepoKind};
-use sft_model::{Checkpoint, LlamaConfig, LlamaForCausalLM};
+use sft_model::{Checkpoint, LlamaConfig, LlamaForCausalLM, ModelError, dense};
+use sft_peft::{BaseLinear, QuantizationConfig};
 
 use crate::error::{Result, SftError};
 
 /// Loads `model_name` (a local directory or a Hub model repo id) onto `device`: `config.json` and
 /// `model.safetensors`, or `model.safetensors.index.json` and the shards it names (downloaded into the HF cache),
-/// weights converted to `dtype`.
+/// weights converted to `dtype`. With a `quantization` that has `load_in_4bit`, each decoder projection is
+/// quantized to NF4 as it is read (embeddings, norms and `lm_head` stay in `dtype`, as transformers does), so
+/// the peak memory is the quantized model plus one tensor.
 pub fn load_model(
     model_name: &str,
     hub: &HubSettings,
     device: &Device,
     dtype: FloatDType,
-) -> Result<(LlamaConfig, LlamaForCausalLM)> {
+    quantization: Option<&QuantizationConfig>,
+) -> Result<(LlamaConfig, LlamaForCausalLM<BaseLinear>)> {
     let repo = AnyRepo::open(model_name, RepoKind::Model, None, hub)?;
     let files = repo.list()?;
     let missing = |what: &str| SftError::Config {
@@ -38,8 +42,27 @@ pub fn load_model(
         return Err(missing("model.safetensors or model.safetensors.index.json"));
     };
     let mut checkpoint = Checkpoint::open(&weights)?;
-    let model = LlamaForCausalLM::load(&config, &mut checkpoint, device, dtype)?;
+    let mut failure = None;
+    let loaded =
+        LlamaForCausalLM::load_with(&config, &mut checkpoint, device, dtype, |name, weight| match quantization {
+            None => Ok(BaseLinear::Dense(dense(weight))),
+            Some(q) => q.projection(weight).map_err(|e| {
+                let message = format!("{name}: {e}");
+                failure = Some(e);
+                ModelError::Input(message)
+            }),
+        });
+    let model = match (loaded, failure) {
+        (_, Some(e)) => return Err(e.into()),
+        (result, None) => result?,
+    };
     checkpoint.finish()?;
-    tracing::info!(model = %repo.id(), layers = config.num_hidden_layers, hidden = config.hidden_size, "loaded model");
+    tracing::info!(
+        model = %repo.id(),
+        layers = config.num_hidden_layers,
+        hidden = config.hidden_size,
+        nf4 = quantization.is_some_and(|q| q.load_in_4bit),
+        "loaded model"
+    );
     Ok((config, model))
 }

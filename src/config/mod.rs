@@ -1,22 +1,23 @@
 //! The run config: one JSON file that drives the pipeline (the layout of `configs/`).
 //!
-//! Each stage owns the struct of its section — `dataset_config` is [`sft_data::DataConfig`]; `lora_config` is
-//! [`sft_peft::LoraConfig`]; the `quantization_config`, `training_args` and `early_stopping` sections live here until
-//! their crates arrive — and [`RunConfig`] composes them. Loading is strict: an unknown key, a wrong type or an
+//! Each stage owns the struct of its section — `dataset_config` is [`sft_data::DataConfig`]; `lora_config` and
+//! `quantization_config` are [`sft_peft::LoraConfig`] and [`sft_peft::QuantizationConfig`]; the `training_args` and
+//! `early_stopping` sections live here until the trainer's crate arrives — and [`RunConfig`] composes them. Loading is strict: an unknown key, a wrong type or an
 //! out-of-range value is an [`SftError::Config`] naming the file and the key path
 //! (`configs/x.json: training_args.learning_rate: expected a number > 0`).
 
 mod early_stopping;
-mod quantization;
 mod training;
 
 use std::path::{Path, PathBuf};
 
 pub use early_stopping::EarlyStoppingConfig;
-pub use quantization::{ComputeDtype, QuantType, QuantizationConfig};
 use serde::{Deserialize, Serialize};
 use sft_data::{DataConfig, DataError};
-pub use sft_peft::{InitLoraWeights, LayerSelection, LoraBias, LoraConfig, PeftError, TargetModules};
+pub use sft_peft::{
+    ComputeDtype, InitLoraWeights, LayerSelection, LoraBias, LoraConfig, PeftError, QuantType, QuantizationConfig,
+    TargetModules,
+};
 use sft_tokenize::{EncodeOptions, Masking, SpecialTokenOverrides};
 pub use training::{IntervalStrategy, ReportTo, ResumeFrom, SchedulerType, TrainingArguments};
 
@@ -96,6 +97,14 @@ pub(crate) fn check(ok: bool, section: &str, key: &str, message: &str) -> Result
     if ok { Ok(()) } else { Err(Invalid { key: format!("{section}.{key}"), message: message.to_owned() }) }
 }
 
+/// Maps an `sft-peft` validation error to the key path of `section`.
+fn peft_invalid(section: &'static str) -> impl Fn(PeftError) -> Invalid {
+    move |e| match e {
+        PeftError::InvalidConfig { key, message } => Invalid { key: format!("{section}.{key}"), message },
+        other => Invalid { key: section.into(), message: other.to_string() },
+    }
+}
+
 impl RunConfig {
     /// Reads, parses and validates the config file at `path`.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
@@ -124,13 +133,10 @@ impl RunConfig {
             DataError::InvalidConfig { key, message } => Invalid { key, message },
             other => Invalid { key: "dataset_config".into(), message: other.to_string() },
         })?;
-        self.lora_config.validate().map_err(|e| match e {
-            PeftError::InvalidConfig { key, message } => Invalid { key: format!("lora_config.{key}"), message },
-            other => Invalid { key: "lora_config".into(), message: other.to_string() },
-        })?;
+        self.lora_config.validate().map_err(peft_invalid("lora_config"))?;
         self.training_args.validate()?;
         if let Some(q) = &self.quantization_config {
-            q.validate()?;
+            q.validate().map_err(peft_invalid("quantization_config"))?;
             check(
                 self.use_qlora || !q.load_in_4bit,
                 "quantization_config",

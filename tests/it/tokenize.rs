@@ -82,10 +82,31 @@ fn a_model_from_a_hub_repo_and_from_a_directory() {
     let cache = tempfile::tempdir().unwrap();
     let online = HubSettings { endpoint: hub.endpoint(), offline: false, ..offline(cache.path()) };
     let device = Device::flex();
-    let (c, model) = sft::load_model("acme/llama-micro", &online, &device, burn::tensor::FloatDType::F32).unwrap();
+    let (c, model) =
+        sft::load_model("acme/llama-micro", &online, &device, burn::tensor::FloatDType::F32, None).unwrap();
     assert_eq!((c.num_hidden_layers, model.num_layers()), (2, 2));
-    let (_, local) = sft::load_model(micro.to_str().unwrap(), &online, &device, burn::tensor::FloatDType::F32).unwrap();
+    let (_, local) =
+        sft::load_model(micro.to_str().unwrap(), &online, &device, burn::tensor::FloatDType::F32, None).unwrap();
     assert_eq!(local.num_layers(), 2);
-    let err = sft::load_model("acme/no-weights", &online, &device, burn::tensor::FloatDType::F32).unwrap_err();
+    let err = sft::load_model("acme/no-weights", &online, &device, burn::tensor::FloatDType::F32, None).unwrap_err();
     assert!(err.to_string().contains("no model.safetensors or model.safetensors.index.json"), "{err}");
+
+    // QLoRA's base: every projection NF4 (double-quantized), embeddings and head dense.
+    let q = sft::config::QuantizationConfig {
+        load_in_4bit: true,
+        load_in_8bit: false,
+        bnb_4bit_quant_type: sft::config::QuantType::Nf4,
+        bnb_4bit_use_double_quant: true,
+        bnb_4bit_compute_dtype: sft::config::ComputeDtype::Float32,
+    };
+    let (_, quantized) =
+        sft::load_model(micro.to_str().unwrap(), &online, &device, burn::tensor::FloatDType::F32, Some(&q)).unwrap();
+    let projections = quantized.projections();
+    assert_eq!(projections.len(), 14);
+    assert!(projections.iter().all(|(_, p)| matches!(p, sft::peft::BaseLinear::Nf4(_))));
+    assert!(quantized.lm_head.is_some());
+    let fp4 = sft::config::QuantizationConfig { bnb_4bit_quant_type: sft::config::QuantType::Fp4, ..q };
+    let err = sft::load_model(micro.to_str().unwrap(), &online, &device, burn::tensor::FloatDType::F32, Some(&fp4))
+        .unwrap_err();
+    assert!(err.to_string().contains("fp4 is not supported yet"), "{err}");
 }

@@ -37,6 +37,7 @@ pub use decoder::LlamaDecoderLayer;
 pub use error::{ModelError, Result};
 pub use generate::{GenerationConfig, generate};
 pub use input::ModelInput;
+pub use load::dense;
 pub use loss::{ChunkedLoss, LossOutput, causal_lm_loss, chunked_causal_lm_loss};
 pub use mlp::LlamaMlp;
 pub use model::{KvCache, LlamaForCausalLM, LlamaModel, expected_shapes};

@@ -18,6 +18,7 @@ mod inject;
 mod lora;
 mod merge;
 pub mod nf4;
+mod quantization;
 mod target;
 
 pub use config::{ALL_LINEAR, InitLoraWeights, LayerSelection, LoraBias, LoraConfig, TargetModules};
@@ -26,4 +27,5 @@ pub use files::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_key, load_adapter, read
 pub use inject::{ParameterCount, SavedModule, inject, modules_to_save, parameter_count};
 pub use lora::{BaseLinear, LoraAdapter, LoraLinear};
 pub use merge::{merge, merge_and_unload, unmerge};
+pub use quantization::{ComputeDtype, QuantType, QuantizationConfig};
 pub use target::{LLAMA_DEFAULT_TARGETS, layer_index, select_targets};
