@@ -2,6 +2,7 @@
 
 use burn::prelude::*;
 use burn::tensor::DType;
+use rayon::prelude::*;
 use sft_model::Projection;
 
 use super::codebook::{NF4, dynamic_map};
@@ -32,8 +33,8 @@ pub struct Nf4Linear {
     pub absmax: Option<Tensor<1>>,
     /// Double-quantized absmax.
     pub double_quant: Option<DoubleQuantAbsmax>,
-    /// The NF4 codebook (16 f32).
-    pub codebook: Tensor<1>,
+    /// The decoded pair of every byte value: row `b` is `[NF4[b >> 4], NF4[b & 15]]`, `[256, 2]` f32.
+    pub pairs: Tensor<2>,
     /// Output features.
     pub out_features: usize,
     /// Input features.
@@ -64,7 +65,7 @@ impl Nf4Linear {
             packed: u8s(&weight.packed),
             absmax,
             double_quant,
-            codebook: f32s(&NF4),
+            pairs: Tensor::from_data(TensorData::new(byte_pairs(), [256, 2]), (device, DType::F32)),
             out_features: weight.shape[0],
             in_features: weight.shape[1],
             compute_dtype,
@@ -102,18 +103,53 @@ impl Nf4Linear {
         }
     }
 
-    /// The dequantized weight in HF orientation `[out, in]`, f32: `NF4[code] · absmax[block]`.
+    /// The dequantized weight in HF orientation `[out, in]`, f32: `NF4[code] · absmax[block]`. Each packed byte
+    /// selects a row of the 256 × 2 table of code pairs (`pairs`), so one gather decodes two weights.
+    ///
+    /// On the CPU backend (flex) the bytes are decoded on the host instead, in parallel, straight into the
+    /// output ([`Nf4Linear::dequantize_cpu`]); both paths give identical values.
     pub fn dequantize(&self) -> Tensor<2> {
+        let device = self.packed.device();
+        if device.clone().inner() == Device::flex()
+            && let Some(weight) = self.dequantize_cpu()
+        {
+            return weight;
+        }
+        self.dequantize_generic()
+    }
+
+    /// The tensor-op path of [`dequantize`](Self::dequantize), for every backend.
+    pub fn dequantize_generic(&self) -> Tensor<2> {
         let n = self.out_features * self.in_features;
-        let pairs = self.packed.dims()[0];
-        let high = self.packed.clone().bitwise_right_shift_scalar(4);
-        let low = self.packed.clone().bitwise_and_scalar(0x0f);
-        let codes = Tensor::stack::<2>(vec![high, low], 1).reshape([2 * pairs]).cast(DType::I32);
-        let values = self.codebook.clone().select(0, codes);
+        let bytes = self.packed.dims()[0];
+        let values = self.pairs.clone().select(0, self.packed.clone()).reshape([2 * bytes]);
         let blocks = self.blocks();
         let values = pad(values, blocks * BLOCKSIZE).narrow(0, 0, blocks * BLOCKSIZE).reshape([blocks, BLOCKSIZE]);
         let scaled = values * self.absmax_values().reshape([blocks, 1]);
         scaled.reshape([blocks * BLOCKSIZE]).narrow(0, 0, n).reshape([self.out_features, self.in_features])
+    }
+
+    /// Host decoding for CPU devices: the packed bytes and the block scales are read out (an eighth of the output's
+    /// size), each block of 64 weights is decoded by byte-pair lookup and one multiply, blocks in parallel (rayon),
+    /// and the result becomes the tensor. `None` if the buffers cannot be read as expected.
+    pub fn dequantize_cpu(&self) -> Option<Tensor<2>> {
+        let n = self.out_features * self.in_features;
+        let packed: Vec<u8> = self.packed.clone().into_data().try_into_vec_as::<u8>().ok()?;
+        let absmax: Vec<f32> = self.absmax_values().into_data().try_into_vec_as::<f32>().ok()?;
+        let pairs = byte_pairs();
+        let mut out = vec![0f32; n];
+        out.par_chunks_mut(BLOCKSIZE).zip(absmax.par_iter()).enumerate().for_each(|(b, (chunk, &scale))| {
+            let bytes = packed.get(b * BLOCKSIZE / 2..).unwrap_or_default();
+            for (pair, byte) in chunk.chunks_mut(2).zip(bytes) {
+                let at = 2 * usize::from(*byte);
+                pair[0] = pairs[at] * scale;
+                if let Some(second) = pair.get_mut(1) {
+                    *second = pairs[at + 1] * scale;
+                }
+            }
+        });
+        let data = TensorData::new(out, [self.out_features, self.in_features]);
+        Some(Tensor::from_data(data, (&self.packed.device(), DType::F32)))
     }
 
     /// Bytes held by the quantized weight on the device (codes and scales; the shared 16- and 256-entry tables
@@ -126,6 +162,11 @@ impl Nf4Linear {
             (None, None) => packed,
         }
     }
+}
+
+/// The NF4 values of the two codes in each byte value, high nibble first.
+fn byte_pairs() -> Vec<f32> {
+    (0..=255u8).flat_map(|b| [NF4[usize::from(b >> 4)], NF4[usize::from(b & 0x0f)]]).collect()
 }
 
 /// `values` extended with zeros to `len` (unchanged when already that long or longer).

@@ -71,7 +71,9 @@ fn the_device_dequantization_equals_the_host_one() {
     for double in [false, true] {
         let q = Nf4Weight::quantize(&weight, [128, 256], double);
         let linear = Nf4Linear::new(&q, DType::F32, &device);
-        assert_eq!(values(linear.dequantize()), q.dequantize(), "double quant {double}");
+        assert_eq!(values(linear.dequantize_generic()), q.dequantize(), "generic path, double quant {double}");
+        assert_eq!(values(linear.dequantize_cpu().unwrap()), q.dequantize(), "CPU path, double quant {double}");
+        assert_eq!(values(linear.dequantize()), q.dequantize());
     }
 }
 
@@ -124,6 +126,7 @@ proptest! {
             prop_assert!((w - d).abs() <= bound, "element {} of {}x{}: {} vs {} (bound {})", k, rows, cols, w, d, bound);
         }
         let linear = Nf4Linear::new(&q, DType::F32, &Device::flex());
-        prop_assert_eq!(values(linear.dequantize()), dequant);
+        prop_assert_eq!(values(linear.dequantize_generic()), dequant.clone());
+        prop_assert_eq!(values(linear.dequantize_cpu().unwrap()), dequant);
     }
 }
