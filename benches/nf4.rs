@@ -1,5 +1,6 @@
-//! NF4: dequantizing a 4096×4096 weight (generic tensor-op path, and the host reference), and forward + backward of
-//! a 2048×2048 NF4 projection on 4 × 512 tokens against the dense f32 projection (flex).
+//! NF4: dequantizing a 4096×4096 weight (generic tensor-op path, the fused CPU op, the host reference), and
+//! forward / forward + backward of a 2048×2048 NF4 projection on 4 × 512 tokens, generic vs fused, against the
+//! dense f32 projection (flex).
 //! `cargo bench --bench nf4`; figures in `benches/README.md`.
 #![allow(clippy::unwrap_used)]
 
@@ -12,7 +13,6 @@ use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::DType;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sft::model_stage::Projection;
 use sft::peft::nf4::{Nf4Linear, Nf4Weight};
 
 fn dequantize(c: &mut Criterion) {
@@ -27,7 +27,7 @@ fn dequantize(c: &mut Criterion) {
     group.bench_function("generic_tensor_ops", |b| {
         b.iter(|| linear.dequantize_generic().slice([0..1, 0..1]).into_scalar::<f32>())
     });
-    group.bench_function("cpu_parallel", |b| {
+    group.bench_function("fused_cpu", |b| {
         b.iter(|| linear.dequantize_cpu().unwrap().slice([0..1, 0..1]).into_scalar::<f32>())
     });
     group.bench_function("host_reference", |b| b.iter(|| q.dequantize()));
@@ -58,10 +58,14 @@ fn linear(c: &mut Criterion) {
         b.iter(|| dense.forward(x.clone()).slice([0..1, 0..1, 0..1]).into_scalar::<f32>())
     });
     group.bench_function("nf4_generic_forward", |b| {
-        b.iter(|| Projection::forward(&nf4, x.clone()).slice([0..1, 0..1, 0..1]).into_scalar::<f32>())
+        b.iter(|| nf4.forward_generic(x.clone()).slice([0..1, 0..1, 0..1]).into_scalar::<f32>())
+    });
+    group.bench_function("nf4_fused_forward", |b| {
+        b.iter(|| nf4.forward_fused(x.clone()).unwrap().slice([0..1, 0..1, 0..1]).into_scalar::<f32>())
     });
     group.bench_function("dense_f32_forward_backward", |b| b.iter(|| step(|x| dense.forward(x), &x)));
-    group.bench_function("nf4_generic_forward_backward", |b| b.iter(|| step(|x| Projection::forward(&nf4, x), &x)));
+    group.bench_function("nf4_generic_forward_backward", |b| b.iter(|| step(|x| nf4.forward_generic(x), &x)));
+    group.bench_function("nf4_fused_forward_backward", |b| b.iter(|| step(|x| nf4.forward_fused(x).unwrap(), &x)));
     group.finish();
 }
 

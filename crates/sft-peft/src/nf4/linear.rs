@@ -1,11 +1,12 @@
 //! `Nf4Linear`: a frozen projection whose weight is held in NF4 and dequantized for each matmul.
 
+use burn::backend::Dispatch;
 use burn::prelude::*;
 use burn::tensor::DType;
-use rayon::prelude::*;
 use sft_model::Projection;
 
 use super::codebook::{NF4, dynamic_map};
+use super::fused::Nf4Backend;
 use super::weight::{Absmax, BLOCKSIZE, NESTED_BLOCKSIZE, Nf4Weight};
 use crate::error::{PeftError, Result};
 
@@ -109,13 +110,7 @@ impl Nf4Linear {
     /// On the CPU backend (flex) the bytes are decoded on the host instead, in parallel, straight into the
     /// output ([`Nf4Linear::dequantize_cpu`]); both paths give identical values.
     pub fn dequantize(&self) -> Tensor<2> {
-        let device = self.packed.device();
-        if device.clone().inner() == Device::flex()
-            && let Some(weight) = self.dequantize_cpu()
-        {
-            return weight;
-        }
-        self.dequantize_generic()
+        self.dequantize_cpu().unwrap_or_else(|| self.dequantize_generic())
     }
 
     /// The tensor-op path of [`dequantize`](Self::dequantize), for every backend.
@@ -129,27 +124,23 @@ impl Nf4Linear {
         scaled.reshape([blocks * BLOCKSIZE]).narrow(0, 0, n).reshape([self.out_features, self.in_features])
     }
 
-    /// Host decoding for CPU devices: the packed bytes and the block scales are read out (an eighth of the output's
-    /// size), each block of 64 weights is decoded by byte-pair lookup and one multiply, blocks in parallel (rayon),
-    /// and the result becomes the tensor. `None` if the buffers cannot be read as expected.
+    /// The CPU path of [`dequantize`](Self::dequantize): [`Nf4Backend::nf4_dequantize`] on flex (host decoding by
+    /// byte-pair lookup, blocks in parallel). `None` on other backends.
     pub fn dequantize_cpu(&self) -> Option<Tensor<2>> {
-        let n = self.out_features * self.in_features;
-        let packed: Vec<u8> = self.packed.clone().into_data().try_into_vec_as::<u8>().ok()?;
-        let absmax: Vec<f32> = self.absmax_values().into_data().try_into_vec_as::<f32>().ok()?;
-        let pairs = byte_pairs();
-        let mut out = vec![0f32; n];
-        out.par_chunks_mut(BLOCKSIZE).zip(absmax.par_iter()).enumerate().for_each(|(b, (chunk, &scale))| {
-            let bytes = packed.get(b * BLOCKSIZE / 2..).unwrap_or_default();
-            for (pair, byte) in chunk.chunks_mut(2).zip(bytes) {
-                let at = 2 * usize::from(*byte);
-                pair[0] = pairs[at] * scale;
-                if let Some(second) = pair.get_mut(1) {
-                    *second = pairs[at + 1] * scale;
-                }
-            }
-        });
-        let data = TensorData::new(out, [self.out_features, self.in_features]);
-        Some(Tensor::from_data(data, (&self.packed.device(), DType::F32)))
+        if !self.fused() {
+            return None;
+        }
+        let weight = <Dispatch as Nf4Backend>::nf4_dequantize(
+            self.packed.clone().into_dispatch(),
+            self.absmax_values().into_dispatch(),
+            [self.out_features, self.in_features],
+        );
+        Some(Tensor::from_dispatch(weight))
+    }
+
+    /// Whether the fused operations apply: a flex device and f32 compute.
+    fn fused(&self) -> bool {
+        self.compute_dtype == DType::F32 && self.packed.device().inner() == Device::flex()
     }
 
     /// Bytes held by the quantized weight on the device (codes and scales; the shared 16- and 256-entry tables
@@ -179,11 +170,40 @@ fn pad(values: Tensor<1>, len: usize) -> Tensor<1> {
     Tensor::cat(vec![values, zeros], 0)
 }
 
-impl Projection for Nf4Linear {
-    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+impl Nf4Linear {
+    /// The generic forward: dequantize with tensor ops (kept as an autodiff constant until backward), multiply.
+    pub fn forward_generic(&self, x: Tensor<3>) -> Tensor<3> {
         let [batch, seq, d_in] = x.dims();
-        let weight = self.dequantize().cast(self.compute_dtype).transpose();
+        let weight = self.dequantize_generic().cast(self.compute_dtype).transpose();
         let x = if x.dtype() == self.compute_dtype { x } else { x.cast(self.compute_dtype) };
         x.reshape([batch * seq, d_in]).matmul(weight).reshape([batch, seq, self.out_features])
+    }
+
+    /// The fused forward ([`Nf4Backend::nf4_matmul`]) on flex with f32 compute: the dense weight exists only
+    /// during the matmul, and the backward dequantizes again instead of keeping it. `None` elsewhere.
+    pub fn forward_fused(&self, x: Tensor<3>) -> Option<Tensor<3>> {
+        if !self.fused() {
+            return None;
+        }
+        let [batch, seq, d_in] = x.dims();
+        let x = if x.dtype() == DType::F32 { x } else { x.cast(DType::F32) };
+        let y = <Dispatch as Nf4Backend>::nf4_matmul(
+            x.reshape([batch * seq, d_in]).into_dispatch(),
+            self.packed.clone().into_dispatch(),
+            self.absmax_values().into_dispatch(),
+            [self.out_features, self.in_features],
+        );
+        Some(Tensor::<2>::from_dispatch(y).reshape([batch, seq, self.out_features]))
+    }
+}
+
+impl Projection for Nf4Linear {
+    /// [`forward_fused`](Nf4Linear::forward_fused) where it applies, else
+    /// [`forward_generic`](Nf4Linear::forward_generic).
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        match self.forward_fused(x.clone()) {
+            Some(y) => y,
+            None => self.forward_generic(x),
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! 4-bit NormalFloat quantization, bit-compatible with bitsandbytes (QLoRA's frozen base).
 
 pub mod codebook;
+pub mod fused;
 mod linear;
 mod weight;
 

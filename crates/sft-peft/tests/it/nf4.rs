@@ -130,3 +130,33 @@ proptest! {
         prop_assert_eq!(values(linear.dequantize_cpu().unwrap()), dequant);
     }
 }
+
+#[test]
+fn the_fused_matmul_equals_the_generic_path_in_value_and_gradient() {
+    let device = Device::flex().autodiff();
+    let (d_out, d_in) = (96, 200); // blocks straddle rows
+    let weight = sft_rand::SplitMix64::new(4).normals(d_out * d_in, 0.05);
+    for double in [false, true] {
+        let linear = Nf4Linear::new(&Nf4Weight::quantize(&weight, [d_out, d_in], double), DType::F32, &device);
+        let x = Tensor::<3>::from_data(
+            TensorData::new(sft_rand::SplitMix64::new(5).normals(2 * 7 * d_in, 1.0), [2, 7, d_in]),
+            &device,
+        )
+        .require_grad();
+        let target = Tensor::<3>::from_data(
+            TensorData::new(sft_rand::SplitMix64::new(6).normals(2 * 7 * d_out, 1.0), [2, 7, d_out]),
+            &device,
+        );
+        let fused = linear.forward_fused(x.clone()).expect("flex with f32 compute takes the fused path");
+        let generic = linear.forward_generic(x.clone());
+        let (f, g) = (values(fused.clone().inner()), values(generic.clone().inner()));
+        let scale = g.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let diff = f.iter().zip(&g).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(diff <= 1e-6 * scale.max(1.0), "double {double}: forward differs by {diff}");
+        let grad_f = values(x.grad(&(fused * target.clone()).sum().backward()).unwrap());
+        let grad_g = values(x.grad(&(generic * target).sum().backward()).unwrap());
+        let scale = grad_g.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let diff = grad_f.iter().zip(&grad_g).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(diff <= 1e-6 * scale.max(1.0), "double {double}: input gradient differs by {diff}");
+    }
+}
