@@ -194,30 +194,23 @@ impl LoraLinear {
     /// already merged. An NF4 base is dequantized to a dense f32 weight first and stays dense: merging never
     /// re-quantizes (that would lose the adapter's precision, as PEFT users find).
     pub fn merge(self) -> Self {
-        match (&self.adapter, self.merged) {
-            (Some(adapter), false) => {
-                let delta = adapter.delta_weight();
-                let dense = self.base.into_dense();
-                let base = dense.weight.val();
-                let weight = (base.clone() + delta.cast(base.dtype())).detach();
-                Self { base: BaseLinear::Dense(frozen(dense, weight)), merged: true, ..self }
-            }
-            _ => self,
-        }
+        self.fold(true)
     }
 
     /// Subtracts the update added by [`merge`](Self::merge) (exact up to rounding).
     pub fn unmerge(self) -> Self {
-        match (&self.adapter, self.merged) {
-            (Some(adapter), true) => {
-                let delta = adapter.delta_weight();
-                let dense = self.base.into_dense();
-                let base = dense.weight.val();
-                let weight = (base.clone() - delta.cast(base.dtype())).detach();
-                Self { base: BaseLinear::Dense(frozen(dense, weight)), merged: false, ..self }
-            }
-            _ => self,
-        }
+        self.fold(false)
+    }
+
+    /// Adds (`merge`) or subtracts the adapter's update, when the layer is not already in that state.
+    fn fold(self, merge: bool) -> Self {
+        let Some(adapter) = self.adapter.as_ref().filter(|_| self.merged != merge) else { return self };
+        let delta = adapter.delta_weight();
+        let dense = self.base.into_dense();
+        let base = dense.weight.val();
+        let delta = delta.cast(base.dtype());
+        let weight = if merge { base + delta } else { base - delta }.detach();
+        Self { base: BaseLinear::Dense(frozen(dense, weight)), merged: merge, ..self }
     }
 
     /// The plain projection with the update folded in (PEFT's `merge_and_unload` for one layer).

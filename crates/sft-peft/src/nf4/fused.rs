@@ -26,7 +26,8 @@ use super::weight::BLOCKSIZE;
 /// The fused NF4 operations.
 #[backend_extension(Flex, Autodiff)]
 pub trait Nf4Backend: Backend {
-    /// The dequantized f32 weight `[out, in]` from packed codes `[ceil(n / 2)]` (U8) and block scales `[blocks]`.
+    /// The dequantized f32 weight `[out, in]` from bitsandbytes' packed bytes (held four to an I32 word,
+    /// little-endian) and block scales `[blocks]`.
     fn nf4_dequantize(packed: IntTensor<Self>, absmax: FloatTensor<Self>, shape: [usize; 2]) -> FloatTensor<Self>;
 
     /// `x` `[m, in]` (f32) times the transposed NF4 weight `[out, in]`: `[m, out]`. Differentiable in `x` only.
@@ -37,6 +38,9 @@ pub trait Nf4Backend: Backend {
         shape: [usize; 2],
     ) -> FloatTensor<Self>;
 }
+
+// The flex path reads the I32 words' storage as bitsandbytes' byte order.
+const _: () = assert!(cfg!(target_endian = "little"), "the NF4 flex path assumes a little-endian host");
 
 /// `[NF4[b >> 4], NF4[b & 15]]` for every byte value `b`.
 fn byte_pairs() -> [[f32; 2]; 256] {
@@ -67,9 +71,11 @@ pub(crate) fn decode(packed: &[u8], absmax: &[f32], n: usize) -> Vec<f32> {
 impl Nf4Backend for Flex {
     fn nf4_dequantize(packed: IntTensor<Self>, absmax: FloatTensor<Self>, shape: [usize; 2]) -> FloatTensor<Self> {
         let (packed, absmax) = (packed.to_contiguous(), absmax.to_contiguous());
-        let bytes: &[u8] = packed.as_slice::<u8>().unwrap_or_default();
+        let n = shape[0] * shape[1];
+        // The I32 words' storage is bitsandbytes' byte sequence (little-endian words).
+        let bytes: &[u8] = packed.bytes().get(..n.div_ceil(2)).unwrap_or_default();
         let scales: &[f32] = absmax.as_slice::<f32>().unwrap_or_default();
-        let values = decode(bytes, scales, shape[0] * shape[1]);
+        let values = decode(bytes, scales, n);
         FlexTensor::from_data(TensorData::new(values, shape))
     }
 

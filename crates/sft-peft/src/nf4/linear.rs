@@ -13,8 +13,10 @@ use crate::error::{PeftError, Result};
 /// Double-quantized absmax on the device: `DYNAMIC[codes] · nested[block / 256] + offset`.
 #[derive(Module, Debug)]
 pub struct DoubleQuantAbsmax {
-    /// 8-bit codes, one per block, U8.
+    /// 8-bit codes, one per block, four to an I32 word (little-endian).
     pub codes: Tensor<1, Int>,
+    /// Number of codes (blocks).
+    pub count: usize,
     /// f32 scale per 256 blocks.
     pub nested: Tensor<1>,
     /// The dynamic map (256 f32).
@@ -23,12 +25,13 @@ pub struct DoubleQuantAbsmax {
     pub offset: f64,
 }
 
-/// A bias-free projection `[in] → [out]` whose weight is stored as bitsandbytes NF4 (packed U8 codes and per-block
+/// A bias-free projection `[in] → [out]` whose weight is stored as bitsandbytes NF4 (packed codes and per-block
 /// scales, all constants: no gradient reaches the weight; gradients flow to the input). `forward` dequantizes the
 /// weight to `compute_dtype` with tensor ops that every backend has, then multiplies.
 #[derive(Module, Debug)]
 pub struct Nf4Linear {
-    /// Packed codes `[ceil(n / 2)]`, U8, two per byte (even element high).
+    /// bitsandbytes' packed bytes (two codes each, even element high), four to an I32 word in little-endian order,
+    /// `[ceil(ceil(n / 2) / 4)]`: I32 because WGSL has no 8-bit integers; the bytes in memory are bitsandbytes'.
     pub packed: Tensor<1, Int>,
     /// f32 absmax per block of 64, unless double-quantized.
     pub absmax: Option<Tensor<1>>,
@@ -48,14 +51,19 @@ pub struct Nf4Linear {
 impl Nf4Linear {
     /// Places a quantized weight on `device`.
     pub fn new(weight: &Nf4Weight, compute_dtype: DType, device: &Device) -> Self {
-        let u8s = |v: &[u8]| Tensor::<1, Int>::from_data(TensorData::new(v.to_vec(), [v.len()]), (device, DType::U8));
+        let words = |v: &[u8]| {
+            let words = pack_words(v);
+            let len = words.len();
+            Tensor::<1, Int>::from_data(TensorData::new(words, [len]), (device, DType::I32))
+        };
         let f32s = |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [v.len()]), (device, DType::F32));
         let (absmax, double_quant) = match &weight.absmax {
             Absmax::F32(v) => (Some(f32s(v)), None),
             Absmax::Double { codes, nested, offset } => (
                 None,
                 Some(DoubleQuantAbsmax {
-                    codes: u8s(codes),
+                    codes: words(codes),
+                    count: codes.len(),
                     nested: f32s(nested),
                     map: f32s(&dynamic_map()),
                     offset: f64::from(*offset),
@@ -63,7 +71,7 @@ impl Nf4Linear {
             ),
         };
         Self {
-            packed: u8s(&weight.packed),
+            packed: words(&weight.packed),
             absmax,
             double_quant,
             pairs: Tensor::from_data(TensorData::new(byte_pairs(), [256, 2]), (device, DType::F32)),
@@ -94,7 +102,7 @@ impl Nf4Linear {
             (Some(absmax), _) => absmax.clone(),
             (None, Some(dq)) => {
                 let blocks = self.blocks();
-                let values = dq.map.clone().select(0, dq.codes.clone().cast(DType::I32));
+                let values = dq.map.clone().select(0, unpack_bytes(dq.codes.clone(), dq.count));
                 let groups = blocks.div_ceil(NESTED_BLOCKSIZE);
                 let padded = pad(values, groups * NESTED_BLOCKSIZE).reshape([groups, NESTED_BLOCKSIZE]);
                 let scaled = padded * dq.nested.clone().reshape([groups, 1]);
@@ -116,8 +124,8 @@ impl Nf4Linear {
     /// The tensor-op path of [`dequantize`](Self::dequantize), for every backend.
     pub fn dequantize_generic(&self) -> Tensor<2> {
         let n = self.out_features * self.in_features;
-        let bytes = self.packed.dims()[0];
-        let values = self.pairs.clone().select(0, self.packed.clone()).reshape([2 * bytes]);
+        let bytes = n.div_ceil(2);
+        let values = self.pairs.clone().select(0, unpack_bytes(self.packed.clone(), bytes)).reshape([2 * bytes]);
         let blocks = self.blocks();
         let values = pad(values, blocks * BLOCKSIZE).narrow(0, 0, blocks * BLOCKSIZE).reshape([blocks, BLOCKSIZE]);
         let scaled = values * self.absmax_values().reshape([blocks, 1]);
@@ -146,13 +154,33 @@ impl Nf4Linear {
     /// Bytes held by the quantized weight on the device (codes and scales; the shared 16- and 256-entry tables
     /// not counted).
     pub fn quantized_bytes(&self) -> usize {
-        let packed = self.packed.dims()[0];
+        let packed = 4 * self.packed.dims()[0];
         match (&self.absmax, &self.double_quant) {
             (Some(a), _) => packed + 4 * a.dims()[0],
-            (None, Some(dq)) => packed + dq.codes.dims()[0] + 4 * dq.nested.dims()[0] + 8,
+            (None, Some(dq)) => packed + 4 * dq.codes.dims()[0] + 4 * dq.nested.dims()[0] + 8,
             (None, None) => packed,
         }
     }
+}
+
+/// `bytes` four to an i32 word, little-endian, the last word zero-padded.
+fn pack_words(bytes: &[u8]) -> Vec<i32> {
+    bytes
+        .chunks(4)
+        .map(|c| {
+            let mut word = [0u8; 4];
+            word[..c.len()].copy_from_slice(c);
+            i32::from_le_bytes(word)
+        })
+        .collect()
+}
+
+/// The first `count` bytes of little-endian i32 `words`, as I32 values 0..=255.
+fn unpack_bytes(words: Tensor<1, Int>, count: usize) -> Tensor<1, Int> {
+    let len = words.dims()[0];
+    let bytes: Vec<Tensor<1, Int>> =
+        (0..4).map(|k| words.clone().bitwise_right_shift_scalar(8 * k).bitwise_and_scalar(0xff)).collect();
+    Tensor::stack::<2>(bytes, 1).reshape([4 * len]).narrow(0, 0, count)
 }
 
 /// The NF4 values of the two codes in each byte value, high nibble first.

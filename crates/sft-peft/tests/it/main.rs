@@ -9,6 +9,8 @@ mod parity;
 mod qlora;
 mod target;
 mod training;
+#[cfg(feature = "wgpu")]
+mod wgpu;
 
 use std::path::PathBuf;
 

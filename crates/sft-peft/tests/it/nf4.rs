@@ -93,6 +93,8 @@ fn memory_is_4_5_bits_or_4_127_with_double_quant() {
     assert!((per_weight * 8.0 - 4.127).abs() < 0.001);
     let device = Device::flex();
     assert_eq!(Nf4Linear::new(&plain, DType::F32, &device).quantized_bytes(), plain.bytes());
+    // On the device: the same bytes (held in I32 words, n/2 is a multiple of 4 here), plus 4 bytes for the offset
+    // as f64.
     assert_eq!(Nf4Linear::new(&double, DType::F32, &device).quantized_bytes(), double.bytes() + 4);
 }
 

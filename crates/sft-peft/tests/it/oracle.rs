@@ -24,17 +24,20 @@ fn factored_lora_matches_burn_apply_lora() {
     let burn_adapter = oracle.weight.adapter().unwrap();
     let (a, b) = (values(burn_adapter.a.val()), values(burn_adapter.b.val()));
     // Burn's a is [in, r], b [r, out]; ours is built from PEFT's layout [r, in], [out, r].
-    let ours = LoraLinear {
-        base: Linear { weight: Param::from_tensor(linear.weight.val().detach()).set_require_grad(false), bias: None }
-            .into(),
-        adapter: Some(LoraAdapter::from_peft(
-            &transpose(&a, d_in, r),
-            &transpose(&b, r, d_out),
+    let adapter_of = |a: &[f32], b: &[f32]| {
+        LoraAdapter::from_peft(
+            &transpose(a, d_in, r),
+            &transpose(b, r, d_out),
             [r, d_in, d_out],
             alpha / r as f64,
             0.0,
             &device,
-        )),
+        )
+    };
+    let ours = LoraLinear {
+        base: Linear { weight: Param::from_tensor(linear.weight.val().detach()).set_require_grad(false), bias: None }
+            .into(),
+        adapter: Some(adapter_of(&a, &b)),
         merged: false,
     };
     let (y_oracle, y_ours) = (oracle.forward(x.clone()), Projection::forward(&ours, x.clone()));
@@ -62,17 +65,7 @@ fn factored_lora_matches_burn_apply_lora() {
     adapter.a = Param::from_tensor(Tensor::from_data(TensorData::new(a.clone(), [d_in, r]), &device));
     adapter.b = Param::from_tensor(Tensor::from_data(TensorData::new(b_new.clone(), [r, d_out]), &device));
     let dense = linear.weight.val().detach() + adapter.a.val().matmul(adapter.b.val()).mul_scalar(adapter.scale);
-    let ours = LoraLinear {
-        adapter: Some(LoraAdapter::from_peft(
-            &transpose(&a, d_in, r),
-            &transpose(&b_new, r, d_out),
-            [r, d_in, d_out],
-            alpha / r as f64,
-            0.0,
-            &device,
-        )),
-        ..ours
-    };
+    let ours = LoraLinear { adapter: Some(adapter_of(&a, &b_new)), ..ours };
     let y_dense = x.clone().matmul(dense.unsqueeze());
     let y_ours = Projection::forward(&ours, x);
     let dense_values = values(y_dense.clone().inner());

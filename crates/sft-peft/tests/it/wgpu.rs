@@ -1,0 +1,96 @@
+//! The generic paths on a wgpu device (Mesa lavapipe on a machine without a GPU): NF4 dequantization and the
+//! micro model's logits agree with flex. Built only with `--features wgpu`.
+
+use burn::prelude::*;
+use burn::tensor::{DType, DeviceKind};
+use sft_peft::nf4::{Nf4Linear, Nf4Weight};
+
+use crate::{base, batch, values};
+
+fn wgpu() -> Device {
+    Device::wgpu(DeviceKind::Cpu)
+}
+
+#[test]
+fn nf4_generic_dequantization_on_wgpu_equals_the_host() {
+    let weight = sft_rand::SplitMix64::new(8).normals(96 * 200, 0.05);
+    for double in [false, true] {
+        let q = Nf4Weight::quantize(&weight, [96, 200], double);
+        let linear = Nf4Linear::new(&q, DType::F32, &wgpu());
+        assert_eq!(values(linear.dequantize()), q.dequantize(), "double quant {double}");
+    }
+}
+
+#[test]
+fn micro_model_logits_on_wgpu_match_flex() {
+    let (input, mask, _) = batch(&wgpu());
+    let (cpu_input, _, _) = batch(&Device::flex());
+    let gpu = values(base(&wgpu()).forward(&input));
+    let cpu = values(base(&Device::flex()).forward(&cpu_input));
+    let d = crate::max_abs_diff_real(&gpu, &cpu, &mask, 4096);
+    eprintln!("wgpu vs flex logits: max |Δ| {d:.2e}");
+    assert!(d <= 1e-3, "{d}");
+}
+
+/// One AdamW step of LoRA (non-zero init, all-linear) on the micro model gives the same adapters on wgpu as on
+/// flex, within 1e-4 relative; the NF4 (QLoRA) model's loss agrees too.
+#[test]
+fn a_lora_step_and_the_nf4_loss_on_wgpu_match_flex() {
+    use burn::optim::{AdamWConfig, GradientsParams};
+    use sft_model::causal_lm_loss;
+    use sft_peft::{InitLoraWeights, LoraConfig, TargetModules, inject};
+
+    let config = LoraConfig {
+        r: 4,
+        target_modules: Some(TargetModules::Pattern("all-linear".into())),
+        init_lora_weights: InitLoraWeights::Bool(false),
+        ..Default::default()
+    };
+    let step = |device: Device| -> (Vec<f32>, f32) {
+        let model = inject(base(&device), &config, 3).unwrap().train();
+        let (input, _, labels) = batch(&device);
+        let loss = causal_lm_loss(model.forward(&input), &labels).unwrap().mean();
+        let value = values(loss.clone().inner())[0];
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let mut optimizer = AdamWConfig::new().with_epsilon(1e-8).with_weight_decay(0.0).init();
+        let model = optimizer.step(1e-3, model, grads);
+        let adapters = model
+            .projections()
+            .iter()
+            .flat_map(|(_, p)| {
+                let a = p.adapter.as_ref().unwrap();
+                [values(a.lora_a.val()), values(a.lora_b.val())].concat()
+            })
+            .collect();
+        (adapters, value)
+    };
+    let (gpu, gpu_loss) = step(wgpu().autodiff());
+    let (cpu, cpu_loss) = step(Device::flex().autodiff());
+    let scale = cpu.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let diff = crate::max_abs_diff(&gpu, &cpu);
+    eprintln!("LoRA step wgpu vs flex: loss {gpu_loss} vs {cpu_loss}, adapters max |Δ| {diff:.2e} (max {scale:.2e})");
+    assert!(diff <= 1e-4 * scale, "{diff}");
+
+    let nf4_loss = |device: Device| {
+        let q = sft_peft::QuantizationConfig {
+            load_in_4bit: true,
+            bnb_4bit_use_double_quant: true,
+            ..serde_json::from_str("{}").unwrap()
+        };
+        let config = sft_model::LlamaConfig::from_file(&crate::micro().join("config.json")).unwrap();
+        let mut checkpoint = sft_model::Checkpoint::open_dir(&crate::micro()).unwrap();
+        let model: sft_model::LlamaForCausalLM<sft_peft::BaseLinear> = sft_model::LlamaForCausalLM::load_with(
+            &config,
+            &mut checkpoint,
+            &device,
+            burn::tensor::FloatDType::F32,
+            |_, w| Ok(q.projection(w).unwrap()),
+        )
+        .unwrap();
+        let (input, _, labels) = batch(&device);
+        values(causal_lm_loss(model.forward(&input), &labels).unwrap().mean())[0]
+    };
+    let (gpu, cpu) = (nf4_loss(wgpu()), nf4_loss(Device::flex()));
+    eprintln!("NF4 loss wgpu {gpu} vs flex {cpu}");
+    assert!((gpu - cpu).abs() <= 1e-5 * cpu, "{gpu} vs {cpu}");
+}
