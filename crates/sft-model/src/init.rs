@@ -2,13 +2,14 @@
 //! embedding weights, ones for norms), from a fixed random stream so a seed gives the same model everywhere.
 
 use burn::module::Param;
-use burn::nn::{Embedding, Linear, RmsNorm};
+use burn::nn::{Embedding, RmsNorm};
 use burn::prelude::*;
 use burn::tensor::DType;
 
 use crate::attention::LlamaAttention;
 use crate::config::LlamaConfig;
 use crate::decoder::LlamaDecoderLayer;
+use crate::load::dense;
 use crate::mlp::LlamaMlp;
 use crate::model::{LlamaForCausalLM, LlamaModel};
 use crate::rope::inv_freq;
@@ -29,22 +30,21 @@ impl LlamaForCausalLM {
         };
         let embed = matrix(v, h);
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
-        let linear = |w: Tensor<2>| Linear { weight: Param::from_tensor(w.transpose()), bias: None };
         let norm = || RmsNorm { gamma: Param::from_tensor(Tensor::ones([h], device)), epsilon: config.rms_norm_eps };
         for _ in 0..config.num_hidden_layers {
             let self_attn = LlamaAttention {
-                q_proj: linear(matrix(q, h)),
-                k_proj: linear(matrix(kv, h)),
-                v_proj: linear(matrix(kv, h)),
-                o_proj: linear(matrix(h, q)),
+                q_proj: dense(matrix(q, h)),
+                k_proj: dense(matrix(kv, h)),
+                v_proj: dense(matrix(kv, h)),
+                o_proj: dense(matrix(h, q)),
                 num_heads: config.num_attention_heads,
                 num_kv_heads: config.num_key_value_heads,
                 head_dim: config.head_dim,
             };
             let mlp = LlamaMlp {
-                gate_proj: linear(matrix(i, h)),
-                up_proj: linear(matrix(i, h)),
-                down_proj: linear(matrix(h, i)),
+                gate_proj: dense(matrix(i, h)),
+                up_proj: dense(matrix(i, h)),
+                down_proj: dense(matrix(h, i)),
             };
             layers.push(LlamaDecoderLayer {
                 self_attn,
@@ -53,7 +53,7 @@ impl LlamaForCausalLM {
                 post_attention_layernorm: norm(),
             });
         }
-        let lm_head = (!config.tie_word_embeddings).then(|| linear(matrix(v, h)));
+        let lm_head = (!config.tie_word_embeddings).then(|| dense(matrix(v, h)));
         let freqs = inv_freq(config);
         let half = freqs.len();
         Self {

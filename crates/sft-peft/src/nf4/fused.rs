@@ -43,7 +43,7 @@ pub trait Nf4Backend: Backend {
 const _: () = assert!(cfg!(target_endian = "little"), "the NF4 flex path assumes a little-endian host");
 
 /// `[NF4[b >> 4], NF4[b & 15]]` for every byte value `b`.
-fn byte_pairs() -> [[f32; 2]; 256] {
+pub(crate) fn byte_pairs() -> [[f32; 2]; 256] {
     let mut table = [[0.0; 2]; 256];
     for (b, pair) in table.iter_mut().enumerate() {
         *pair = [NF4[b >> 4], NF4[b & 0x0f]];

@@ -5,8 +5,8 @@ use burn::prelude::*;
 use burn::tensor::DType;
 use sft_model::Projection;
 
-use super::codebook::{NF4, dynamic_map};
-use super::fused::Nf4Backend;
+use super::codebook::dynamic_map;
+use super::fused::{Nf4Backend, byte_pairs};
 use super::weight::{Absmax, BLOCKSIZE, NESTED_BLOCKSIZE, Nf4Weight};
 use crate::error::{PeftError, Result};
 
@@ -74,7 +74,7 @@ impl Nf4Linear {
             packed: words(&weight.packed),
             absmax,
             double_quant,
-            pairs: Tensor::from_data(TensorData::new(byte_pairs(), [256, 2]), (device, DType::F32)),
+            pairs: Tensor::from_data(TensorData::new(byte_pairs().concat(), [256, 2]), (device, DType::F32)),
             out_features: weight.shape[0],
             in_features: weight.shape[1],
             compute_dtype,
@@ -181,11 +181,6 @@ fn unpack_bytes(words: Tensor<1, Int>, count: usize) -> Tensor<1, Int> {
     let bytes: Vec<Tensor<1, Int>> =
         (0..4).map(|k| words.clone().bitwise_right_shift_scalar(8 * k).bitwise_and_scalar(0xff)).collect();
     Tensor::stack::<2>(bytes, 1).reshape([4 * len]).narrow(0, 0, count)
-}
-
-/// The NF4 values of the two codes in each byte value, high nibble first.
-fn byte_pairs() -> Vec<f32> {
-    (0..=255u8).flat_map(|b| [NF4[usize::from(b >> 4)], NF4[usize::from(b & 0x0f)]]).collect()
 }
 
 /// `values` extended with zeros to `len` (unchanged when already that long or longer).
