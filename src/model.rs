@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use burn::prelude::*;
 use burn::tensor::FloatDType;
 use sft_hub::{AnyRepo, HubSettings, Repo, RepoKind};
-use sft_model::{Checkpoint, LlamaConfig, LlamaForCausalLM, ModelError, dense};
+use sft_model::{Checkpoint, LlamaConfig, LlamaForCausalLM, dense};
 use sft_peft::{BaseLinear, QuantizationConfig};
 
 use crate::error::{Result, SftError};
@@ -42,20 +42,12 @@ pub fn load_model(
         return Err(missing("model.safetensors or model.safetensors.index.json"));
     };
     let mut checkpoint = Checkpoint::open(&weights)?;
-    let mut failure = None;
-    let loaded =
-        LlamaForCausalLM::load_with(&config, &mut checkpoint, device, dtype, |name, weight| match quantization {
-            None => Ok(BaseLinear::Dense(dense(weight))),
-            Some(q) => q.projection(weight).map_err(|e| {
-                let message = format!("{name}: {e}");
-                failure = Some(e);
-                ModelError::Input(message)
-            }),
-        });
-    let model = match (loaded, failure) {
-        (_, Some(e)) => return Err(e.into()),
-        (result, None) => result?,
-    };
+    let model = LlamaForCausalLM::load_with(&config, &mut checkpoint, device, dtype, |_, weight| {
+        Ok::<_, SftError>(match quantization {
+            None => BaseLinear::Dense(dense(weight)),
+            Some(q) => q.projection(weight)?,
+        })
+    })?;
     checkpoint.finish()?;
     tracing::info!(
         model = %repo.id(),

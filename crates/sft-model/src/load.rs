@@ -11,7 +11,7 @@ use crate::attention::LlamaAttention;
 use crate::checkpoint::Checkpoint;
 use crate::config::LlamaConfig;
 use crate::decoder::LlamaDecoderLayer;
-use crate::error::Result;
+use crate::error::{ModelError, Result};
 use crate::mlp::LlamaMlp;
 use crate::model::{LlamaForCausalLM, LlamaModel};
 use crate::projection::Projection;
@@ -31,7 +31,7 @@ impl LlamaForCausalLM {
     /// Burn's `[in, out]`). Every tensor's shape is checked against `config`; weights are converted from the file's
     /// dtype (F32, F16, BF16) to `dtype` one tensor at a time, so at most one tensor exists twice.
     pub fn load(config: &LlamaConfig, checkpoint: &mut Checkpoint, device: &Device, dtype: FloatDType) -> Result<Self> {
-        Self::load_with(config, checkpoint, device, dtype, |_, weight| Ok(dense(weight)))
+        Self::load_with(config, checkpoint, device, dtype, |_, weight| Ok::<_, ModelError>(dense(weight)))
     }
 }
 
@@ -44,16 +44,18 @@ impl<P: Projection> LlamaForCausalLM<P> {
     /// Like [`LlamaForCausalLM::load`], building each decoder projection with `build(name, weight)` from its HF
     /// module name (`model.layers.0.self_attn.q_proj`) and its `[out, in]` weight in `dtype`, one at a time (the
     /// hook for quantizing while loading). Embeddings, norms and `lm_head` stay dense.
-    pub fn load_with(
+    /// `build`'s error type is the caller's (any type a [`ModelError`] converts into), so a quantizer's own errors
+    /// come back unchanged.
+    pub fn load_with<E: From<ModelError>>(
         config: &LlamaConfig,
         checkpoint: &mut Checkpoint,
         device: &Device,
         dtype: FloatDType,
-        mut build: impl FnMut(&str, Tensor<2>) -> Result<P>,
-    ) -> Result<Self> {
+        mut build: impl FnMut(&str, Tensor<2>) -> std::result::Result<P, E>,
+    ) -> std::result::Result<Self, E> {
         let (h, i, v) = (config.hidden_size, config.intermediate_size, config.vocab_size);
         let (q, kv) = (config.num_attention_heads * config.head_dim, config.num_key_value_heads * config.head_dim);
-        let mut linear = |name: &str, out: usize, inp: usize| -> Result<P> {
+        let mut linear = |name: &str, out: usize, inp: usize| -> std::result::Result<P, E> {
             let w = checkpoint.tensor(&format!("{name}.weight"), [out, inp], device, dtype)?;
             build(name, w)
         };

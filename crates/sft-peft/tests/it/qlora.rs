@@ -14,7 +14,7 @@ fn quantized(device: &Device, double: bool) -> LlamaForCausalLM<Nf4Linear> {
     let config = LlamaConfig::from_file(&micro().join("config.json")).unwrap();
     let mut checkpoint = Checkpoint::open_dir(&micro()).unwrap();
     let model = LlamaForCausalLM::load_with(&config, &mut checkpoint, device, FloatDType::F32, |_, w| {
-        Nf4Linear::quantize(w, double, DType::F32).map_err(|e| sft_model::ModelError::Input(e.to_string()))
+        Nf4Linear::quantize(w, double, DType::F32)
     })
     .unwrap();
     checkpoint.finish().unwrap();

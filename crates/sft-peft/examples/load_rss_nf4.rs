@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p sft-model --example load_rss -- write DIR small f32     # make the checkpoint
-//! cargo run --release -p sft-peft --example load_rss -- DIR f32|nf4|nf4-dq
+//! cargo run --release -p sft-peft --example load_rss_nf4 -- DIR f32|nf4|nf4-dq
 //! ```
 //! Each load runs in its own process, so its peak (`VmHWM`) is the load alone.
 #![allow(clippy::print_stdout)]
@@ -12,7 +12,7 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use burn::prelude::*;
 use burn::tensor::FloatDType;
-use sft_model::{Checkpoint, LlamaConfig, LlamaForCausalLM, ModelError};
+use sft_model::{Checkpoint, LlamaConfig, LlamaForCausalLM};
 use sft_peft::{BaseLinear, QuantizationConfig};
 
 fn status(key: &str) -> anyhow::Result<f64> {
@@ -23,7 +23,7 @@ fn status(key: &str) -> anyhow::Result<f64> {
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [dir, mode] = args.as_slice() else { bail!("usage: load_rss DIR f32|nf4|nf4-dq") };
+    let [dir, mode] = args.as_slice() else { bail!("usage: load_rss_nf4 DIR f32|nf4|nf4-dq") };
     let quantization = match mode.as_str() {
         "f32" => None,
         "nf4" | "nf4-dq" => Some(QuantizationConfig {
@@ -40,7 +40,7 @@ fn main() -> anyhow::Result<()> {
     let model: LlamaForCausalLM<BaseLinear> =
         LlamaForCausalLM::load_with(&config, &mut checkpoint, &device, FloatDType::F32, |_, w| match &quantization {
             None => Ok(BaseLinear::Dense(sft_model::dense(w))),
-            Some(q) => q.projection(w).map_err(|e| ModelError::Input(e.to_string())),
+            Some(q) => q.projection(w),
         })?;
     checkpoint.finish()?;
     let quantized: usize = model
