@@ -28,7 +28,7 @@ fn dequantize(c: &mut Criterion) {
         b.iter(|| linear.dequantize_generic().slice([0..1, 0..1]).into_scalar::<f32>())
     });
     group.bench_function("fused_cpu", |b| {
-        b.iter(|| linear.dequantize_cpu().unwrap().slice([0..1, 0..1]).into_scalar::<f32>())
+        b.iter(|| linear.dequantize_fused().unwrap().slice([0..1, 0..1]).into_scalar::<f32>())
     });
     group.bench_function("host_reference", |b| b.iter(|| q.dequantize()));
     group.finish();

@@ -5,32 +5,34 @@
 //! `∂x = ∂y · W`. Autodiff stores only the packed codes and scales (as bitsandbytes' `MatMul4Bit` does), so a
 //! QLoRA step never holds dense copies of the frozen weights. No gradient reaches the weight.
 //!
-//! Backends: `Flex` (CPU: the bytes are decoded on the host by byte-pair lookup, blocks in parallel) and
-//! `Autodiff` over it. Other backends use [`Nf4Linear`](super::Nf4Linear)'s generic tensor-op path.
+//! Backends: `Flex` (CPU: the bytes are decoded on the host by byte-pair lookup, blocks in parallel), `Cube`
+//! (wgpu, CUDA: a CubeCL dequantization kernel, with the `wgpu` or `cuda` feature) and `Autodiff` over either.
+//! Other backends use [`Nf4Linear`](super::Nf4Linear)'s generic tensor-op path.
 
+use burn::backend::TensorMetadata;
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Backend, Flex, backend_extension};
-use burn::tensor::TensorData;
+use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
 use super::codebook::NF4;
 use super::weight::BLOCKSIZE;
 
 /// The fused NF4 operations.
-#[backend_extension(Flex, Autodiff)]
+#[backend_extension(Flex, Cube: cfg(any(feature = "wgpu", feature = "cuda")), Autodiff)]
 pub trait Nf4Backend: Backend {
     /// The dequantized f32 weight `[out, in]` from bitsandbytes' packed bytes (held four to an I32 word,
     /// little-endian) and block scales `[blocks]`.
     fn nf4_dequantize(packed: IntTensor<Self>, absmax: FloatTensor<Self>, shape: [usize; 2]) -> FloatTensor<Self>;
 
-    /// `x` `[m, in]` (f32) times the transposed NF4 weight `[out, in]`: `[m, out]`. Differentiable in `x` only.
+    /// `x` `[m, in]` times the transposed NF4 weight `[out, in]`, dequantized to `x`'s dtype (f32 or bf16: the
+    /// compute dtype): `[m, out]` in that dtype. Differentiable in `x` only.
     fn nf4_matmul(
         x: FloatTensor<Self>,
         packed: IntTensor<Self>,
@@ -68,6 +70,28 @@ pub(crate) fn decode(packed: &[u8], absmax: &[f32], n: usize) -> Vec<f32> {
     out
 }
 
+/// The dequantized weight `[out, in]` in `dtype` (cast from the f32 result unless f32).
+pub(crate) fn dequantize_as<B: Nf4Backend>(
+    packed: IntTensor<B>,
+    absmax: FloatTensor<B>,
+    shape: [usize; 2],
+    dtype: DType,
+) -> FloatTensor<B> {
+    let weight = B::nf4_dequantize(packed, absmax, shape);
+    if dtype == DType::F32 { weight } else { B::float_cast(weight, dtype.into()) }
+}
+
+/// `x · dequantize(W)ᵀ` in `x`'s dtype: the matmul both backends share once the weight is decoded.
+pub(crate) fn matmul_dequantized<B: Nf4Backend>(
+    x: FloatTensor<B>,
+    packed: IntTensor<B>,
+    absmax: FloatTensor<B>,
+    shape: [usize; 2],
+) -> FloatTensor<B> {
+    let weight = dequantize_as::<B>(packed, absmax, shape, x.dtype());
+    B::float_matmul(x, B::float_transpose(weight))
+}
+
 impl Nf4Backend for Flex {
     fn nf4_dequantize(packed: IntTensor<Self>, absmax: FloatTensor<Self>, shape: [usize; 2]) -> FloatTensor<Self> {
         let (packed, absmax) = (packed.to_contiguous(), absmax.to_contiguous());
@@ -85,8 +109,7 @@ impl Nf4Backend for Flex {
         absmax: FloatTensor<Self>,
         shape: [usize; 2],
     ) -> FloatTensor<Self> {
-        let weight = Self::nf4_dequantize(packed, absmax, shape);
-        Self::float_matmul(x, Self::float_transpose(weight))
+        matmul_dequantized::<Self>(x, packed, absmax, shape)
     }
 }
 
@@ -100,7 +123,7 @@ impl<B: Backend> Backward<B, 0> for ConstantBackward {
     fn backward(self, _ops: Ops<Self::State, 0>, _grads: &mut Gradients, _checkpointer: &mut Checkpointer) {}
 }
 
-/// The backward of [`Nf4Backend::nf4_matmul`]: `∂x = ∂y · dequantize(W)`.
+/// The backward of [`Nf4Backend::nf4_matmul`]: `∂x = ∂y · dequantize(W)`, in `∂y`'s dtype.
 #[derive(Debug)]
 struct Nf4MatmulBackward;
 
@@ -112,7 +135,7 @@ impl<B: Backend + Nf4Backend> Backward<B, 1> for Nf4MatmulBackward {
         let grad = grads.consume::<B>(&ops.node);
         let (packed, absmax, shape) = ops.state;
         if let Some(node) = node_x {
-            let weight = B::nf4_dequantize(packed, absmax, shape);
+            let weight = dequantize_as::<B>(packed, absmax, shape, grad.dtype());
             grads.register::<B>(node.id, B::float_matmul(grad, weight));
         }
     }

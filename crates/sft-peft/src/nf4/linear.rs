@@ -27,7 +27,8 @@ pub struct DoubleQuantAbsmax {
 
 /// A bias-free projection `[in] → [out]` whose weight is stored as bitsandbytes NF4 (packed codes and per-block
 /// scales, all constants: no gradient reaches the weight; gradients flow to the input). `forward` dequantizes the
-/// weight to `compute_dtype` with tensor ops that every backend has, then multiplies.
+/// weight to `compute_dtype` and multiplies: fused ([`Nf4Backend`]) on flex and on the CubeCL backend, with tensor
+/// ops that every backend has elsewhere.
 #[derive(Module, Debug)]
 pub struct Nf4Linear {
     /// bitsandbytes' packed bytes (two codes each, even element high), four to an I32 word in little-endian order,
@@ -115,10 +116,11 @@ impl Nf4Linear {
     /// The dequantized weight in HF orientation `[out, in]`, f32: `NF4[code] · absmax[block]`. Each packed byte
     /// selects a row of the 256 × 2 table of code pairs (`pairs`), so one gather decodes two weights.
     ///
-    /// On the CPU backend (flex) the bytes are decoded on the host instead, in parallel, straight into the
-    /// output ([`Nf4Linear::dequantize_cpu`]); both paths give identical values.
+    /// On flex the bytes are decoded on the host instead, in parallel, straight into the output; on the CubeCL
+    /// backend (wgpu, CUDA) a kernel decodes them ([`Nf4Linear::dequantize_fused`]). All paths give identical
+    /// values.
     pub fn dequantize(&self) -> Tensor<2> {
-        self.dequantize_cpu().unwrap_or_else(|| self.dequantize_generic())
+        self.dequantize_fused().unwrap_or_else(|| self.dequantize_generic())
     }
 
     /// The tensor-op path of [`dequantize`](Self::dequantize), for every backend.
@@ -132,9 +134,9 @@ impl Nf4Linear {
         scaled.reshape([blocks * BLOCKSIZE]).narrow(0, 0, n).reshape([self.out_features, self.in_features])
     }
 
-    /// The CPU path of [`dequantize`](Self::dequantize): [`Nf4Backend::nf4_dequantize`] on flex (host decoding by
-    /// byte-pair lookup, blocks in parallel). `None` on other backends.
-    pub fn dequantize_cpu(&self) -> Option<Tensor<2>> {
+    /// The fused path of [`dequantize`](Self::dequantize): [`Nf4Backend::nf4_dequantize`] (flex: host decoding
+    /// by byte-pair lookup, blocks in parallel; CubeCL: one kernel). `None` on other backends.
+    pub fn dequantize_fused(&self) -> Option<Tensor<2>> {
         if !self.fused() {
             return None;
         }
@@ -146,9 +148,10 @@ impl Nf4Linear {
         Some(Tensor::from_dispatch(weight))
     }
 
-    /// Whether the fused operations apply: a flex device and f32 compute.
+    /// Whether the fused operations apply: a backend that implements them (flex; the CubeCL backend with the
+    /// `wgpu` or `cuda` feature).
     fn fused(&self) -> bool {
-        self.compute_dtype == DType::F32 && self.packed.device().inner() == Device::flex()
+        has_fused_ops(&self.packed.device())
     }
 
     /// Bytes held by the quantized weight on the device (codes and scales; the shared 16- and 256-entry tables
@@ -161,6 +164,16 @@ impl Nf4Linear {
             (None, None) => packed,
         }
     }
+}
+
+/// Whether `device` (with or without autodiff) belongs to a backend implementing [`Nf4Backend`].
+fn has_fused_ops(device: &Device) -> bool {
+    let device = device.clone().inner();
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    if matches!(device.as_dispatch(), burn::backend::DispatchDevice::Cube(_)) {
+        return true;
+    }
+    device == Device::flex()
 }
 
 /// `bytes` four to an i32 word, little-endian, the last word zero-padded.
@@ -202,14 +215,15 @@ impl Nf4Linear {
         x.reshape([batch * seq, d_in]).matmul(weight).reshape([batch, seq, self.out_features])
     }
 
-    /// The fused forward ([`Nf4Backend::nf4_matmul`]) on flex with f32 compute: the dense weight exists only
-    /// during the matmul, and the backward dequantizes again instead of keeping it. `None` elsewhere.
+    /// The fused forward ([`Nf4Backend::nf4_matmul`]) on flex or CubeCL, in the compute dtype: the dense weight
+    /// exists only during the matmul, and the backward dequantizes again instead of keeping it. `None` on other
+    /// backends.
     pub fn forward_fused(&self, x: Tensor<3>) -> Option<Tensor<3>> {
         if !self.fused() {
             return None;
         }
         let [batch, seq, d_in] = x.dims();
-        let x = if x.dtype() == DType::F32 { x } else { x.cast(DType::F32) };
+        let x = if x.dtype() == self.compute_dtype { x } else { x.cast(self.compute_dtype) };
         let y = <Dispatch as Nf4Backend>::nf4_matmul(
             x.reshape([batch * seq, d_in]).into_dispatch(),
             self.packed.clone().into_dispatch(),

@@ -1,6 +1,8 @@
 //! 4-bit NormalFloat quantization, bit-compatible with bitsandbytes (QLoRA's frozen base).
 
 pub mod codebook;
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+mod cube;
 pub mod fused;
 mod linear;
 mod weight;

@@ -1,5 +1,6 @@
-//! The generic paths on a wgpu device (Mesa lavapipe on a machine without a GPU): NF4 dequantization and the
-//! micro model's logits agree with flex. Built only with `--features wgpu`.
+//! wgpu (Mesa lavapipe on a machine without a GPU): the NF4 CubeCL kernel and the generic paths agree with the
+//! host and with flex; the micro model's logits, a LoRA step and the QLoRA loss agree with flex. Built only with
+//! `--features wgpu`.
 
 use burn::prelude::*;
 use burn::tensor::{DType, DeviceKind};
@@ -11,14 +12,31 @@ fn wgpu() -> Device {
     Device::wgpu(DeviceKind::Cpu)
 }
 
+/// Both dequantization paths on wgpu (the tensor-op one and the CubeCL kernel) equal the host's, bit for bit:
+/// a weight whose blocks straddle rows, and one with an odd element count (a final half-used byte and word).
 #[test]
-fn nf4_generic_dequantization_on_wgpu_equals_the_host() {
-    let weight = sft_rand::SplitMix64::new(8).normals(96 * 200, 0.05);
-    for double in [false, true] {
-        let q = Nf4Weight::quantize(&weight, [96, 200], double);
-        let linear = Nf4Linear::new(&q, DType::F32, &wgpu());
-        assert_eq!(values(linear.dequantize()), q.dequantize(), "double quant {double}");
+fn nf4_dequantization_on_wgpu_equals_the_host() {
+    for (shape, seed) in [([96, 200], 8), ([7, 9], 9), ([5, 13], 10)] {
+        let weight = sft_rand::SplitMix64::new(seed).normals(shape[0] * shape[1], 0.05);
+        for double in [false, true] {
+            let q = Nf4Weight::quantize(&weight, shape, double);
+            let linear = Nf4Linear::new(&q, DType::F32, &wgpu());
+            let host = q.dequantize();
+            // Poison the memory pool with NaN buffers of this size, so an element the kernel fails to write
+            // cannot pass by holding an earlier result.
+            drop(Tensor::<2>::full(shape, f32::NAN, &wgpu()));
+            let fused = linear.dequantize_fused().expect("wgpu takes the CubeCL kernel");
+            assert_eq!(values(fused), host, "kernel, {shape:?}, double quant {double}");
+            assert_eq!(values(linear.dequantize_generic()), host, "generic, {shape:?}, double quant {double}");
+        }
     }
+}
+
+/// The CubeCL fused matmul (kernel dequantization, hand-written backward) equals the generic path in value and
+/// input gradient on wgpu.
+#[test]
+fn nf4_fused_matmul_on_wgpu_equals_the_generic_path() {
+    crate::nf4::fused_matmul_matches_generic(wgpu().autodiff());
 }
 
 #[test]
