@@ -41,6 +41,9 @@ pub enum SftError {
     /// Adapters or quantization failed.
     #[error(transparent)]
     Peft(#[from] sft_peft::PeftError),
+    /// Training failed.
+    #[error(transparent)]
+    Train(#[from] sft_train::TrainError),
     /// Collation failed.
     #[error(transparent)]
     Collate(#[from] sft_collate::CollateError),

@@ -12,9 +12,8 @@
 //! | padded / packed batches with -100 labels | [`collate`] (`sft-collate`) |
 //! | the Llama model, loading, loss, generation | [`model_stage`] (`sft-model`) |
 //! | LoRA adapters, merge, PEFT adapter files | [`peft`] (`sft-peft`) |
+//! | the training loop, evaluation, early stopping, checkpoints, resume | [`train`] (`sft-train`) |
 //! | Hugging Face Hub downloads, tokens, cache | [`hub`] (`sft-hub`) |
-//!
-//! The trainer arrives as its crate lands.
 #![deny(missing_docs)]
 
 pub mod config;
@@ -38,4 +37,6 @@ pub use sft_model as model_stage;
 pub use sft_peft as peft;
 /// Tokenization (`sft-tokenize`).
 pub use sft_tokenize as tokenize;
+/// The trainer (`sft-train`).
+pub use sft_train as train;
 pub use tokenizer::load_tokenizer;

@@ -1,17 +1,14 @@
 //! The run config: one JSON file that drives the pipeline (the layout of `configs/`).
 //!
 //! Each stage owns the struct of its section — `dataset_config` is [`sft_data::DataConfig`]; `lora_config` and
-//! `quantization_config` are [`sft_peft::LoraConfig`] and [`sft_peft::QuantizationConfig`]; the `training_args` and
-//! `early_stopping` sections live here until the trainer's crate arrives — and [`RunConfig`] composes them. Loading is strict: an unknown key, a wrong type or an
+//! `quantization_config` are [`sft_peft::LoraConfig`] and [`sft_peft::QuantizationConfig`]; `training_args` and
+//! `early_stopping` are [`sft_train::TrainingArguments`] and [`sft_train::EarlyStoppingConfig`] — and [`RunConfig`]
+//! composes them. Loading is strict: an unknown key, a wrong type or an
 //! out-of-range value is an [`SftError::Config`] naming the file and the key path
 //! (`configs/x.json: training_args.learning_rate: expected a number > 0`).
 
-mod early_stopping;
-mod training;
-
 use std::path::{Path, PathBuf};
 
-pub use early_stopping::EarlyStoppingConfig;
 use serde::{Deserialize, Serialize};
 use sft_data::{DataConfig, DataError};
 pub use sft_peft::{
@@ -19,7 +16,9 @@ pub use sft_peft::{
     TargetModules,
 };
 use sft_tokenize::{EncodeOptions, Masking, SpecialTokenOverrides};
-pub use training::{IntervalStrategy, ReportTo, ResumeFrom, SchedulerType, TrainingArguments};
+pub use sft_train::{
+    EarlyStoppingConfig, IntervalStrategy, ReportTo, ResumeFrom, SchedulerType, TrainError, TrainingArguments,
+};
 
 use crate::error::{Result, SftError};
 
@@ -92,6 +91,14 @@ pub struct Invalid {
     pub message: String,
 }
 
+/// Maps an `sft-train` validation error (its key is already the full path).
+fn train_invalid(e: TrainError) -> Invalid {
+    match e {
+        TrainError::InvalidConfig { key, message } => Invalid { key, message },
+        other => Invalid { key: "training_args".into(), message: other.to_string() },
+    }
+}
+
 /// `Ok` if `ok`, else an [`Invalid`] for `section.key`.
 pub(crate) fn check(ok: bool, section: &str, key: &str, message: &str) -> Result<(), Invalid> {
     if ok { Ok(()) } else { Err(Invalid { key: format!("{section}.{key}"), message: message.to_owned() }) }
@@ -134,7 +141,7 @@ impl RunConfig {
             other => Invalid { key: "dataset_config".into(), message: other.to_string() },
         })?;
         self.lora_config.validate().map_err(peft_invalid("lora_config"))?;
-        self.training_args.validate()?;
+        self.training_args.validate().map_err(train_invalid)?;
         if let Some(q) = &self.quantization_config {
             q.validate().map_err(peft_invalid("quantization_config"))?;
             check(
@@ -157,7 +164,7 @@ impl RunConfig {
             "masks the prompt, but assistant_only_masking is false (train on everything); set one or the other",
         )?;
         if let Some(es) = &self.early_stopping {
-            es.validate()?;
+            es.validate().map_err(train_invalid)?;
             let args = &self.training_args;
             check(
                 args.eval_strategy != IntervalStrategy::No,

@@ -1,6 +1,6 @@
 //! Safetensors checkpoints (single file or sharded), read tensor by tensor.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -36,6 +36,7 @@ pub struct Checkpoint {
     files: Vec<(PathBuf, File)>,
     entries: HashMap<String, Entry>,
     used: BTreeSet<String>,
+    metadata: BTreeMap<String, String>,
 }
 
 impl Checkpoint {
@@ -85,8 +86,12 @@ impl Checkpoint {
     pub fn open(paths: &[PathBuf]) -> Result<Self> {
         let mut files = Vec::with_capacity(paths.len());
         let mut entries = HashMap::new();
+        let mut extra = BTreeMap::new();
         for (index, path) in paths.iter().enumerate() {
             let (file, base, metadata) = read_header(path)?;
+            if let Some(m) = metadata.metadata() {
+                extra.extend(m.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
             for (name, info) in metadata.tensors() {
                 let entry = Entry {
                     file: index,
@@ -104,7 +109,24 @@ impl Checkpoint {
             }
             files.push((path.clone(), file));
         }
-        Ok(Self { files, entries, used: BTreeSet::new() })
+        Ok(Self { files, entries, used: BTreeSet::new(), metadata: extra })
+    }
+
+    /// The `__metadata__` string map of the files (merged; a later file's key wins).
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
+    }
+
+    /// Every tensor name, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.entries.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// The shape of tensor `name`, if present.
+    pub fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.entries.get(name).map(|e| e.shape.clone())
     }
 
     /// Whether the checkpoint has `name`.

@@ -1,13 +1,12 @@
 //! `training_args`: transformers' `TrainingArguments` (and TRL's `SFTConfig`) keys the pipeline uses.
 //!
-//! This section moves into `sft-train` with the trainer. Names, defaults and meaning are transformers' unless a
-//! field's doc says otherwise.
+//! Names, defaults and meaning are transformers' unless a field's doc says otherwise.
 
 use serde::{Deserialize, Serialize};
 
 use sft_tokenize::TruncationMode;
 
-use super::{Invalid, check};
+use crate::error::{Result, check};
 
 /// Optimisation, schedule, logging, evaluation and checkpointing settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -254,7 +253,7 @@ impl TrainingArguments {
     }
 
     /// Checks ranges and the cross-key rules transformers enforces; errors name `training_args.<key>`.
-    pub fn validate(&self) -> Result<(), Invalid> {
+    pub fn validate(&self) -> Result<()> {
         const K: &str = "training_args";
         let positive = |v: f64| v.is_finite() && v > 0.0;
         check(!self.output_dir.is_empty(), K, "output_dir", "expected a directory path")?;

@@ -1,0 +1,75 @@
+//! The error type of training: configuration, data, numerics, checkpoints.
+
+use std::path::PathBuf;
+
+/// What can go wrong configuring, running, checkpointing or resuming a training run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrainError {
+    /// A config value is out of range; `key` is the full key path (`training_args.learning_rate`).
+    #[error("{key}: {message}")]
+    InvalidConfig {
+        /// The key path.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The training or evaluation data cannot be used as given.
+    #[error("data: {0}")]
+    Data(String),
+    /// The loss or the gradient norm of an optimizer step is NaN or infinite. Nothing of that step was applied;
+    /// the last checkpoint in `output_dir` is the last good state.
+    #[error("step {step}: {what} is not finite ({value}); stopping (the last checkpoint is the last good state)")]
+    NonFinite {
+        /// The optimizer step (1-based) that failed.
+        step: u64,
+        /// `loss` or `grad_norm`.
+        what: &'static str,
+        /// The value.
+        value: f64,
+    },
+    /// A checkpoint directory is incomplete, from another run, or unreadable.
+    #[error("{}: {message}", path.display())]
+    Checkpoint {
+        /// The checkpoint directory or file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The model failed (shapes, labels).
+    #[error(transparent)]
+    Model(#[from] sft_model::ModelError),
+    /// Saving or loading the adapter failed.
+    #[error(transparent)]
+    Peft(#[from] sft_peft::PeftError),
+    /// Building a batch failed (packing).
+    #[error(transparent)]
+    Collate(#[from] sft_collate::CollateError),
+}
+
+/// The result type of this crate.
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;
+
+/// `Ok` if `ok`, else [`TrainError::InvalidConfig`] for `section.key`.
+pub(crate) fn check(ok: bool, section: &str, key: &str, message: &str) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(TrainError::InvalidConfig { key: format!("{section}.{key}"), message: message.to_owned() })
+    }
+}
+
+/// An I/O error at `path`.
+pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> TrainError {
+    let path = path.into();
+    move |source| TrainError::Io { path, source }
+}

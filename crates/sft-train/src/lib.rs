@@ -1,0 +1,46 @@
+//! # sft-train
+//!
+//! The sixth stage of sft-rs: the supervised fine-tuning loop for a LoRA model, with transformers'
+//! `TrainingArguments` names and semantics.
+//!
+//! ```text
+//! BatchSource (tokenized examples → padded / packed micro-batches, seeded per epoch)
+//!     └─► Trainer::train: per optimizer step, up to gradient_accumulation_steps micro-batches
+//!           forward → chunked loss scaled by 1 / (window's supervised tokens) → backward → accumulate
+//!           → global-norm clip → AdamW (PyTorch's arithmetic) at LrSchedule::lr(step)
+//!           → log (tracing + metrics.jsonl) → evaluate → callbacks (early stopping) → checkpoint-<step>/
+//! ```
+//!
+//! Checkpoints hold the PEFT adapter files, the optimizer moments, `trainer_state.json` (log history, best metric,
+//! data position, the partial logging window, callback state) and the arguments; each is written into a temporary
+//! directory and renamed. Resuming from one continues bit for bit (see the crate README).
+#![deny(missing_docs)]
+
+mod args;
+mod callback;
+mod checkpoint;
+mod data;
+mod early_stopping;
+mod error;
+mod metrics;
+mod optimizer;
+mod schedule;
+mod state;
+mod trainer;
+
+pub use args::{IntervalStrategy, ReportTo, ResumeFrom, SchedulerType, TrainingArguments};
+pub use callback::{Callback, Metrics, TrainerControl};
+pub use checkpoint::{
+    CHECKPOINT_PREFIX, checkpoint_dir, latest_checkpoint, list_checkpoints, remove_partial_checkpoints,
+    rotate_checkpoints, write_checkpoint,
+};
+pub use data::BatchSource;
+pub use early_stopping::{EarlyStopping, EarlyStoppingConfig};
+pub use error::{Result, TrainError};
+pub use metrics::{METRICS_FILE, MetricsFile};
+pub use optimizer::{AdamW, clip_coefficient, grad_norm};
+pub use schedule::LrSchedule;
+pub use state::{DataPosition, LogEntry, LoggingWindow, TRAINER_STATE, TrainerState};
+pub use trainer::{
+    OPTIMIZER_FILE, RUN_CONFIG_FILE, StopReason, TRAINING_ARGS_FILE, TrainOutput, Trainer, supervised_targets,
+};

@@ -1,0 +1,562 @@
+//! The training loop: micro-batches, gradient accumulation normalised over the window's supervised tokens, AdamW
+//! with clipping and a schedule, evaluation, callbacks, checkpoints and exact resume.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::prelude::*;
+use sft_collate::Batch;
+use sft_model::{LlamaForCausalLM, ModelInput, chunked_causal_lm_loss};
+use sft_peft::{BaseLinear, LoraConfig, LoraLinear, PeftError, load_adapter, save_adapter};
+
+use crate::args::{IntervalStrategy, ResumeFrom, TrainingArguments};
+use crate::callback::{Callback, Metrics, TrainerControl};
+use crate::checkpoint::{latest_checkpoint, remove_partial_checkpoints, rotate_checkpoints, write_checkpoint};
+use crate::data::BatchSource;
+use crate::error::{Result, TrainError, io};
+use crate::metrics::MetricsFile;
+use crate::optimizer::{AdamW, clip_coefficient, grad_norm};
+use crate::schedule::LrSchedule;
+use crate::state::{LogEntry, LoggingWindow, TrainerState};
+
+/// The optimizer state's file in a checkpoint.
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+/// The training arguments' file in a checkpoint.
+pub const TRAINING_ARGS_FILE: &str = "training_args.json";
+/// The whole run config's file in a checkpoint (when the trainer was given one).
+pub const RUN_CONFIG_FILE: &str = "run_config.json";
+
+/// Logits held at once by the chunked loss: rows per chunk are chosen so a chunk's f32 logits stay near 64 MiB.
+const CHUNK_LOGITS: usize = 16 << 20;
+
+/// Why [`Trainer::train`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// All `max_steps` optimizer steps ran.
+    Completed,
+    /// A callback (early stopping) stopped the run.
+    Stopped,
+    /// The stop flag was raised (SIGINT): a checkpoint was saved, and the run can be resumed from it.
+    Interrupted,
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct TrainOutput {
+    /// The trained model (the best checkpoint's adapters with `load_best_model_at_end`).
+    pub model: LlamaForCausalLM<LoraLinear>,
+    /// The final state.
+    pub state: TrainerState,
+    /// Why the run ended.
+    pub stop: StopReason,
+    /// The last checkpoint written, if any.
+    pub last_checkpoint: Option<PathBuf>,
+}
+
+/// A supervised fine-tuning run of a LoRA model (transformers' `Trainer` with TRL's `SFTTrainer` metrics).
+///
+/// - Each optimizer step consumes up to `gradient_accumulation_steps` micro-batches (the last window of an epoch
+///   may be shorter). The loss is the sum of token losses over the window divided by the window's supervised
+///   tokens, so batch 4 × accumulation 1 and batch 1 × accumulation 4 give the same update.
+/// - Step `k` (0-based) uses `LrSchedule::lr(k)`; gradients are clipped to `max_grad_norm` (global L2 norm).
+/// - Dropout at step `k` draws from the device generator seeded by (`seed`, `k`), and each epoch's order from
+///   (`seed`, epoch): a resumed run repeats exactly what the uninterrupted run would have done.
+#[allow(missing_debug_implementations)]
+pub struct Trainer<'a> {
+    args: TrainingArguments,
+    lora_config: LoraConfig,
+    base_model_name: String,
+    train: BatchSource<'a>,
+    eval: Option<BatchSource<'a>>,
+    callbacks: Vec<Box<dyn Callback + 'a>>,
+    stop: Arc<AtomicBool>,
+    run_config: Option<serde_json::Value>,
+}
+
+/// Per-window sums read back from the device once per optimizer step.
+struct WindowStats {
+    loss_sum: f64,
+    supervised: u64,
+    correct: u64,
+    tokens: u64,
+}
+
+impl<'a> Trainer<'a> {
+    /// A run of `args` over `train` (and `eval`, needed unless `eval_strategy` is `no`), saving adapters made with
+    /// `lora_config` for the base model `base_model_name` (written into `adapter_config.json`).
+    pub fn new(
+        args: TrainingArguments,
+        lora_config: LoraConfig,
+        base_model_name: impl Into<String>,
+        train: BatchSource<'a>,
+        eval: Option<BatchSource<'a>>,
+    ) -> Result<Self> {
+        args.validate()?;
+        if args.eval_strategy != IntervalStrategy::No && eval.is_none() {
+            return Err(TrainError::InvalidConfig {
+                key: "training_args.eval_strategy".into(),
+                message: "evaluation is on, but there is no validation split".into(),
+            });
+        }
+        Ok(Self {
+            args,
+            lora_config,
+            base_model_name: base_model_name.into(),
+            train,
+            eval,
+            callbacks: Vec::new(),
+            stop: Arc::new(AtomicBool::new(false)),
+            run_config: None,
+        })
+    }
+
+    /// Adds a callback (called after those added before it).
+    pub fn with_callback(mut self, callback: impl Callback + 'a) -> Self {
+        self.callbacks.push(Box::new(callback));
+        self
+    }
+
+    /// The whole run config, saved in every checkpoint as `run_config.json`.
+    pub fn with_run_config(mut self, config: serde_json::Value) -> Self {
+        self.run_config = Some(config);
+        self
+    }
+
+    /// The stop flag: raising it ends the run after the current optimizer step, with a checkpoint
+    /// ([`StopReason::Interrupted`]).
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// Raises the stop flag on SIGINT (Ctrl-C), so an interrupted run saves a checkpoint and returns cleanly.
+    pub fn stop_on_sigint(&self) -> Result<()> {
+        signal_hook::flag::register(signal_hook::consts::SIGINT, self.stop.clone())
+            .map(|_| ())
+            .map_err(|source| TrainError::Io { path: "SIGINT handler".into(), source })
+    }
+
+    /// The training arguments.
+    pub fn args(&self) -> &TrainingArguments {
+        &self.args
+    }
+
+    /// Optimizer steps the run takes: `max_steps` when > 0, else `ceil(num_train_epochs × steps per epoch)` with
+    /// `ceil(micro-batches per epoch / gradient_accumulation_steps)` steps per epoch.
+    pub fn total_steps(&self) -> u64 {
+        if self.args.max_steps > 0 {
+            return self.args.max_steps as u64;
+        }
+        (self.args.num_train_epochs * self.steps_per_epoch() as f64).ceil().max(1.0) as u64
+    }
+
+    fn steps_per_epoch(&self) -> u64 {
+        self.train.batches_per_epoch().div_ceil(self.args.gradient_accumulation_steps) as u64
+    }
+
+    fn output_dir(&self) -> PathBuf {
+        PathBuf::from(&self.args.output_dir)
+    }
+
+    /// Trains `model` (on an autodiff device; its adapters and `modules_to_save` are what trains), resuming
+    /// first when `resume_from_checkpoint` says so.
+    pub fn train(&mut self, model: LlamaForCausalLM<LoraLinear>) -> Result<TrainOutput> {
+        let output_dir = self.output_dir();
+        let total = self.total_steps();
+        let schedule = LrSchedule::new(&self.args, total);
+        let epochs = total.div_ceil(self.steps_per_epoch().max(1));
+        let mut optimizer = AdamW::new(&self.args);
+        let mut model = model.train();
+        let device = model.model.embed_tokens.weight.device();
+        let mut state = TrainerState::new(total, epochs, self.train.batches_per_epoch(), self.args.seed);
+        if let Some(dir) = self.resume_dir()? {
+            state = TrainerState::load(&dir)?;
+            self.check_resumable(&state, &dir, total)?;
+            model = reload_adapter(model, &dir)?.train();
+            optimizer.load(&dir.join(OPTIMIZER_FILE), &device.clone().inner())?;
+            for callback in &mut self.callbacks {
+                if let Some(saved) = state.stateful_callbacks.get(callback.name()) {
+                    callback.restore(saved);
+                }
+            }
+            tracing::info!(checkpoint = %dir.display(), step = state.global_step, "resuming");
+        }
+        remove_partial_checkpoints(&output_dir)?;
+        let metrics = MetricsFile::create(&output_dir, &state.log_history)?;
+        for callback in &mut self.callbacks {
+            callback.on_train_begin(&state);
+        }
+        let ga = self.args.gradient_accumulation_steps;
+        let mut plan = (state.position.epoch, self.train.plan(state.position.epoch));
+        let mut last_checkpoint = None;
+        let mut stop = StopReason::Completed;
+        let mut saved_at = None;
+        while state.global_step < total {
+            if state.position.micro_batch >= plan.1.len() {
+                state.position.epoch += 1;
+                state.position.micro_batch = 0;
+            }
+            if plan.0 != state.position.epoch {
+                plan = (state.position.epoch, self.train.plan(state.position.epoch));
+            }
+            let start = state.position.micro_batch;
+            let end = (start + ga).min(plan.1.len());
+            let batches: Vec<Batch> = plan.1[start..end].iter().map(|units| self.train.collate(units)).collect();
+            let step = state.global_step;
+            let lr = schedule.lr(step);
+            let began = Instant::now();
+            device.seed(step_seed(self.args.seed, step));
+            let (updated, stats, norm) = self.step(model, &batches, &mut optimizer, lr, step + 1, &mut state)?;
+            model = updated;
+            let seconds = began.elapsed().as_secs_f64();
+
+            state.global_step += 1;
+            state.position.micro_batch = end;
+            let epoch_done = end >= plan.1.len();
+            state.epoch = state.position.epoch as f64 + end as f64 / plan.1.len() as f64;
+            state.num_input_tokens_seen += stats.tokens;
+            if stats.supervised > 0 {
+                let w = &mut state.logging_window;
+                w.steps += 1;
+                w.loss_sum += stats.loss_sum / stats.supervised as f64;
+                w.supervised_tokens += stats.supervised;
+                w.correct_tokens += stats.correct;
+            }
+            state.logging_window.tokens += stats.tokens;
+            state.logging_window.seconds += seconds;
+
+            let at = |strategy: IntervalStrategy, every: usize| match strategy {
+                IntervalStrategy::No => false,
+                IntervalStrategy::Steps => state.global_step.is_multiple_of(every as u64),
+                IntervalStrategy::Epoch => epoch_done,
+            };
+            let should_log = at(self.args.logging_strategy, self.args.logging_steps) || state.global_step == total;
+            let should_eval = at(self.args.eval_strategy, self.args.eval_steps());
+            let mut control =
+                TrainerControl { should_save: at(self.args.save_strategy, self.args.save_steps), ..Default::default() };
+            if should_log && state.logging_window.steps > 0 {
+                let entry = log_entry(&state, lr, norm);
+                state.logging_window = LoggingWindow::default();
+                self.record(&mut state, entry, &metrics)?;
+            }
+            for callback in &mut self.callbacks {
+                callback.on_step_end(&state, &mut control);
+            }
+            if should_eval {
+                let mut metrics_now = self.evaluate(&model)?;
+                for callback in &mut self.callbacks {
+                    callback.on_evaluate(&state, &mut metrics_now, &mut control);
+                }
+                let best = self.update_best(&mut state, &metrics_now);
+                if best && self.args.load_best_model_at_end && self.args.save_strategy != IntervalStrategy::No {
+                    // The best model is always restorable: a new best is saved even between save steps.
+                    control.should_save = true;
+                }
+                let mut entry: LogEntry = metrics_now;
+                entry.insert("epoch".into(), state.epoch);
+                entry.insert("step".into(), state.global_step as f64);
+                self.record(&mut state, entry, &metrics)?;
+            }
+            let interrupted = self.stop.load(Ordering::SeqCst);
+            if interrupted || control.should_training_stop {
+                stop = if interrupted { StopReason::Interrupted } else { StopReason::Stopped };
+                control.should_save |= self.args.save_strategy != IntervalStrategy::No || interrupted;
+            }
+            if control.should_save {
+                last_checkpoint = Some(self.save_checkpoint(&model, &optimizer, &mut state)?);
+                saved_at = Some(state.global_step);
+            }
+            if stop != StopReason::Completed {
+                tracing::info!(step = state.global_step, reason = ?stop, "training stops");
+                break;
+            }
+        }
+        if stop == StopReason::Interrupted {
+            return Ok(TrainOutput { model, state, stop, last_checkpoint });
+        }
+        debug_assert!(saved_at.is_none_or(|s| s <= state.global_step));
+        if self.args.load_best_model_at_end
+            && let Some(best) = state.best_model_checkpoint.clone()
+        {
+            tracing::info!(checkpoint = %best, metric = ?state.best_metric, "loading the best model");
+            model = reload_adapter(model, Path::new(&best))?;
+        }
+        save_adapter(&model, &self.lora_config, &self.base_model_name, &output_dir)?;
+        state.save(&output_dir)?;
+        for callback in &mut self.callbacks {
+            callback.on_train_end(&state);
+        }
+        Ok(TrainOutput { model, state, stop, last_checkpoint })
+    }
+
+    /// One optimizer step over `batches` (one accumulation window): forward and backward of each micro-batch
+    /// with the loss scaled by 1 / (the window's supervised tokens), then clipping and AdamW. Returns the model,
+    /// the window's sums and the gradient norm before clipping.
+    fn step(
+        &self,
+        model: LlamaForCausalLM<LoraLinear>,
+        batches: &[Batch],
+        optimizer: &mut AdamW,
+        lr: f64,
+        step_number: u64,
+        state: &mut TrainerState,
+    ) -> Result<(LlamaForCausalLM<LoraLinear>, WindowStats, f64)> {
+        let device = model.model.embed_tokens.weight.device();
+        let supervised: usize = batches.iter().map(supervised_targets).sum();
+        let tokens: u64 = batches.iter().map(|b| b.num_tokens as u64).sum();
+        let mut stats = WindowStats { loss_sum: 0.0, supervised: supervised as u64, correct: 0, tokens };
+        if supervised == 0 {
+            state.skipped_batches += batches.len() as u64;
+            tracing::warn!(step = step_number, "no label carries loss in this accumulation window; no update");
+            return Ok((model, stats, 0.0));
+        }
+        let head = model.head_weight();
+        let vocab = head.dims()[1];
+        let chunk_rows = (CHUNK_LOGITS / vocab.max(1)).max(1);
+        let scale = 1.0 / supervised as f64;
+        let mut accumulator = GradientsAccumulator::<LlamaForCausalLM<LoraLinear>>::new();
+        let (mut sums, mut corrects) = (Vec::new(), Vec::new());
+        for batch in batches {
+            if supervised_targets(batch) == 0 {
+                state.skipped_batches += 1;
+                continue;
+            }
+            let input = model_input(batch, &device)?;
+            let hidden = model.hidden_states(&input);
+            let loss = chunked_causal_lm_loss(hidden, model.head_weight(), &batch.labels, chunk_rows, Some(scale))?;
+            sums.push(loss.sum);
+            corrects.push(loss.correct);
+            let Some(surrogate) = loss.surrogate else { continue };
+            let grads = GradientsParams::from_grads(surrogate.backward(), &model);
+            accumulator.accumulate(&model, grads);
+        }
+        let totals: Vec<f32> = Tensor::cat(vec![Tensor::cat(sums, 0).sum(), Tensor::cat(corrects, 0).sum()], 0)
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| TrainError::Data(format!("reading the loss: {e:?}")))?;
+        stats.loss_sum = f64::from(totals[0]);
+        stats.correct = totals[1].round() as u64;
+        let loss = stats.loss_sum / supervised as f64;
+        if !loss.is_finite() {
+            return Err(TrainError::NonFinite { step: step_number, what: "loss", value: loss });
+        }
+        let grads = accumulator.grads();
+        let norm = grad_norm(&model, &grads);
+        if !norm.is_finite() {
+            return Err(TrainError::NonFinite { step: step_number, what: "grad_norm", value: norm });
+        }
+        let coefficient = clip_coefficient(norm, self.args.max_grad_norm);
+        let model = optimizer.step(model, &grads, lr, coefficient);
+        Ok((model, stats, norm))
+    }
+
+    /// `eval_loss` (mean token loss over the whole split: Σ token losses / supervised tokens) and
+    /// `eval_mean_token_accuracy` on the validation split, in inference mode (no autodiff graph; one batch's
+    /// logits at a time, in chunks), with `eval_runtime` (seconds) and `eval_tokens`.
+    pub fn evaluate(&self, model: &LlamaForCausalLM<LoraLinear>) -> Result<Metrics> {
+        let eval = self.eval.as_ref().ok_or_else(|| TrainError::Data("there is no validation split".into()))?;
+        let began = Instant::now();
+        let model = model.clone().valid();
+        let device = model.model.embed_tokens.weight.device();
+        let head = model.head_weight();
+        let chunk_rows = (CHUNK_LOGITS / head.dims()[1].max(1)).max(1);
+        let (mut sums, mut corrects, mut count) = (Vec::new(), Vec::new(), 0usize);
+        for units in eval.plan(0) {
+            let batch = eval.collate(&units);
+            if supervised_targets(&batch) == 0 {
+                continue;
+            }
+            let hidden = model.hidden_states(&model_input(&batch, &device)?);
+            let loss = chunked_causal_lm_loss(hidden, head.clone(), &batch.labels, chunk_rows, None)?;
+            count += loss.count;
+            sums.push(loss.sum);
+            corrects.push(loss.correct);
+        }
+        if count == 0 {
+            return Err(TrainError::Data("no label of the validation split carries loss".into()));
+        }
+        let totals: Vec<f32> = Tensor::cat(vec![Tensor::cat(sums, 0).sum(), Tensor::cat(corrects, 0).sum()], 0)
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| TrainError::Data(format!("reading the evaluation loss: {e:?}")))?;
+        let mut metrics = Metrics::new();
+        metrics.insert("eval_loss".into(), f64::from(totals[0]) / count as f64);
+        metrics.insert("eval_mean_token_accuracy".into(), f64::from(totals[1]) / count as f64);
+        metrics.insert("eval_tokens".into(), count as f64);
+        metrics.insert("eval_runtime".into(), began.elapsed().as_secs_f64());
+        tracing::info!(eval_loss = metrics["eval_loss"], accuracy = metrics["eval_mean_token_accuracy"], "evaluation");
+        Ok(metrics)
+    }
+
+    /// Updates the best metric (transformers' `_determine_best_metric`: any improvement, no threshold); true
+    /// when this evaluation is the new best.
+    fn update_best(&self, state: &mut TrainerState, metrics: &Metrics) -> bool {
+        let name = self.args.best_metric();
+        let Some(&value) = metrics.get(&name) else {
+            tracing::warn!(metric = %name, "metric_for_best_model is not among the evaluation metrics");
+            return false;
+        };
+        let better = match state.best_metric {
+            None => true,
+            Some(best) => {
+                if self.args.greater_is_better() {
+                    value > best
+                } else {
+                    value < best
+                }
+            }
+        };
+        if better {
+            state.best_metric = Some(value);
+            state.best_global_step = Some(state.global_step);
+        }
+        better
+    }
+
+    /// Appends `entry` to the history and the metrics file, and tells the callbacks.
+    fn record(&mut self, state: &mut TrainerState, entry: LogEntry, metrics: &MetricsFile) -> Result<()> {
+        metrics.append(&entry)?;
+        state.log_history.push(entry);
+        if let Some(entry) = state.log_history.last() {
+            for callback in &mut self.callbacks {
+                callback.on_log(state, entry);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `checkpoint-<step>` (adapter, optimizer, state, arguments), then applies `save_total_limit`.
+    fn save_checkpoint(
+        &mut self,
+        model: &LlamaForCausalLM<LoraLinear>,
+        optimizer: &AdamW,
+        state: &mut TrainerState,
+    ) -> Result<PathBuf> {
+        let output_dir = self.output_dir();
+        let step = state.global_step;
+        let dir = crate::checkpoint::checkpoint_dir(&output_dir, step);
+        if state.best_global_step == Some(step) {
+            state.best_model_checkpoint = Some(dir.display().to_string());
+        }
+        state.stateful_callbacks =
+            self.callbacks.iter().filter_map(|c| c.state().map(|s| (c.name().to_owned(), s))).collect();
+        let args = serde_json::to_vec_pretty(&self.args)
+            .map_err(|e| TrainError::Checkpoint { path: dir.clone(), message: e.to_string() })?;
+        let run_config = self
+            .run_config
+            .as_ref()
+            .map(serde_json::to_vec_pretty)
+            .transpose()
+            .map_err(|e| TrainError::Checkpoint { path: dir.clone(), message: e.to_string() })?;
+        let written = write_checkpoint(&output_dir, step, |tmp| {
+            save_adapter(model, &self.lora_config, &self.base_model_name, tmp)?;
+            optimizer.save(&tmp.join(OPTIMIZER_FILE))?;
+            std::fs::write(tmp.join(TRAINING_ARGS_FILE), &args).map_err(io(tmp.join(TRAINING_ARGS_FILE)))?;
+            if let Some(config) = &run_config {
+                std::fs::write(tmp.join(RUN_CONFIG_FILE), config).map_err(io(tmp.join(RUN_CONFIG_FILE)))?;
+            }
+            state.save(tmp)
+        })?;
+        tracing::info!(checkpoint = %written.display(), step, "checkpoint saved");
+        if let Some(limit) = self.args.save_total_limit {
+            let keep = state.best_model_checkpoint.as_deref().map(Path::new);
+            rotate_checkpoints(&output_dir, limit, keep)?;
+        }
+        for callback in &mut self.callbacks {
+            callback.on_save(state, &written);
+        }
+        Ok(written)
+    }
+
+    fn resume_dir(&self) -> Result<Option<PathBuf>> {
+        match &self.args.resume_from_checkpoint {
+            None | Some(ResumeFrom::Latest(false)) => Ok(None),
+            Some(ResumeFrom::Latest(true)) => latest_checkpoint(&self.output_dir()).map(Some),
+            Some(ResumeFrom::Path(path)) => Ok(Some(PathBuf::from(path))),
+        }
+    }
+
+    fn check_resumable(&self, state: &TrainerState, dir: &Path, total: u64) -> Result<()> {
+        let differs = |what: &str, saved: String, now: String| TrainError::Checkpoint {
+            path: dir.into(),
+            message: format!("{what} was {saved} in this checkpoint's run and is {now} now; it cannot resume exactly"),
+        };
+        if state.batches_per_epoch != self.train.batches_per_epoch() {
+            let (a, b) = (state.batches_per_epoch, self.train.batches_per_epoch());
+            return Err(differs("the number of micro-batches per epoch", a.to_string(), b.to_string()));
+        }
+        if state.max_steps != total {
+            return Err(differs("the number of optimizer steps", state.max_steps.to_string(), total.to_string()));
+        }
+        if state.seed != self.args.seed {
+            return Err(differs("training_args.seed", state.seed.to_string(), self.args.seed.to_string()));
+        }
+        Ok(())
+    }
+}
+
+/// The log entry of the window that just closed: `loss` (mean of the steps' token-mean losses), `grad_norm` and
+/// `learning_rate` of the last step, `mean_token_accuracy`, `num_tokens` (non-pad tokens seen so far),
+/// `train_tokens_per_second` (non-pad tokens over the window's step time), `epoch`, `step`.
+fn log_entry(state: &TrainerState, lr: f64, norm: f64) -> LogEntry {
+    let w = &state.logging_window;
+    let mut entry = LogEntry::new();
+    entry.insert("loss".into(), w.loss_sum / w.steps as f64);
+    entry.insert("grad_norm".into(), norm);
+    entry.insert("learning_rate".into(), lr);
+    entry.insert("mean_token_accuracy".into(), w.correct_tokens as f64 / w.supervised_tokens.max(1) as f64);
+    entry.insert("num_tokens".into(), state.num_input_tokens_seen as f64);
+    entry.insert("num_supervised_tokens".into(), w.supervised_tokens as f64);
+    entry.insert("train_tokens_per_second".into(), w.tokens as f64 / w.seconds.max(1e-9));
+    entry.insert("epoch".into(), state.epoch);
+    entry.insert("step".into(), state.global_step as f64);
+    tracing::info!(
+        step = state.global_step,
+        loss = entry["loss"],
+        learning_rate = lr,
+        grad_norm = norm,
+        epoch = state.epoch,
+        tokens_per_second = entry["train_tokens_per_second"],
+        "train"
+    );
+    entry
+}
+
+/// Labels that carry loss after the causal shift (positions 1.. of each row with a label ≥ 0): the count the
+/// loss normalises by.
+pub fn supervised_targets(batch: &Batch) -> usize {
+    let seq = batch.seq_len;
+    (0..batch.batch_size)
+        .map(|b| batch.labels[b * seq + 1.min(seq)..(b + 1) * seq].iter().filter(|&&l| l >= 0).count())
+        .sum()
+}
+
+fn model_input(batch: &Batch, device: &Device) -> Result<ModelInput> {
+    let packing = batch.packing.as_ref();
+    Ok(ModelInput::new(
+        &batch.input_ids,
+        batch.shape(),
+        Some(&batch.attention_mask),
+        packing.map(|p| p.position_ids.as_slice()),
+        packing.map(|p| p.sequence_ids.as_slice()),
+        device,
+    )?)
+}
+
+/// The dropout seed of optimizer step `step`: SplitMix64's finaliser of `seed` and `step`.
+fn step_seed(seed: u64, step: u64) -> u64 {
+    let mut z = seed ^ step.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The model with its adapters (and `modules_to_save`) replaced by those saved in `dir`.
+fn reload_adapter(model: LlamaForCausalLM<LoraLinear>, dir: &Path) -> Result<LlamaForCausalLM<LoraLinear>> {
+    let base =
+        model.map_projections(|_, p: LoraLinear| -> std::result::Result<BaseLinear, PeftError> { Ok(p.base) })?;
+    let (model, _) = load_adapter(base, dir)?;
+    Ok(model)
+}
