@@ -40,3 +40,54 @@ fn batch_4_by_1_equals_batch_1_by_4() {
     let counts: Vec<usize> = data[..4].iter().map(|e| e.num_supervised()).collect();
     assert!(counts.iter().any(|&c| c != counts[0]), "{counts:?}");
 }
+
+/// A micro-batch without supervised labels contributes nothing and is counted; the step still updates from the
+/// other micro-batches of its window.
+#[test]
+fn a_batch_without_labels_is_skipped_and_counted() {
+    let config = sft_peft::LoraConfig { lora_dropout: 0.0, ..lora() };
+    let mut data = examples(4, 3);
+    data[1].loss_mask.iter_mut().for_each(|m| *m = false);
+    let dir = tempfile::tempdir().unwrap();
+    let args = sft_train::TrainingArguments {
+        per_device_train_batch_size: 1,
+        gradient_accumulation_steps: 2,
+        max_steps: 2,
+        ..args(dir.path())
+    };
+    let before = adapters(&model(&config));
+    let mut trainer =
+        Trainer::new(args, config.clone(), "micro", source(&data, 1, Sampling::Sequential), None).unwrap();
+    let out = trainer.train(model(&config)).unwrap();
+    assert_eq!(out.state.skipped_batches, 1);
+    assert_eq!(out.state.global_step, 2);
+    assert_ne!(adapters(&out.model), before);
+    assert!(out.state.log_history.iter().all(|e| e["loss"].is_finite()));
+}
+
+/// A non-finite loss stops the run with an error naming the step; the checkpoints before it stay.
+#[test]
+fn a_non_finite_loss_stops_with_the_step() {
+    let config = sft_peft::LoraConfig { lora_dropout: 0.0, ..lora() };
+    let data = examples(8, 4);
+    let dir = tempfile::tempdir().unwrap();
+    // An absurd learning rate without clipping: step 1 is finite and blows the adapters up, step 2 overflows.
+    let args = sft_train::TrainingArguments {
+        per_device_train_batch_size: 2,
+        max_steps: 4,
+        learning_rate: 1e30,
+        warmup_steps: 0,
+        max_grad_norm: 0.0,
+        save_strategy: sft_train::IntervalStrategy::Steps,
+        save_steps: 1,
+        ..args(dir.path())
+    };
+    let mut trainer =
+        Trainer::new(args, config.clone(), "micro", source(&data, 2, Sampling::Sequential), None).unwrap();
+    let err = trainer.train(model(&config)).unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, sft_train::TrainError::NonFinite { step: 2, .. }), "{message}");
+    assert!(message.starts_with("step 2: "), "{message}");
+    let kept: Vec<u64> = sft_train::list_checkpoints(dir.path()).unwrap().into_iter().map(|(s, _)| s).collect();
+    assert_eq!(kept, [1]);
+}
