@@ -3,10 +3,10 @@
 use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::DType;
-use burn::tensor::activation::softmax;
 
 use crate::projection::Projection;
 use crate::rope::apply_rotary;
+use crate::softmax::masked_softmax;
 
 /// Llama self-attention: `q_proj`, `k_proj`, `v_proj`, `o_proj` (HF names), RoPE on queries and keys, key/value
 /// heads shared by `num_heads / num_kv_heads` query heads, softmax in f32 (whatever the weights' dtype) over `q·kᵀ / √head_dim`.
@@ -57,8 +57,7 @@ impl<P: Projection> LlamaAttention<P> {
         let (k, v) = (repeat_kv(k, h / kv), repeat_kv(v, h / kv));
         let dtype = q.dtype();
         let scores = q.matmul(k.transpose()).div_scalar((d as f64).sqrt()).cast(DType::F32);
-        let scores = scores.mask_fill(blocked.clone().expand([batch, h, seq, keys]), f32::MIN);
-        let probs = softmax(scores, 3).cast(dtype);
+        let probs = masked_softmax(scores, blocked.clone().expand([batch, h, seq, keys])).cast(dtype);
         let out = probs.matmul(v).swap_dims(1, 2).reshape([batch, seq, h * d]);
         self.o_proj.forward(out)
     }

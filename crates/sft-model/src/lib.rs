@@ -29,6 +29,7 @@ mod projection;
 pub mod rope;
 mod safetensors_out;
 mod save;
+pub mod softmax;
 
 pub use attention::LlamaAttention;
 pub use checkpoint::Checkpoint;

@@ -29,8 +29,15 @@ pub const TRAINING_ARGS_FILE: &str = "training_args.json";
 /// The whole run config's file in a checkpoint (when the trainer was given one).
 pub const RUN_CONFIG_FILE: &str = "run_config.json";
 
-/// Logits held at once by the chunked loss: rows per chunk are chosen so a chunk's f32 logits stay near 64 MiB.
-const CHUNK_LOGITS: usize = 16 << 20;
+/// Logits held at once by the chunked loss: a chunk's f32 logits stay near 16 MiB (the softmax and its gradient
+/// hold a few more of the same size), with at least 256 rows per chunk so the head's matmul stays efficient for
+/// large vocabularies.
+const CHUNK_LOGITS: usize = 4 << 20;
+
+/// Rows per chunk of the chunked loss for a vocabulary of `vocab` entries.
+fn chunk_rows(vocab: usize) -> usize {
+    (CHUNK_LOGITS / vocab.max(1)).max(256)
+}
 
 /// Why [`Trainer::train`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -314,7 +321,7 @@ impl<'a> Trainer<'a> {
         }
         let head = model.head_weight();
         let vocab = head.dims()[1];
-        let chunk_rows = (CHUNK_LOGITS / vocab.max(1)).max(1);
+        let chunk_rows = chunk_rows(vocab);
         let scale = 1.0 / supervised as f64;
         let mut accumulator = GradientsAccumulator::<LlamaForCausalLM<LoraLinear>>::new();
         let (mut sums, mut corrects) = (Vec::new(), Vec::new());
@@ -361,7 +368,7 @@ impl<'a> Trainer<'a> {
         let model = model.clone().valid();
         let device = model.model.embed_tokens.weight.device();
         let head = model.head_weight();
-        let chunk_rows = (CHUNK_LOGITS / head.dims()[1].max(1)).max(1);
+        let chunk_rows = chunk_rows(head.dims()[1]);
         let (mut sums, mut corrects, mut count) = (Vec::new(), Vec::new(), 0usize);
         for units in eval.plan(0) {
             let batch = eval.collate(&units);
