@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 mod config;
+mod dropout;
 mod error;
 mod files;
 mod inject;
@@ -22,6 +23,7 @@ mod quantization;
 mod target;
 
 pub use config::{ALL_LINEAR, InitLoraWeights, LayerSelection, LoraBias, LoraConfig, TargetModules};
+pub use dropout::seed_dropout;
 pub use error::{PeftError, Result};
 pub use files::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_key, load_adapter, read_adapter_config, save_adapter};
 pub use inject::{ParameterCount, SavedModule, inject, modules_to_save, parameter_count};

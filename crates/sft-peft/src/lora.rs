@@ -1,7 +1,7 @@
 //! `LoraLinear`: a frozen base projection plus an optional low-rank adapter, computed factored.
 
 use burn::module::Param;
-use burn::nn::{Dropout, DropoutConfig, Linear};
+use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::DType;
 use sft_model::Projection;
@@ -24,8 +24,9 @@ pub struct LoraAdapter {
     pub lora_b: Param<Tensor<2>>,
     /// `lora_alpha / r` (or `/ √r` with `use_rslora`).
     pub scaling: f64,
-    /// `lora_dropout` on the adapter's input, active only while training on an autodiff device.
-    pub dropout: Dropout,
+    /// `lora_dropout`: the probability of zeroing an input element, active only while training on an autodiff
+    /// device ([`crate::seed_dropout`] seeds it).
+    pub dropout: f64,
 }
 
 impl LoraAdapter {
@@ -69,7 +70,7 @@ impl LoraAdapter {
             lora_a: Param::from_tensor(Tensor::from_data(a, (device, DType::F32))),
             lora_b: Param::from_tensor(Tensor::from_data(b, (device, DType::F32))),
             scaling,
-            dropout: DropoutConfig::new(dropout).init(),
+            dropout,
         }
     }
 
@@ -86,7 +87,7 @@ impl LoraAdapter {
         let a = self.lora_a.val();
         let x = if x.dtype() == a.dtype() { x } else { x.cast(a.dtype()) };
         let [batch, seq, d_in] = x.dims();
-        let x = self.dropout.forward(x).reshape([batch * seq, d_in]);
+        let x = crate::dropout::dropout(x, self.dropout).reshape([batch * seq, d_in]);
         let h = x.matmul(a).mul_scalar(self.scaling);
         let y = h.matmul(self.lora_b.val());
         let d_out = y.dims()[1];

@@ -214,7 +214,9 @@ impl<'a> Trainer<'a> {
             let step = state.global_step;
             let lr = schedule.lr(step);
             let began = Instant::now();
-            device.seed(step_seed(self.args.seed, step));
+            let seed = step_seed(self.args.seed, step);
+            device.seed(seed);
+            sft_peft::seed_dropout(seed);
             let (updated, stats, norm) = self.step(model, &batches, &mut optimizer, lr, step + 1, &mut state)?;
             model = updated;
             let seconds = began.elapsed().as_secs_f64();
