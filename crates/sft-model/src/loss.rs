@@ -132,13 +132,16 @@ pub fn chunked_causal_lm_loss(
         let logits = h.clone().matmul(weight.clone()).cast(DType::F32);
         let max = logits.clone().max_dim(1);
         let shifted = logits.clone() - max.clone();
-        let lse = shifted.clone().exp().sum_dim(1).log() + max;
+        let exp = shifted.exp();
+        let total = exp.clone().sum_dim(1);
+        let lse = total.clone().log() + max;
         let picked = logits.clone().gather(1, target.clone());
-        sum = sum + (lse.clone() - picked).sum();
+        sum = sum + (lse - picked).sum();
         let argmax = logits.clone().argmax(1);
         correct = correct + argmax.equal(target.clone()).float().cast(DType::F32).sum();
         if let Some(scale) = grad_scale {
-            let probs = (logits - lse).exp();
+            // softmax = exp(logits − max) / Σ exp(logits − max): the exponentials of the loss, reused.
+            let probs = exp / total;
             let minus_one = Tensor::<2>::full([n, 1], -1.0, (&device, DType::F32));
             let grad = probs.scatter(1, target, minus_one, IndexingUpdateOp::Add).mul_scalar(scale).cast(dtype);
             hidden_grads.push(grad.clone().matmul(weight.clone().transpose()));
