@@ -2,7 +2,7 @@
 //! q/k/v/o (the seed's adapter: alpha 32, dropout 0.05), batch 4 × accumulation 4, on the embedded legal-clause
 //! rows tokenized as the seed config does (every token supervised, max_length 2048), flex on this machine's
 //! threads. One iteration = `Trainer::train` for 2 optimizer steps (8 micro-batches), including its setup and the
-//! final adapter write; throughput = non-pad tokens of those steps.
+//! final adapter write; throughput = non-pad tokens of those steps. With 1 and 2 `micro_batch_workers`.
 //! `cargo bench --bench train_step`; figures in `benches/README.md`.
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
@@ -59,11 +59,16 @@ fn train_step(c: &mut Criterion) {
         save_strategy: IntervalStrategy::No,
         ..Default::default()
     };
-    let mut trainer = Trainer::new(args, lora.clone(), "tiny", source, None).unwrap();
     let mut group = c.benchmark_group("train_step_tiny_lora_r8_qkvo_4x4");
     group.throughput(Throughput::Elements(tokens as u64));
     group.sample_size(10);
-    group.bench_function("two_optimizer_steps", |b| b.iter(|| trainer.train(model.clone()).unwrap().state.global_step));
+    for workers in [1, 2] {
+        let args = TrainingArguments { micro_batch_workers: workers, ..args.clone() };
+        let mut trainer = Trainer::new(args, lora.clone(), "tiny", source.clone(), None).unwrap();
+        group.bench_function(format!("two_optimizer_steps_{workers}_micro_batch_workers"), |b| {
+            b.iter(|| trainer.train(model.clone()).unwrap().state.global_step)
+        });
+    }
     group.finish();
 }
 

@@ -96,6 +96,11 @@ pub struct TrainingArguments {
     /// fp16 mixed precision, for devices without bf16.
     #[serde(default)]
     pub fp16: bool,
+    /// Micro-batches of an accumulation window computed at once, each in its own thread (sft-rs; no transformers
+    /// equivalent). More cores stay busy between the matmuls; memory grows by one micro-batch's activations per
+    /// worker; the result is the same for any value.
+    #[serde(default = "one")]
+    pub micro_batch_workers: usize,
     /// Recompute activations in the backward pass to save memory.
     #[serde(default)]
     pub gradient_checkpointing: bool,
@@ -260,6 +265,7 @@ impl TrainingArguments {
         check(self.per_device_train_batch_size >= 1, K, "per_device_train_batch_size", "expected a whole number >= 1")?;
         check(self.per_device_eval_batch_size >= 1, K, "per_device_eval_batch_size", "expected a whole number >= 1")?;
         check(self.gradient_accumulation_steps >= 1, K, "gradient_accumulation_steps", "expected a whole number >= 1")?;
+        check(self.micro_batch_workers >= 1, K, "micro_batch_workers", "expected a whole number >= 1")?;
         check(self.max_steps == -1 || self.max_steps > 0, K, "max_steps", "expected -1 or a whole number > 0")?;
         if self.max_steps <= 0 {
             check(positive(self.num_train_epochs), K, "num_train_epochs", "expected a number > 0")?;

@@ -216,8 +216,7 @@ impl<'a> Trainer<'a> {
             let began = Instant::now();
             let seed = step_seed(self.args.seed, step);
             device.seed(seed);
-            sft_peft::seed_dropout(seed);
-            let (updated, stats, norm) = self.step(model, &batches, &mut optimizer, lr, step + 1, &mut state)?;
+            let (updated, stats, norm) = self.step(model, &batches, &mut optimizer, lr, step + 1, seed, &mut state)?;
             model = updated;
             let seconds = began.elapsed().as_secs_f64();
 
@@ -310,9 +309,9 @@ impl<'a> Trainer<'a> {
         optimizer: &mut AdamW,
         lr: f64,
         step_number: u64,
+        seed: u64,
         state: &mut TrainerState,
     ) -> Result<(LlamaForCausalLM<LoraLinear>, WindowStats, f64)> {
-        let device = model.model.embed_tokens.weight.device();
         let supervised: usize = batches.iter().map(supervised_targets).sum();
         let tokens: u64 = batches.iter().map(|b| b.num_tokens as u64).sum();
         let mut stats = WindowStats { loss_sum: 0.0, supervised: supervised as u64, correct: 0, tokens };
@@ -327,19 +326,40 @@ impl<'a> Trainer<'a> {
         let scale = 1.0 / supervised as f64;
         let mut accumulator = GradientsAccumulator::<LlamaForCausalLM<LoraLinear>>::new();
         let (mut sums, mut corrects) = (Vec::new(), Vec::new());
-        for batch in batches {
-            if supervised_targets(batch) == 0 {
-                state.skipped_batches += 1;
-                continue;
+        state.skipped_batches += batches.iter().filter(|b| supervised_targets(b) == 0).count() as u64;
+        // Micro-batches run `micro_batch_workers` at a time, each in its own thread with its own autodiff graph and a dropout
+        // stream seeded by (step seed, micro-batch index); gradients are summed in micro-batch order, so the result
+        // does not depend on the number of workers.
+        let indexed: Vec<(usize, &Batch)> =
+            batches.iter().enumerate().filter(|(_, b)| supervised_targets(b) > 0).collect();
+        for group in indexed.chunks(self.args.micro_batch_workers.max(1)) {
+            let results: Vec<Result<MicroBatch>> = if group.len() == 1 {
+                group.iter().map(|&(i, b)| micro_batch(&model, b, mix(seed, i as u64), chunk_rows, scale)).collect()
+            } else {
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = group
+                        .iter()
+                        .map(|&(i, b)| {
+                            let model = model.clone();
+                            scope.spawn(move || micro_batch(&model, b, mix(seed, i as u64), chunk_rows, scale))
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| {
+                            h.join().unwrap_or_else(|_| Err(TrainError::Data("a micro-batch thread panicked".into())))
+                        })
+                        .collect()
+                })
+            };
+            for result in results {
+                let micro = result?;
+                sums.push(micro.sum);
+                corrects.push(micro.correct);
+                if let Some(grads) = micro.grads {
+                    accumulator.accumulate(&model, grads);
+                }
             }
-            let input = model_input(batch, &device)?;
-            let hidden = model.hidden_states(&input);
-            let loss = chunked_causal_lm_loss(hidden, model.head_weight(), &batch.labels, chunk_rows, Some(scale))?;
-            sums.push(loss.sum);
-            corrects.push(loss.correct);
-            let Some(surrogate) = loss.surrogate else { continue };
-            let grads = GradientsParams::from_grads(surrogate.backward(), &model);
-            accumulator.accumulate(&model, grads);
         }
         let totals: Vec<f32> = Tensor::cat(vec![Tensor::cat(sums, 0).sum(), Tensor::cat(corrects, 0).sum()], 0)
             .into_data()
@@ -554,9 +574,38 @@ fn model_input(batch: &Batch, device: &Device) -> Result<ModelInput> {
     )?)
 }
 
+/// What one micro-batch contributes: its loss sum and correct count (device scalars) and its gradients.
+struct MicroBatch {
+    sum: Tensor<1>,
+    correct: Tensor<1>,
+    grads: Option<GradientsParams>,
+}
+
+/// Forward and backward of one micro-batch with dropout seeded by `seed` (on the calling thread).
+fn micro_batch(
+    model: &LlamaForCausalLM<LoraLinear>,
+    batch: &Batch,
+    seed: u64,
+    chunk_rows: usize,
+    scale: f64,
+) -> Result<MicroBatch> {
+    sft_peft::seed_dropout(seed);
+    let device = model.model.embed_tokens.weight.device();
+    let input = model_input(batch, &device)?;
+    let hidden = model.hidden_states(&input);
+    let loss = chunked_causal_lm_loss(hidden, model.head_weight(), &batch.labels, chunk_rows, Some(scale))?;
+    let grads = loss.surrogate.map(|s| GradientsParams::from_grads(s.backward(), model));
+    Ok(MicroBatch { sum: loss.sum, correct: loss.correct, grads })
+}
+
 /// The dropout seed of optimizer step `step`: SplitMix64's finaliser of `seed` and `step`.
 fn step_seed(seed: u64, step: u64) -> u64 {
-    let mut z = seed ^ step.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    mix(seed, step)
+}
+
+/// SplitMix64's finaliser of `seed` combined with `index`.
+fn mix(seed: u64, index: u64) -> u64 {
+    let mut z = seed ^ index.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
