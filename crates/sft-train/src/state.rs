@@ -67,7 +67,8 @@ pub struct TrainerState {
     pub position: DataPosition,
     /// The logging window in progress.
     pub logging_window: LoggingWindow,
-    /// The seed of the run (`training_args.seed`); dropout at step `k` draws from a generator seeded by it and `k`.
+    /// The seed of the run (`training_args.seed`); dropout at step `k` draws from generators seeded by it, `k` and
+    /// the micro-batch.
     pub seed: u64,
     /// State of callbacks that have one (early stopping's patience counter), by callback name.
     pub stateful_callbacks: BTreeMap<String, serde_json::Value>,

@@ -69,8 +69,9 @@ pub struct TrainOutput {
 ///   may be shorter). The loss is the sum of token losses over the window divided by the window's supervised
 ///   tokens, so batch 4 × accumulation 1 and batch 1 × accumulation 4 give the same update.
 /// - Step `k` (0-based) uses `LrSchedule::lr(k)`; gradients are clipped to `max_grad_norm` (global L2 norm).
-/// - Dropout at step `k` draws from the device generator seeded by (`seed`, `k`), and each epoch's order from
-///   (`seed`, epoch): a resumed run repeats exactly what the uninterrupted run would have done.
+/// - Dropout of micro-batch `i` at step `k` draws from a generator seeded by (`seed`, `k`, `i`), and each epoch's
+///   order from (`seed`, epoch): a resumed run repeats exactly what the uninterrupted run would have done, and
+///   `micro_batch_workers` (micro-batches in parallel threads) does not change the result.
 #[allow(missing_debug_implementations)]
 pub struct Trainer<'a> {
     args: TrainingArguments,
@@ -598,7 +599,7 @@ fn micro_batch(
     Ok(MicroBatch { sum: loss.sum, correct: loss.correct, grads })
 }
 
-/// The dropout seed of optimizer step `step`: SplitMix64's finaliser of `seed` and `step`.
+/// The seed of optimizer step `step` (its micro-batches' dropout seeds derive from it): SplitMix64's finaliser.
 fn step_seed(seed: u64, step: u64) -> u64 {
     mix(seed, step)
 }
