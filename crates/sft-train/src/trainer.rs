@@ -84,6 +84,13 @@ pub struct Trainer<'a> {
     run_config: Option<serde_json::Value>,
 }
 
+/// What an optimizer step needs besides the data: its learning rate, 1-based number and seed.
+struct StepPlan {
+    lr: f64,
+    number: u64,
+    seed: u64,
+}
+
 /// Per-window sums read back from the device once per optimizer step.
 struct WindowStats {
     loss_sum: f64,
@@ -217,7 +224,8 @@ impl<'a> Trainer<'a> {
             let began = Instant::now();
             let seed = step_seed(self.args.seed, step);
             device.seed(seed);
-            let (updated, stats, norm) = self.step(model, &batches, &mut optimizer, lr, step + 1, seed, &mut state)?;
+            let plan_now = StepPlan { lr, number: step + 1, seed };
+            let (updated, stats, norm) = self.step(model, &batches, &mut optimizer, plan_now, &mut state)?;
             model = updated;
             let seconds = began.elapsed().as_secs_f64();
 
@@ -308,9 +316,7 @@ impl<'a> Trainer<'a> {
         model: LlamaForCausalLM<LoraLinear>,
         batches: &[Batch],
         optimizer: &mut AdamW,
-        lr: f64,
-        step_number: u64,
-        seed: u64,
+        StepPlan { lr, number: step_number, seed }: StepPlan,
         state: &mut TrainerState,
     ) -> Result<(LlamaForCausalLM<LoraLinear>, WindowStats, f64)> {
         let supervised: usize = batches.iter().map(supervised_targets).sum();
