@@ -24,7 +24,7 @@ mod tokenizer;
 
 pub use dataset::load_dataset;
 pub use error::{Result, SftError};
-pub use model::load_model;
+pub use model::{INIT_RECIPE, load_model, materialize_embedded};
 /// Batching (`sft-collate`).
 pub use sft_collate as collate;
 /// The data stage (`sft-data`).

@@ -1,6 +1,6 @@
 //! Loading the base model through the `Repo` seam (a local directory or a Hub model repo).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use burn::tensor::FloatDType;
@@ -22,6 +22,7 @@ pub fn load_model(
     dtype: FloatDType,
     quantization: Option<&QuantizationConfig>,
 ) -> Result<(LlamaConfig, LlamaForCausalLM<BaseLinear>)> {
+    materialize_embedded(Path::new(model_name))?;
     let repo = AnyRepo::open(model_name, RepoKind::Model, None, hub)?;
     let files = repo.list()?;
     let missing = |what: &str| SftError::Config {
@@ -57,4 +58,41 @@ pub fn load_model(
         "loaded model"
     );
     Ok((config, model))
+}
+
+/// The recipe of a project-made model (`init.json` in its directory): a shape preset and a seed.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InitRecipe {
+    /// A name of [`LlamaConfig::preset`].
+    preset: String,
+    /// The seed of [`LlamaForCausalLM::init`].
+    seed: u64,
+}
+
+/// File name of the recipe of a model made by the project instead of downloaded.
+pub const INIT_RECIPE: &str = "init.json";
+
+/// If `dir` is a local directory holding an `init.json` recipe but no `config.json`, writes the model it describes
+/// there as a normal HF directory (`model.safetensors`, then `config.json`, each atomically: a directory with a
+/// `config.json` is complete). The embedded default model (`models/llama-tiny`) is made this way on first use,
+/// because no weights can be downloaded on a fresh machine: seeded random initialisation, so every machine makes
+/// the same bytes. Returns whether it wrote anything.
+pub fn materialize_embedded(dir: &Path) -> Result<bool> {
+    let recipe_path = dir.join(INIT_RECIPE);
+    if !dir.is_dir() || !recipe_path.is_file() || dir.join("config.json").is_file() {
+        return Ok(false);
+    }
+    let text =
+        std::fs::read_to_string(&recipe_path).map_err(|source| SftError::Io { path: recipe_path.clone(), source })?;
+    let recipe: InitRecipe = serde_json::from_str(&text).map_err(|e| SftError::Config {
+        path: recipe_path.clone(),
+        key: "(top level)".into(),
+        message: e.to_string(),
+    })?;
+    let config = LlamaConfig::preset(&recipe.preset)?;
+    let model = LlamaForCausalLM::init(&config, &Device::flex(), recipe.seed);
+    model.save_pretrained(&config, dir, FloatDType::F32)?;
+    tracing::info!(dir = %dir.display(), preset = %recipe.preset, seed = recipe.seed, "made the embedded model");
+    Ok(true)
 }

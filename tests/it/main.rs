@@ -3,5 +3,6 @@
 
 mod config;
 mod dataset;
+mod model;
 mod tokenize;
 mod train;

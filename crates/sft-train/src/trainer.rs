@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use burn::module::{ModuleMapper, Param};
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use sft_collate::Batch;
@@ -347,7 +348,9 @@ impl<'a> Trainer<'a> {
                     let handles: Vec<_> = group
                         .iter()
                         .map(|&(i, b)| {
-                            let model = model.clone();
+                            // Each thread's graph must be its own: Burn's autodiff merges graphs that share a node,
+                            // and two threads building on the same parameter leaves deadlock in its graph locks.
+                            let model = fresh_leaves(model.clone());
                             scope.spawn(move || micro_batch(&model, b, mix(seed, i as u64), chunk_rows, scale))
                         })
                         .collect();
@@ -579,6 +582,20 @@ fn model_input(batch: &Batch, device: &Device) -> Result<ModelInput> {
         packing.map(|p| p.sequence_ids.as_slice()),
         device,
     )?)
+}
+
+/// `model` with every trainable parameter replaced by a new autodiff leaf holding the same values under the same
+/// `ParamId` (so its gradients accumulate into the original's), detached from any graph the original is in.
+fn fresh_leaves(model: LlamaForCausalLM<LoraLinear>) -> LlamaForCausalLM<LoraLinear> {
+    struct FreshLeaves;
+    impl ModuleMapper for FreshLeaves {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let (id, tensor, mapper) = param.consume();
+            let tensor = if tensor.is_require_grad() { tensor.inner().autodiff().require_grad() } else { tensor };
+            Param::from_mapped_value(id, tensor, mapper)
+        }
+    }
+    model.map(&mut FreshLeaves)
 }
 
 /// What one micro-batch contributes: its loss sum and correct count (device scalars) and its gradients.
