@@ -6,7 +6,7 @@
 //! print generations for held-out prompts before and after training.
 //!
 //! ```text
-//! cargo run --release --example legal_clauses [-- path/to/config.json]
+//! cargo run --example legal_clauses [-- path/to/config.json]
 //! ```
 //!
 //! With `SFT_EXAMPLE_MIN_EVAL_DROP=0.5` (as CI runs it) the run fails unless the evaluation loss fell by at least
@@ -20,13 +20,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use anyhow::{Context, bail};
 use burn::prelude::*;
 use burn::tensor::FloatDType;
-use sft::collate::{Collator, Sampling};
-use sft::config::{DeviceKind, RunConfig};
+use sft::config::RunConfig;
 use sft::data::{Example, Segments};
 use sft::hub::HubSettings;
 use sft::model_stage::{GenerationConfig, LlamaForCausalLM, Projection, generate};
-use sft::tokenize::{EncodedSplit, Encoder, MaskAudit, SftTokenizer, TokenizedExample};
-use sft::train::{BatchSource, EarlyStopping, Trainer};
+use sft::tokenize::{EncodedSplit, MaskAudit, SftTokenizer, TokenizedExample};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
@@ -45,7 +43,8 @@ fn main() -> anyhow::Result<()> {
     let hub = HubSettings::from_env()?;
     let started = std::time::Instant::now();
 
-    let splits = sft::load_dataset(&config.dataset_config, &hub)?;
+    let data = sft::pipeline::prepare_data(&config, &hub)?;
+    let splits = &data.splits;
     println!("config      {config_path}");
     println!("data set    {} ({:?} records)", config.dataset_config.dataset_name, splits.record_format);
     println!(
@@ -56,10 +55,8 @@ fn main() -> anyhow::Result<()> {
         splits.train_pool_rows,
         config.dataset_config.seed,
     );
-
-    let tokenizer = sft::load_tokenizer(&config.model_name, &hub, &config.special_token_overrides())?;
+    let tokenizer = &data.tokenizer;
     let options = config.encode_options();
-    let encoder = Encoder::new(&tokenizer, &options);
     println!(
         "tokenizer   {} ({} ids), masking {:?}, max_length {}",
         config.model_name,
@@ -67,66 +64,28 @@ fn main() -> anyhow::Result<()> {
         options.masking,
         options.max_length
     );
-    let (mut train, mut validation) = (None, None);
-    for (name, examples) in [("train", &splits.train), ("validation", &splits.validation), ("test", &splits.test)] {
-        let encoded = encoder.encode_all(examples)?;
-        report(name, &encoded);
-        match name {
-            "train" => train = Some(encoded),
-            "validation" => validation = Some(encoded),
-            _ => {}
-        }
-    }
-    let train = train.context("train split")?;
-
-    if let Some(first) = train.examples.first() {
-        let audit = MaskAudit::new(&tokenizer, first).map_err(anyhow::Error::msg)?;
+    report("train", &data.train);
+    report("validation", &data.validation);
+    report("test", &data.test);
+    if let Some(first) = data.train.examples.first() {
+        let audit = MaskAudit::new(tokenizer, first).map_err(anyhow::Error::msg)?;
         println!(
             "\n── what trains in train example 0 ({}), supervised text in ⟦ ⟧ ──\n{audit}",
-            splits.train[train.rows[0]].location
+            splits.train[data.train.rows[0]].location
         );
     }
-
-    if !matches!(config.device, DeviceKind::Auto | DeviceKind::Cpu) {
-        bail!("{config_path}: device {:?}: this example runs on the CPU backend (flex)", config.device);
-    }
-    let mut args = config.training_args.clone();
-    if cfg!(debug_assertions) && args.max_steps <= 0 {
-        // Unoptimised Burn is tens of times slower: a debug build shows the pipeline on a few steps.
-        args.max_steps = 8;
-        println!("debug build: training stops after 8 optimizer steps; `cargo run --release` runs the full schedule");
-    }
-    let collator = Collator { pad_id: tokenizer.special().pad.id, pad_to_multiple_of: args.pad_to_multiple_of };
-    let sampling = if args.group_by_length {
-        Sampling::GroupByLength { seed: args.seed }
-    } else {
-        Sampling::Shuffle { seed: args.seed }
-    };
-    let packing = args.packing.then_some(options.max_length);
-    let validation = validation.context("validation split")?;
-    if validation.examples.is_empty() {
+    if data.validation.examples.is_empty() {
         bail!("{config_path}: the validation split is empty; set dataset_config.validation_size");
     }
-    let train_source =
-        BatchSource::new(&train.examples, collator, args.per_device_train_batch_size, sampling, packing)?;
-    let eval_source =
-        BatchSource::new(&validation.examples, collator, args.per_device_eval_batch_size, Sampling::Sequential, None)?;
-
-    let device = Device::flex().autodiff();
-    let quantization = config.quantization();
-    let (_, base) = sft::load_model(&config.model_name, &hub, &device, FloatDType::F32, quantization.as_ref())?;
-    let model = sft::peft::inject(base, &config.lora_config, args.seed)?;
-    let mut trainer =
-        Trainer::new(args.clone(), config.lora_config.clone(), &config.model_name, train_source, Some(eval_source))?
-            .with_run_config(serde_json::to_value(&config)?);
-    if let Some(early) = config.early_stopping.clone() {
-        trainer = trainer.with_callback(EarlyStopping::new(early, args.best_metric(), args.greater_is_better()));
-    }
+    let device = sft::pipeline::device(&config)?;
+    let model = sft::pipeline::prepare_model(&config, &hub, &device)?;
+    let mut trainer = sft::pipeline::trainer(&config, &data)?;
     trainer.stop_on_sigint()?;
+    let args = trainer.args().clone();
 
-    let prompts = held_out_prompts(&splits.test, &tokenizer, 3)?;
+    let prompts = held_out_prompts(&splits.test, tokenizer, 3)?;
     let before_loss = trainer.evaluate(&model)?["eval_loss"];
-    let before = complete(&model, &prompts, &tokenizer)?;
+    let before = complete(&model, &prompts, tokenizer)?;
     println!(
         "\ntraining    {} steps (batch {} × accumulation {}), eval_loss before {before_loss:.4}",
         trainer.total_steps(),
@@ -135,7 +94,7 @@ fn main() -> anyhow::Result<()> {
     );
     let out = trainer.train(model)?;
     let after_loss = trainer.evaluate(&out.model)?["eval_loss"];
-    let after = complete(&out.model, &prompts, &tokenizer)?;
+    let after = complete(&out.model, &prompts, tokenizer)?;
     let output_dir = config.output_dir();
 
     for (i, ((example, b), a)) in prompts.iter().zip(&before).zip(&after).enumerate() {
@@ -146,6 +105,7 @@ fn main() -> anyhow::Result<()> {
     }
 
     // The adapter in output_dir is PEFT's format: read it back onto a fresh base.
+    let quantization = config.quantization();
     let (_, fresh) =
         sft::load_model(&config.model_name, &hub, &Device::flex(), FloatDType::F32, quantization.as_ref())?;
     sft::peft::load_adapter(fresh, &output_dir).context("loading the saved adapter")?;
@@ -162,9 +122,6 @@ fn main() -> anyhow::Result<()> {
     println!("adapter     {} (adapter_config.json, adapter_model.safetensors; loads back)", output_dir.display());
     println!("logs        {}", output_dir.join(sft::train::METRICS_FILE).display());
     if let Ok(min) = std::env::var("SFT_EXAMPLE_MIN_EVAL_DROP") {
-        if cfg!(debug_assertions) {
-            bail!("SFT_EXAMPLE_MIN_EVAL_DROP checks the full schedule: run with --release");
-        }
         let min: f64 = min.parse().context("SFT_EXAMPLE_MIN_EVAL_DROP")?;
         if drop < min {
             bail!("the evaluation loss fell by {:.1}%, less than the required {:.1}%", 100.0 * drop, 100.0 * min);

@@ -20,6 +20,7 @@ pub mod config;
 mod dataset;
 mod error;
 mod model;
+pub mod pipeline;
 mod tokenizer;
 
 pub use dataset::load_dataset;

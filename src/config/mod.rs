@@ -120,6 +120,43 @@ impl RunConfig {
         Self::from_json(&text, path)
     }
 
+    /// Like [`from_file`](Self::from_file), with `overrides` (`key.path=value`, the CLI's `--set`) applied to the
+    /// file's JSON first: `value` is parsed as JSON (`2e-3`, `true`, `["q_proj"]`, `null`) or else taken as a
+    /// string; missing objects on the path are created. The result is validated as a whole, so an override of an
+    /// unknown key or with a bad value is an error naming the key.
+    pub fn from_file_with_overrides(path: impl AsRef<Path>, overrides: &[String]) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| SftError::Io { path: path.into(), source })?;
+        let error = |key: &str, message: String| SftError::Config { path: path.into(), key: key.into(), message };
+        let mut value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| error("(top level)", e.to_string()))?;
+        for item in overrides {
+            let (key, raw) =
+                item.split_once('=').ok_or_else(|| error(item, "expected `key.path=value` after --set".into()))?;
+            let new: serde_json::Value =
+                serde_json::from_str(raw).unwrap_or_else(|_| serde_json::Value::String(raw.to_owned()));
+            let mut at = &mut value;
+            let parts: Vec<&str> = key.split('.').collect();
+            for (i, part) in parts.iter().enumerate() {
+                let object = at
+                    .as_object_mut()
+                    .ok_or_else(|| error(key, format!("`{}` is not an object", parts[..i].join("."))))?;
+                if i + 1 == parts.len() {
+                    object.insert((*part).to_owned(), new.clone());
+                    break;
+                }
+                at = object.entry((*part).to_owned()).or_insert_with(|| serde_json::json!({}));
+            }
+        }
+        let config: Self = serde_path_to_error::deserialize(value).map_err(|e| {
+            let key = e.path().to_string();
+            let key = if key == "." { "(top level)".to_owned() } else { key };
+            SftError::Config { path: path.into(), key, message: e.into_inner().to_string() }
+        })?;
+        config.validate().map_err(|Invalid { key, message }| SftError::Config { path: path.into(), key, message })?;
+        Ok(config)
+    }
+
     /// Parses and validates `text`; `origin` names the file in errors.
     pub fn from_json(text: &str, origin: &Path) -> Result<Self> {
         let deserializer = &mut serde_json::Deserializer::from_str(text);

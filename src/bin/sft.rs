@@ -1,0 +1,92 @@
+//! The `sft` command line: `sft train --config FILE [--set key.path=value …]`.
+//!
+//! Errors print one line (the file and key path for config errors) and exit with status 1; a config that fails to
+//! load or validate writes nothing to `output_dir`.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+/// mimalloc: glibc's allocator page-faults on every large tensor (`benches/README.md`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sft::config::RunConfig;
+use sft::hub::HubSettings;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(name = "sft", version, about = "LoRA / QLoRA supervised fine-tuning of Llama-style models")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train an adapter as the run config says; the PEFT adapter, checkpoints and metrics go to
+    /// `training_args.output_dir`.
+    Train {
+        /// The run config (JSON).
+        #[arg(long)]
+        config: PathBuf,
+        /// Override a config key before validation: `--set training_args.learning_rate=1e-3` (repeatable; values
+        /// are JSON, or else strings).
+        #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
+        overrides: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> sft::Result<()> {
+    match cli.command {
+        Command::Train { config, overrides } => train(&config, &overrides),
+    }
+}
+
+fn train(path: &std::path::Path, overrides: &[String]) -> sft::Result<()> {
+    let config = RunConfig::from_file_with_overrides(path, overrides)?;
+    let hub = HubSettings::from_env()?;
+    let started = std::time::Instant::now();
+    let device = sft::pipeline::device(&config)?;
+    let data = sft::pipeline::prepare_data(&config, &hub)?;
+    println!(
+        "data        train {} | validation {} | test {} examples",
+        data.train.examples.len(),
+        data.validation.examples.len(),
+        data.test.examples.len()
+    );
+    let model = sft::pipeline::prepare_model(&config, &hub, &device)?;
+    let mut trainer = sft::pipeline::trainer(&config, &data)?;
+    trainer.stop_on_sigint()?;
+    println!("training    {} optimizer steps into {}", trainer.total_steps(), config.output_dir().display());
+    let out = trainer.train(model)?;
+    let last_loss = out.state.log_history.iter().rev().find_map(|e| e.get("loss").copied());
+    let last_eval = out.state.log_history.iter().rev().find_map(|e| e.get("eval_loss").copied());
+    println!(
+        "{:?} after {} steps in {:.1} s: last loss {}, last eval_loss {}, best {}",
+        out.stop,
+        out.state.global_step,
+        started.elapsed().as_secs_f64(),
+        last_loss.map_or("-".into(), |v| format!("{v:.4}")),
+        last_eval.map_or("-".into(), |v| format!("{v:.4}")),
+        out.state.best_metric.map_or("-".into(), |v| format!("{v:.4}")),
+    );
+    println!("adapter     {}", config.output_dir().display());
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! A run, stage by stage: data → tokens → base model with adapters → trainer. The example and the CLI are thin
+//! layers over these functions.
+
+use burn::prelude::*;
+use burn::tensor::FloatDType;
+use sft_collate::{Collator, Sampling};
+use sft_data::DatasetSplits;
+use sft_hub::HubSettings;
+use sft_model::LlamaForCausalLM;
+use sft_peft::LoraLinear;
+use sft_tokenize::{EncodedSplit, Encoder, SftTokenizer};
+use sft_train::{BatchSource, EarlyStopping, Trainer};
+
+use crate::config::{DeviceKind, RunConfig};
+use crate::error::{Result, SftError};
+
+/// The data of a run: the tokenizer, the formatted splits and their tokenized forms.
+#[derive(Debug)]
+pub struct RunData {
+    /// The model's tokenizer with the config's special-token overrides.
+    pub tokenizer: SftTokenizer,
+    /// The formatted splits.
+    pub splits: DatasetSplits,
+    /// The tokenized train split.
+    pub train: EncodedSplit,
+    /// The tokenized validation split.
+    pub validation: EncodedSplit,
+    /// The tokenized test split.
+    pub test: EncodedSplit,
+}
+
+/// Loads, splits, formats and tokenizes the data set of `config` with the model's tokenizer.
+pub fn prepare_data(config: &RunConfig, hub: &HubSettings) -> Result<RunData> {
+    let splits = crate::load_dataset(&config.dataset_config, hub)?;
+    let tokenizer = crate::load_tokenizer(&config.model_name, hub, &config.special_token_overrides())?;
+    let options = config.encode_options();
+    let encoder = Encoder::new(&tokenizer, &options);
+    let train = encoder.encode_all(&splits.train)?;
+    let validation = encoder.encode_all(&splits.validation)?;
+    let test = encoder.encode_all(&splits.test)?;
+    Ok(RunData { tokenizer, splits, train, validation, test })
+}
+
+/// The training device of `config`: the CPU backend (flex) with autodiff. GPU devices are refused with an error
+/// naming the key until the backends are wired to the config.
+pub fn device(config: &RunConfig) -> Result<Device> {
+    match config.device {
+        DeviceKind::Auto | DeviceKind::Cpu => Ok(Device::flex().autodiff()),
+        other => Err(SftError::Config {
+            path: "run config".into(),
+            key: "device".into(),
+            message: format!("{other:?} is not available in this build yet; use \"cpu\""),
+        }),
+    }
+}
+
+/// The base model of `config` (NF4 with `use_qlora`) on `device`, with fresh LoRA adapters (seeded by
+/// `training_args.seed`).
+pub fn prepare_model(config: &RunConfig, hub: &HubSettings, device: &Device) -> Result<LlamaForCausalLM<LoraLinear>> {
+    let quantization = config.quantization();
+    let (_, base) = crate::load_model(&config.model_name, hub, device, FloatDType::F32, quantization.as_ref())?;
+    Ok(sft_peft::inject(base, &config.lora_config, config.training_args.seed)?)
+}
+
+/// The trainer of `config` over `data`: batches as `training_args` says (shuffled or length-grouped, packed with
+/// `packing`), evaluation on the validation split, early stopping when configured, the run config saved in every
+/// checkpoint.
+pub fn trainer<'a>(config: &RunConfig, data: &'a RunData) -> Result<Trainer<'a>> {
+    let args = &config.training_args;
+    let collator = Collator { pad_id: data.tokenizer.special().pad.id, pad_to_multiple_of: args.pad_to_multiple_of };
+    let sampling = if args.group_by_length {
+        Sampling::GroupByLength { seed: args.seed }
+    } else {
+        Sampling::Shuffle { seed: args.seed }
+    };
+    let packing = args.packing.then_some(config.dataset_config.max_length);
+    let train = BatchSource::new(&data.train.examples, collator, args.per_device_train_batch_size, sampling, packing)?;
+    let eval = if data.validation.examples.is_empty() {
+        None
+    } else {
+        let size = args.per_device_eval_batch_size;
+        Some(BatchSource::new(&data.validation.examples, collator, size, Sampling::Sequential, None)?)
+    };
+    let run_config = serde_json::to_value(config).map_err(|e| SftError::Config {
+        path: "run config".into(),
+        key: "(top level)".into(),
+        message: e.to_string(),
+    })?;
+    let mut trainer = Trainer::new(args.clone(), config.lora_config.clone(), &config.model_name, train, eval)?
+        .with_run_config(run_config);
+    if let Some(early) = config.early_stopping.clone() {
+        trainer = trainer.with_callback(EarlyStopping::new(early, args.best_metric(), args.greater_is_better()));
+    }
+    Ok(trainer)
+}
