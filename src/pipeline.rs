@@ -93,3 +93,35 @@ pub fn trainer<'a>(config: &RunConfig, data: &'a RunData) -> Result<Trainer<'a>>
     }
     Ok(trainer)
 }
+
+/// PEFT's `merge_and_unload` + `save_pretrained`: loads the base model (`base`, else the adapter's
+/// `base_model_name_or_path`) dense in f32, applies the adapter in `adapter`, folds every `scaling · A·B` into its
+/// weight, and writes a plain HF checkpoint (`config.json`, `model.safetensors`, and the base's tokenizer files) to
+/// `out`. An adapter trained on an NF4 base is merged into the original dense weights: nothing is re-quantized.
+pub fn merge_adapter(
+    adapter: &std::path::Path,
+    base: Option<&str>,
+    out: &std::path::Path,
+    hub: &HubSettings,
+) -> Result<()> {
+    let (_, named) = sft_peft::read_adapter_config(adapter)?;
+    let base = base.map(str::to_owned).or(named).ok_or_else(|| SftError::Config {
+        path: adapter.join(sft_peft::ADAPTER_CONFIG),
+        key: "base_model_name_or_path".into(),
+        message: "is missing; name the base model explicitly".into(),
+    })?;
+    let (config, model) = crate::load_model(&base, hub, &Device::flex(), FloatDType::F32, None)?;
+    let (model, _) = sft_peft::load_adapter(model, adapter)?;
+    let merged = sft_peft::merge_and_unload(model);
+    merged.save_pretrained(&config, out, FloatDType::F32)?;
+    let repo = sft_hub::AnyRepo::open(&base, sft_hub::RepoKind::Model, None, hub)?;
+    let files = sft_hub::Repo::list(&repo)?;
+    for name in ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"] {
+        if files.iter().any(|f| f == name) {
+            let from = sft_hub::Repo::get(&repo, name)?;
+            std::fs::copy(&from, out.join(name)).map_err(|source| SftError::Io { path: out.join(name), source })?;
+        }
+    }
+    tracing::info!(base = %base, adapter = %adapter.display(), out = %out.display(), "merged");
+    Ok(())
+}

@@ -1,4 +1,4 @@
-//! The `sft` command line: `sft train --config FILE [--set key.path=value …]`.
+//! The `sft` command line: `sft train --config FILE [--set key.path=value …]`, `sft merge --adapter DIR --out DIR`.
 //!
 //! Errors print one line (the file and key path for config errors) and exit with status 1; a config that fails to
 //! load or validate writes nothing to `output_dir`.
@@ -36,6 +36,18 @@ enum Command {
         #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
         overrides: Vec<String>,
     },
+    /// Merge a PEFT adapter into its base model and write a plain HF checkpoint (`merge_and_unload`).
+    Merge {
+        /// The adapter directory (`adapter_config.json`, `adapter_model.safetensors`).
+        #[arg(long)]
+        adapter: PathBuf,
+        /// Where to write the merged checkpoint.
+        #[arg(long)]
+        out: PathBuf,
+        /// The base model (a local directory or a Hub repo id); default: the adapter's `base_model_name_or_path`.
+        #[arg(long)]
+        base: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -56,6 +68,11 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> sft::Result<()> {
     match cli.command {
         Command::Train { config, overrides } => train(&config, &overrides),
+        Command::Merge { adapter, out, base } => {
+            sft::pipeline::merge_adapter(&adapter, base.as_deref(), &out, &HubSettings::from_env()?)?;
+            println!("merged      {} → {}", adapter.display(), out.display());
+            Ok(())
+        }
     }
 }
 

@@ -4,6 +4,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use burn::prelude::*;
+use burn::tensor::FloatDType;
+use sft::model_stage::{LlamaForCausalLM, ModelInput};
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -45,6 +49,28 @@ fn train_with_overrides_writes_an_adapter() {
         serde_json::from_slice(&std::fs::read(output_dir.join("checkpoint-2/run_config.json")).unwrap()).unwrap();
     assert_eq!(saved["training_args"]["max_steps"], 2);
     assert_eq!(saved["dataset_config"]["sample_size"], 40);
+
+    // `sft merge`: a plain HF checkpoint that sft-model loads, with the LoRA model's logits.
+    let merged = out.path().join("merged");
+    let result = sft(&["merge", "--adapter", output_dir.to_str().unwrap(), "--out", merged.to_str().unwrap()]);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    assert!(merged.join("tokenizer.json").is_file());
+    let device = Device::flex();
+    let (_, merged_model) = LlamaForCausalLM::from_pretrained(&merged, &device, FloatDType::F32).unwrap();
+    let base =
+        LlamaForCausalLM::from_pretrained(&root().join("models/llama-tiny"), &device, FloatDType::F32).unwrap().1;
+    let (lora, _) = sft::peft::load_adapter(base, &output_dir).unwrap();
+    let ids: Vec<u32> = (0..24).map(|i| (i * 37 + 5) % 4000 + 3).collect();
+    let input = ModelInput::new(&ids, [2, 12], None, None, None, &device).unwrap();
+    let values = |t: Tensor<3>| t.into_data().try_to_vec::<f32>().unwrap();
+    let (a, b) = (values(merged_model.forward(&input)), values(lora.forward(&input)));
+    let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(diff <= 1e-4, "merged logits differ by {diff}");
+    let plain =
+        LlamaForCausalLM::from_pretrained(&root().join("models/llama-tiny"), &device, FloatDType::F32).unwrap().1;
+    let c = values(plain.forward(&input));
+    let moved = a.iter().zip(&c).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(moved > 1e-3, "the merge changed the base ({moved})");
 }
 
 #[test]
