@@ -24,7 +24,7 @@ use sft::config::RunConfig;
 use sft::data::{Example, Segments};
 use sft::hub::HubSettings;
 use sft::model_stage::{GenerationConfig, LlamaForCausalLM, Projection, generate};
-use sft::tokenize::{EncodedSplit, MaskAudit, SftTokenizer, TokenizedExample};
+use sft::tokenize::SftTokenizer;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
@@ -45,35 +45,9 @@ fn main() -> anyhow::Result<()> {
 
     let data = sft::pipeline::prepare_data(&config, &hub)?;
     let splits = &data.splits;
-    println!("config      {config_path}");
-    println!("data set    {} ({:?} records)", config.dataset_config.dataset_name, splits.record_format);
-    println!(
-        "splits      train {} | validation {} | test {}   (train pool {} rows, seed {})",
-        splits.train.len(),
-        splits.validation.len(),
-        splits.test.len(),
-        splits.train_pool_rows,
-        config.dataset_config.seed,
-    );
     let tokenizer = &data.tokenizer;
-    let options = config.encode_options();
-    println!(
-        "tokenizer   {} ({} ids), masking {:?}, max_length {}",
-        config.model_name,
-        tokenizer.vocab_size(),
-        options.masking,
-        options.max_length
-    );
-    report("train", &data.train);
-    report("validation", &data.validation);
-    report("test", &data.test);
-    if let Some(first) = data.train.examples.first() {
-        let audit = MaskAudit::new(tokenizer, first).map_err(anyhow::Error::msg)?;
-        println!(
-            "\n── what trains in train example 0 ({}), supervised text in ⟦ ⟧ ──\n{audit}",
-            splits.train[data.train.rows[0]].location
-        );
-    }
+    println!("config      {config_path}");
+    print!("{}", sft::pipeline::inspect(&config, &data, 1)?);
     if data.validation.examples.is_empty() {
         bail!("{config_path}: the validation split is empty; set dataset_config.validation_size");
     }
@@ -181,22 +155,4 @@ fn complete<P: Projection>(
 fn one_line(text: &str) -> String {
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if flat.chars().count() > 160 { format!("{}…", flat.chars().take(160).collect::<String>()) } else { flat }
-}
-
-fn report(name: &str, encoded: &EncodedSplit) {
-    let r = &encoded.report;
-    let mut lengths: Vec<usize> = encoded.examples.iter().map(TokenizedExample::len).collect();
-    lengths.sort_unstable();
-    let pct = |p: f64| lengths.get(((lengths.len().max(1) - 1) as f64 * p).round() as usize).copied().unwrap_or(0);
-    println!(
-        "{name:<11} {} kept, {} dropped {:?}, {} truncated | tokens p50 {} p90 {} max {} | supervised {:.1}%",
-        r.kept,
-        r.num_dropped(),
-        r.dropped,
-        r.truncated,
-        pct(0.5),
-        pct(0.9),
-        pct(1.0),
-        100.0 * r.supervised_tokens as f64 / r.tokens.max(1) as f64
-    );
 }

@@ -94,6 +94,52 @@ pub fn trainer<'a>(config: &RunConfig, data: &'a RunData) -> Result<Trainer<'a>>
     Ok(trainer)
 }
 
+/// PEFT's `PeftModel.from_pretrained`: the base model (`base`, else the adapter's `base_model_name_or_path`) loaded
+/// dense in f32 on `device`, with the adapter in `adapter` applied. Returns the base's name and config too.
+pub fn load_adapted(
+    adapter: &std::path::Path,
+    base: Option<&str>,
+    hub: &HubSettings,
+    device: &Device,
+) -> Result<(String, sft_model::LlamaConfig, LlamaForCausalLM<LoraLinear>)> {
+    let (_, named) = sft_peft::read_adapter_config(adapter)?;
+    let base = base.map(str::to_owned).or(named).ok_or_else(|| SftError::Config {
+        path: adapter.join(sft_peft::ADAPTER_CONFIG),
+        key: "base_model_name_or_path".into(),
+        message: "is missing; name the base model explicitly".into(),
+    })?;
+    let (config, model) = crate::load_model(&base, hub, device, FloatDType::F32, None)?;
+    let (model, _) = sft_peft::load_adapter(model, adapter)?;
+    Ok((base, config, model))
+}
+
+/// Greedy (or sampled, with `temperature` > 0) continuation of `prompt` (raw text; BOS added as the tokenizer
+/// does), up to `max_new_tokens`, stopping at EOS; the EOS itself is not returned.
+pub fn generate_text(
+    model: &LlamaForCausalLM<LoraLinear>,
+    tokenizer: &SftTokenizer,
+    prompt: &str,
+    max_new_tokens: usize,
+    temperature: f64,
+) -> Result<String> {
+    let text_error = |message: String| SftError::Config { path: "prompt".into(), key: "prompt".into(), message };
+    let ids = tokenizer.ids(prompt, true).map_err(text_error)?;
+    let special = tokenizer.special();
+    let config = sft_model::GenerationConfig {
+        max_new_tokens,
+        temperature,
+        eos_token_ids: vec![special.eos.id],
+        pad_token_id: special.pad.id,
+        ..Default::default()
+    };
+    let model = model.clone().valid();
+    let device = model.model.embed_tokens.weight.device();
+    let generated = sft_model::generate(&model, &[ids], &config, &device)?;
+    let ids = generated.into_iter().next().unwrap_or_default();
+    let ids = ids.strip_suffix(&[special.eos.id]).unwrap_or(&ids);
+    tokenizer.decode(ids).map_err(text_error)
+}
+
 /// PEFT's `merge_and_unload` + `save_pretrained`: loads the base model (`base`, else the adapter's
 /// `base_model_name_or_path`) dense in f32, applies the adapter in `adapter`, folds every `scaling · A·B` into its
 /// weight, and writes a plain HF checkpoint (`config.json`, `model.safetensors`, and the base's tokenizer files) to
@@ -104,14 +150,7 @@ pub fn merge_adapter(
     out: &std::path::Path,
     hub: &HubSettings,
 ) -> Result<()> {
-    let (_, named) = sft_peft::read_adapter_config(adapter)?;
-    let base = base.map(str::to_owned).or(named).ok_or_else(|| SftError::Config {
-        path: adapter.join(sft_peft::ADAPTER_CONFIG),
-        key: "base_model_name_or_path".into(),
-        message: "is missing; name the base model explicitly".into(),
-    })?;
-    let (config, model) = crate::load_model(&base, hub, &Device::flex(), FloatDType::F32, None)?;
-    let (model, _) = sft_peft::load_adapter(model, adapter)?;
+    let (base, config, model) = load_adapted(adapter, base, hub, &Device::flex())?;
     let merged = sft_peft::merge_and_unload(model);
     merged.save_pretrained(&config, out, FloatDType::F32)?;
     let repo = sft_hub::AnyRepo::open(&base, sft_hub::RepoKind::Model, None, hub)?;
@@ -124,4 +163,68 @@ pub fn merge_adapter(
     }
     tracing::info!(base = %base, adapter = %adapter.display(), out = %out.display(), "merged");
     Ok(())
+}
+
+/// What `sft inspect` shows: the data set and its splits (rows, dropped rows by reason, truncations, token length
+/// percentiles, the supervised token fraction), then the first `examples` training examples with the supervised
+/// text marked `⟦ ⟧`.
+pub fn inspect(config: &RunConfig, data: &RunData, examples: usize) -> Result<String> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let splits = &data.splits;
+    let options = config.encode_options();
+    let _ = writeln!(out, "data set    {} ({:?} records)", config.dataset_config.dataset_name, splits.record_format);
+    let _ = writeln!(
+        out,
+        "rows        train {} | validation {} | test {}   (train pool {}, seed {})",
+        splits.train.len(),
+        splits.validation.len(),
+        splits.test.len(),
+        splits.train_pool_rows,
+        config.dataset_config.seed
+    );
+    let _ = writeln!(
+        out,
+        "tokenizer   {} ({} ids), masking {:?}, max_length {}",
+        config.model_name,
+        data.tokenizer.vocab_size(),
+        options.masking,
+        options.max_length
+    );
+    for (name, split) in [("train", &data.train), ("validation", &data.validation), ("test", &data.test)] {
+        let _ = writeln!(out, "{}", split_summary(name, split));
+    }
+    for (i, example) in data.train.examples.iter().take(examples).enumerate() {
+        let audit = sft_tokenize::MaskAudit::new(&data.tokenizer, example).map_err(|message| SftError::Config {
+            path: config.dataset_config.dataset_name.clone().into(),
+            key: "dataset_config".into(),
+            message,
+        })?;
+        let _ = writeln!(
+            out,
+            "\n── train example {i} ({}), supervised text in ⟦ ⟧ ──\n{audit}",
+            splits.train[data.train.rows[i]].location
+        );
+    }
+    Ok(out)
+}
+
+/// One line per split: kept / dropped (by reason) / truncated rows, token length percentiles, supervised fraction.
+pub fn split_summary(name: &str, encoded: &EncodedSplit) -> String {
+    let r = &encoded.report;
+    let mut lengths: Vec<usize> = encoded.examples.iter().map(sft_tokenize::TokenizedExample::len).collect();
+    lengths.sort_unstable();
+    let pct = |p: f64| lengths.get(((lengths.len().max(1) - 1) as f64 * p).round() as usize).copied().unwrap_or(0);
+    format!(
+        "{name:<11} {} kept, {} dropped {:?}, {} truncated | tokens p50 {} p90 {} p99 {} max {} | supervised {:.1}%",
+        r.kept,
+        r.num_dropped(),
+        r.dropped,
+        r.truncated,
+        pct(0.5),
+        pct(0.9),
+        pct(0.99),
+        pct(1.0),
+        100.0 * r.supervised_tokens as f64 / r.tokens.max(1) as f64
+    )
 }

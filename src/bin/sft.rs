@@ -36,6 +36,50 @@ enum Command {
         #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
         overrides: Vec<String>,
     },
+    /// Evaluate on the validation split of the config: `eval_loss`, `eval_mean_token_accuracy` (of the base with
+    /// fresh, identity adapters, or of a trained adapter).
+    Eval {
+        /// The run config (JSON).
+        #[arg(long)]
+        config: PathBuf,
+        /// Override a config key (as for `train`).
+        #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
+        overrides: Vec<String>,
+        /// A trained adapter directory to evaluate (on the config's base model).
+        #[arg(long)]
+        adapter: Option<PathBuf>,
+    },
+    /// Continue a prompt with a trained adapter.
+    Generate {
+        /// The adapter directory.
+        #[arg(long)]
+        adapter: PathBuf,
+        /// The prompt text (formatted as in training, e.g. the `### Instruction` template).
+        #[arg(long)]
+        prompt: String,
+        /// The base model; default: the adapter's `base_model_name_or_path`.
+        #[arg(long)]
+        base: Option<String>,
+        /// Most new tokens.
+        #[arg(long, default_value_t = 128)]
+        max_new_tokens: usize,
+        /// 0 = greedy.
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f64,
+    },
+    /// Show the data set as the config prepares it: splits, dropped rows, token length percentiles, the supervised
+    /// token fraction, and a few training examples with the supervised text marked.
+    Inspect {
+        /// The run config (JSON).
+        #[arg(long)]
+        config: PathBuf,
+        /// Override a config key (as for `train`).
+        #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
+        overrides: Vec<String>,
+        /// Training examples to show.
+        #[arg(long, default_value_t = 2)]
+        examples: usize,
+    },
     /// Merge a PEFT adapter into its base model and write a plain HF checkpoint (`merge_and_unload`).
     Merge {
         /// The adapter directory (`adapter_config.json`, `adapter_model.safetensors`).
@@ -68,6 +112,35 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> sft::Result<()> {
     match cli.command {
         Command::Train { config, overrides } => train(&config, &overrides),
+        Command::Eval { config, overrides, adapter } => {
+            let config = RunConfig::from_file_with_overrides(&config, &overrides)?;
+            let hub = HubSettings::from_env()?;
+            let data = sft::pipeline::prepare_data(&config, &hub)?;
+            let device = sft::pipeline::device(&config)?;
+            let model = match adapter {
+                Some(dir) => sft::pipeline::load_adapted(&dir, Some(&config.model_name), &hub, &device)?.2,
+                None => sft::pipeline::prepare_model(&config, &hub, &device)?,
+            };
+            let metrics = sft::pipeline::trainer(&config, &data)?.evaluate(&model)?;
+            for (name, value) in metrics {
+                println!("{name} {value}");
+            }
+            Ok(())
+        }
+        Command::Generate { adapter, prompt, base, max_new_tokens, temperature } => {
+            let hub = HubSettings::from_env()?;
+            let (base, _, model) =
+                sft::pipeline::load_adapted(&adapter, base.as_deref(), &hub, &burn::prelude::Device::flex())?;
+            let tokenizer = sft::load_tokenizer(&base, &hub, &Default::default())?;
+            println!("{}", sft::pipeline::generate_text(&model, &tokenizer, &prompt, max_new_tokens, temperature)?);
+            Ok(())
+        }
+        Command::Inspect { config, overrides, examples } => {
+            let config = RunConfig::from_file_with_overrides(&config, &overrides)?;
+            let data = sft::pipeline::prepare_data(&config, &HubSettings::from_env()?)?;
+            print!("{}", sft::pipeline::inspect(&config, &data, examples)?);
+            Ok(())
+        }
         Command::Merge { adapter, out, base } => {
             sft::pipeline::merge_adapter(&adapter, base.as_deref(), &out, &HubSettings::from_env()?)?;
             println!("merged      {} → {}", adapter.display(), out.display());

@@ -50,6 +50,37 @@ fn train_with_overrides_writes_an_adapter() {
     assert_eq!(saved["training_args"]["max_steps"], 2);
     assert_eq!(saved["dataset_config"]["sample_size"], 40);
 
+    // `sft eval` of the saved adapter on the same split repeats the run's last evaluation.
+    let logged = std::fs::read_to_string(output_dir.join("metrics.jsonl")).unwrap();
+    let logged: f64 = logged
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["eval_loss"].as_f64())
+        .unwrap();
+    let result = sft(&[
+        "eval",
+        "--config",
+        "configs/legal_clauses.json",
+        "--set",
+        "dataset_config.sample_size=40",
+        "--adapter",
+        output_dir.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&result.stdout).to_string();
+    assert!(result.status.success(), "{stdout}{}", String::from_utf8_lossy(&result.stderr));
+    let eval_loss: f64 = stdout.lines().find_map(|l| l.strip_prefix("eval_loss ")).unwrap().parse().unwrap();
+    assert!((eval_loss - logged).abs() <= 1e-6 * logged, "{eval_loss} vs {logged}");
+
+    // `sft generate` is deterministic (greedy).
+    let prompt = "### Instruction\nWhat type of clause is this?\n\n### Input\nThis Agreement is governed by the laws of Ontario.\n\n### Output\n";
+    let generate = || {
+        let args = ["generate", "--adapter", output_dir.to_str().unwrap(), "--prompt", prompt, "--max-new-tokens", "6"];
+        let result = sft(&args);
+        assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+        result.stdout
+    };
+    assert_eq!(generate(), generate());
+
     // `sft merge`: a plain HF checkpoint that sft-model loads, with the LoRA model's logits.
     let merged = out.path().join("merged");
     let result = sft(&["merge", "--adapter", output_dir.to_str().unwrap(), "--out", merged.to_str().unwrap()]);
@@ -92,4 +123,22 @@ fn bad_configs_fail_with_one_line_naming_the_key_and_write_nothing() {
         assert!(lines[0].starts_with("error: configs/legal_clauses.json: ") && lines[0].contains(key), "{stderr}");
         assert!(!output_dir.exists(), "{set}: nothing is written");
     }
+}
+
+#[test]
+fn inspect_shows_the_splits_their_statistics_and_marked_examples() {
+    let result = sft(&["inspect", "--config", "configs/legal_clauses.json", "--examples", "1"]);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let out = String::from_utf8(result.stdout).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    // The embedded set: 368 train-file rows, 10% held out for validation (rounded up), 32 test rows.
+    assert!(lines[1].starts_with("rows        train 331 | validation 37 | test 32"), "{out}");
+    assert!(lines[2].contains("masking CompletionOnly, max_length 512"), "{out}");
+    for (line, split) in lines[3..6].iter().zip(["train", "validation", "test"]) {
+        assert!(line.starts_with(split) && line.contains("0 dropped") && line.contains("p50"), "{line}");
+        assert!(line.contains("supervised"), "{line}");
+    }
+    assert!(lines[3].starts_with("train       331 kept"), "{out}");
+    assert!(out.contains("── train example 0 (") && out.contains('⟦') && out.contains('⟧'), "{out}");
+    assert!(!out.contains("── train example 1"), "one example asked for");
 }
