@@ -53,7 +53,7 @@ fn main() -> anyhow::Result<()> {
     }
     let device = sft::pipeline::device(&config)?;
     let model = sft::pipeline::prepare_model(&config, &hub, &device)?;
-    let mut trainer = sft::pipeline::trainer(&config, &data)?;
+    let mut trainer = sft::pipeline::trainer(&config, &data)?.with_callback(sft::progress::TrainingProgress::new());
     trainer.stop_on_sigint()?;
     let args = trainer.args().clone();
 

@@ -21,6 +21,7 @@ mod dataset;
 mod error;
 mod model;
 pub mod pipeline;
+pub mod progress;
 mod tokenizer;
 
 pub use dataset::load_dataset;

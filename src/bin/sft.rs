@@ -162,7 +162,7 @@ fn train(path: &std::path::Path, overrides: &[String]) -> sft::Result<()> {
         data.test.examples.len()
     );
     let model = sft::pipeline::prepare_model(&config, &hub, &device)?;
-    let mut trainer = sft::pipeline::trainer(&config, &data)?;
+    let mut trainer = sft::pipeline::trainer(&config, &data)?.with_callback(sft::progress::TrainingProgress::new());
     trainer.stop_on_sigint()?;
     println!("training    {} optimizer steps into {}", trainer.total_steps(), config.output_dir().display());
     let out = trainer.train(model)?;
