@@ -19,7 +19,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::{Context, bail};
 use burn::prelude::*;
-use burn::tensor::FloatDType;
 use sft::config::RunConfig;
 use sft::data::{Example, Segments};
 use sft::hub::HubSettings;
@@ -79,10 +78,8 @@ fn main() -> anyhow::Result<()> {
     }
 
     // The adapter in output_dir is PEFT's format: read it back onto a fresh base.
-    let quantization = config.quantization();
-    let (_, fresh) =
-        sft::load_model(&config.model_name, &hub, &Device::flex(), FloatDType::F32, quantization.as_ref())?;
-    sft::peft::load_adapter(fresh, &output_dir).context("loading the saved adapter")?;
+    sft::pipeline::load_adapted(&output_dir, Some(&config.model_name), &hub, &Device::flex())
+        .context("loading the saved adapter")?;
     let drop = 1.0 - after_loss / before_loss;
     println!(
         "\n{:?} after {} steps in {:.1} s: eval_loss {before_loss:.4} → {after_loss:.4} ({:.0}% lower); best {:?} at step {:?}",

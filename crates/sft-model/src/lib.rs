@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 mod attention;
+mod backend;
 mod checkpoint;
 mod config;
 mod decoder;
@@ -32,6 +33,7 @@ mod save;
 pub mod softmax;
 
 pub use attention::LlamaAttention;
+pub use backend::has_extensions;
 pub use checkpoint::Checkpoint;
 pub use config::{LlamaConfig, RopeScaling, SUPPORTED_ARCHITECTURES};
 pub use decoder::LlamaDecoderLayer;

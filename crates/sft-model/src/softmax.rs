@@ -81,21 +81,11 @@ impl<B: Backend + MaskedSoftmaxBackend, C: CheckpointStrategy> MaskedSoftmaxBack
 /// `softmax(scores)` over the last dimension of f32 `scores` `[b, h, q, k]` with `blocked` positions (same shape,
 /// true) excluded: [`MaskedSoftmaxBackend`] on flex and the CubeCL backend, `mask_fill` + `softmax` elsewhere.
 pub fn masked_softmax(scores: Tensor<4>, blocked: Tensor<4, Bool>) -> Tensor<4> {
-    if has_extension(&scores.device()) {
+    if crate::has_extensions(&scores.device()) {
         let probs = <Dispatch as MaskedSoftmaxBackend>::masked_softmax(scores.into_dispatch(), blocked.into_dispatch());
         return Tensor::from_dispatch(probs);
     }
     burn::tensor::activation::softmax(scores.mask_fill(blocked, f32::MIN), 3)
-}
-
-/// Whether `device` (with or without autodiff) belongs to a backend implementing [`MaskedSoftmaxBackend`].
-fn has_extension(device: &Device) -> bool {
-    let device = device.clone().inner();
-    #[cfg(any(feature = "wgpu", feature = "cuda"))]
-    if matches!(device.as_dispatch(), burn::backend::DispatchDevice::Cube(_)) {
-        return true;
-    }
-    device == Device::flex()
 }
 
 #[cfg(test)]

@@ -223,7 +223,7 @@ impl<'a> Trainer<'a> {
             let step = state.global_step;
             let lr = schedule.lr(step);
             let began = Instant::now();
-            let seed = step_seed(self.args.seed, step);
+            let seed = mix(self.args.seed, step);
             device.seed(seed);
             let plan_now = StepPlan { lr, number: step + 1, seed };
             let (updated, stats, norm) = self.step(model, &batches, &mut optimizer, plan_now, &mut state)?;
@@ -320,7 +320,8 @@ impl<'a> Trainer<'a> {
         StepPlan { lr, number: step_number, seed }: StepPlan,
         state: &mut TrainerState,
     ) -> Result<(LlamaForCausalLM<LoraLinear>, WindowStats, f64)> {
-        let supervised: usize = batches.iter().map(supervised_targets).sum();
+        let targets: Vec<usize> = batches.iter().map(supervised_targets).collect();
+        let supervised: usize = targets.iter().sum();
         let tokens: u64 = batches.iter().map(|b| b.num_tokens as u64).sum();
         let mut stats = WindowStats { loss_sum: 0.0, supervised: supervised as u64, correct: 0, tokens };
         if supervised == 0 {
@@ -328,18 +329,15 @@ impl<'a> Trainer<'a> {
             tracing::warn!(step = step_number, "no label carries loss in this accumulation window; no update");
             return Ok((model, stats, 0.0));
         }
-        let head = model.head_weight();
-        let vocab = head.dims()[1];
-        let chunk_rows = chunk_rows(vocab);
+        let chunk_rows = chunk_rows(model.head_weight().dims()[1]);
         let scale = 1.0 / supervised as f64;
         let mut accumulator = GradientsAccumulator::<LlamaForCausalLM<LoraLinear>>::new();
         let (mut sums, mut corrects) = (Vec::new(), Vec::new());
-        state.skipped_batches += batches.iter().filter(|b| supervised_targets(b) == 0).count() as u64;
+        state.skipped_batches += targets.iter().filter(|&&t| t == 0).count() as u64;
         // Micro-batches run `micro_batch_workers` at a time, each in its own thread with its own autodiff graph and a dropout
         // stream seeded by (step seed, micro-batch index); gradients are summed in micro-batch order, so the result
         // does not depend on the number of workers.
-        let indexed: Vec<(usize, &Batch)> =
-            batches.iter().enumerate().filter(|(_, b)| supervised_targets(b) > 0).collect();
+        let indexed: Vec<(usize, &Batch)> = batches.iter().enumerate().filter(|&(i, _)| targets[i] > 0).collect();
         for group in indexed.chunks(self.args.micro_batch_workers.max(1)) {
             let results: Vec<Result<MicroBatch>> = if group.len() == 1 {
                 group.iter().map(|&(i, b)| micro_batch(&model, b, mix(seed, i as u64), chunk_rows, scale)).collect()
@@ -371,12 +369,9 @@ impl<'a> Trainer<'a> {
                 }
             }
         }
-        let totals: Vec<f32> = Tensor::cat(vec![Tensor::cat(sums, 0).sum(), Tensor::cat(corrects, 0).sum()], 0)
-            .into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| TrainError::Data(format!("reading the loss: {e:?}")))?;
-        stats.loss_sum = f64::from(totals[0]);
-        stats.correct = totals[1].round() as u64;
+        let (loss_sum, correct) = read_totals(sums, corrects)?;
+        stats.loss_sum = loss_sum;
+        stats.correct = correct.round() as u64;
         let loss = stats.loss_sum / supervised as f64;
         if !loss.is_finite() {
             return Err(TrainError::NonFinite { step: step_number, what: "loss", value: loss });
@@ -416,13 +411,10 @@ impl<'a> Trainer<'a> {
         if count == 0 {
             return Err(TrainError::Data("no label of the validation split carries loss".into()));
         }
-        let totals: Vec<f32> = Tensor::cat(vec![Tensor::cat(sums, 0).sum(), Tensor::cat(corrects, 0).sum()], 0)
-            .into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| TrainError::Data(format!("reading the evaluation loss: {e:?}")))?;
+        let (loss_sum, correct) = read_totals(sums, corrects)?;
         let mut metrics = Metrics::new();
-        metrics.insert("eval_loss".into(), f64::from(totals[0]) / count as f64);
-        metrics.insert("eval_mean_token_accuracy".into(), f64::from(totals[1]) / count as f64);
+        metrics.insert("eval_loss".into(), loss_sum / count as f64);
+        metrics.insert("eval_mean_token_accuracy".into(), correct / count as f64);
         metrics.insert("eval_tokens".into(), count as f64);
         metrics.insert("eval_runtime".into(), began.elapsed().as_secs_f64());
         tracing::info!(eval_loss = metrics["eval_loss"], accuracy = metrics["eval_mean_token_accuracy"], "evaluation");
@@ -584,6 +576,15 @@ fn model_input(batch: &Batch, device: &Device) -> Result<ModelInput> {
     )?)
 }
 
+/// The totals of per-batch loss sums and correct counts (device scalars), read back from the device in one transfer.
+fn read_totals(sums: Vec<Tensor<1>>, corrects: Vec<Tensor<1>>) -> Result<(f64, f64)> {
+    let totals: Vec<f32> = Tensor::cat(vec![Tensor::cat(sums, 0).sum(), Tensor::cat(corrects, 0).sum()], 0)
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| TrainError::Data(format!("reading the loss: {e:?}")))?;
+    Ok((f64::from(totals[0]), f64::from(totals[1])))
+}
+
 /// `model` with every trainable parameter replaced by a new autodiff leaf holding the same values under the same
 /// `ParamId` (so its gradients accumulate into the original's), detached from any graph the original is in.
 fn fresh_leaves(model: LlamaForCausalLM<LoraLinear>) -> LlamaForCausalLM<LoraLinear> {
@@ -622,12 +623,8 @@ fn micro_batch(
     Ok(MicroBatch { sum: loss.sum, correct: loss.correct, grads })
 }
 
-/// The seed of optimizer step `step` (its micro-batches' dropout seeds derive from it): SplitMix64's finaliser.
-fn step_seed(seed: u64, step: u64) -> u64 {
-    mix(seed, step)
-}
-
-/// SplitMix64's finaliser of `seed` combined with `index`.
+/// SplitMix64's finaliser of `seed` combined with `index`: the seed of optimizer step `index`, and of micro-batch
+/// `index` within a step (its dropout stream).
 fn mix(seed: u64, index: u64) -> u64 {
     let mut z = seed ^ index.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -151,7 +151,7 @@ impl Nf4Linear {
     /// Whether the fused operations apply: a backend that implements them (flex; the CubeCL backend with the
     /// `wgpu` or `cuda` feature).
     fn fused(&self) -> bool {
-        has_fused_ops(&self.packed.device())
+        sft_model::has_extensions(&self.packed.device())
     }
 
     /// Bytes held by the quantized weight on the device (codes and scales; the shared 16- and 256-entry tables
@@ -164,16 +164,6 @@ impl Nf4Linear {
             (None, None) => packed,
         }
     }
-}
-
-/// Whether `device` (with or without autodiff) belongs to a backend implementing [`Nf4Backend`].
-fn has_fused_ops(device: &Device) -> bool {
-    let device = device.clone().inner();
-    #[cfg(any(feature = "wgpu", feature = "cuda"))]
-    if matches!(device.as_dispatch(), burn::backend::DispatchDevice::Cube(_)) {
-        return true;
-    }
-    device == Device::flex()
 }
 
 /// `bytes` four to an i32 word, little-endian, the last word zero-padded.
