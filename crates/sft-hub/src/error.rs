@@ -122,6 +122,35 @@ pub enum HubError {
         /// The file asked for.
         file: String,
     },
+    /// Writing to the Hub needs a token.
+    #[error("pushing to the Hub needs a token with write access: set HF_TOKEN in the environment or in a .env file")]
+    TokenRequired,
+    /// The operation needs the network and `HF_HUB_OFFLINE` is set.
+    #[error("{action} needs the network and HF_HUB_OFFLINE is set")]
+    Offline {
+        /// What was asked, e.g. `pushing to the Hub`.
+        action: String,
+    },
+    /// The Hub could not be reached, or the connection broke, while writing.
+    #[error("cannot reach {endpoint}: {message}")]
+    Transport {
+        /// The Hub endpoint.
+        endpoint: String,
+        /// The step and the transport error (never the token).
+        message: String,
+    },
+    /// The Hub refused or failed a step of an upload.
+    #[error("{repo}: {step} failed{}: {message}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
+    Upload {
+        /// The repo.
+        repo: String,
+        /// The step: `create the repo`, `preupload`, `LFS batch`, `upload <file> (LFS)`, `commit`, ….
+        step: String,
+        /// The HTTP status, when the Hub answered.
+        status: Option<u16>,
+        /// The Hub's message.
+        message: String,
+    },
     /// A `.env` line that does not parse.
     #[error("{path}: {message}")]
     EnvFile {

@@ -4,8 +4,15 @@
 //! (`GET /api/{models|datasets}/{owner}/{name}/tree/{revision}`), repo info
 //! (`GET /api/{kind}/{owner}/{name}/revision/{revision}`) and file resolution (`HEAD`/`GET
 //! /[datasets/]{owner}/{name}/resolve/{revision}/{file}` with `ETag`, `X-Repo-Commit` and `Content-Length`) — and
-//! answers errors as the Hub does: 404 with `X-Error-Code: RepoNotFound | RevisionNotFound | EntryNotFound`, 401 for a
-//! gated repo without a valid token. Plain HTTP/1.1, one connection at a time, `Connection: close`.
+//! the routes [`HubUploader`](crate::HubUploader) writes through: `GET /api/whoami-v2`, `POST /api/repos/create`,
+//! `POST /api/{kind}/{owner}/{name}/preupload/{revision}` (binary samples and `*.safetensors` / `*.bin` go to LFS),
+//! the Git LFS batch API (`POST /[datasets/]{owner}/{name}.git/info/lfs/objects/batch`, `basic` transfer; objects
+//! already stored get no actions), the upload (`PUT /lfs/{oid}`, checked against its SHA-256) and verify
+//! (`POST /lfs/{oid}/verify`) URLs it hands out, and `POST /api/{kind}/{owner}/{name}/commit/{revision}` (NDJSON
+//! `header` / `file` / `lfsFile` lines). It answers errors as the Hub does: 404 with `X-Error-Code: RepoNotFound |
+//! RevisionNotFound | EntryNotFound`, 401 for a gated repo or a write without a valid token, 403 for a write to
+//! another namespace, 409 for creating an existing repo; LFS uploads can be made to fail with 500
+//! ([`FakeHub::fail_lfs_uploads`]). Plain HTTP/1.1, one connection at a time, `Connection: close`.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -13,6 +20,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+
+use base64::Engine;
+use sha2::{Digest, Sha256};
 
 use crate::repo::RepoKind;
 
@@ -23,12 +33,22 @@ struct FakeRepo {
     token: Option<String>,
     /// Files whose `GET` fails with 403 although `HEAD` succeeds.
     broken: Vec<String>,
+    private: bool,
 }
 
 #[derive(Debug, Default)]
 struct State {
+    endpoint: String,
     repos: BTreeMap<(RepoKind, String), FakeRepo>,
     requests: Vec<String>,
+    /// Write tokens → user names.
+    users: BTreeMap<String, String>,
+    /// The LFS store: SHA-256 → bytes.
+    lfs: BTreeMap<String, Vec<u8>>,
+    /// LFS uploads still to accept before failing, and then how many to fail with 500.
+    fail_uploads: (usize, usize),
+    /// Every request's `Authorization` header and body, to check what was sent.
+    seen: Vec<u8>,
 }
 
 /// A running fake Hub; stops when dropped.
@@ -45,7 +65,7 @@ impl FakeHub {
     pub fn start() -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
-        let state = Arc::new(Mutex::new(State::default()));
+        let state = Arc::new(Mutex::new(State { endpoint: format!("http://{addr}"), ..State::default() }));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let (state, stop) = (state.clone(), stop.clone());
@@ -71,12 +91,7 @@ impl FakeHub {
     /// Adds (or replaces) repo `id` of `kind` with `files` (path, content); returns its commit hash.
     pub fn add_repo(&self, kind: RepoKind, id: &str, files: &[(&str, &[u8])]) -> String {
         let files: BTreeMap<String, Vec<u8>> = files.iter().map(|(p, c)| ((*p).to_owned(), c.to_vec())).collect();
-        let mut h = 0xcbf2_9ce4_8422_2325u64;
-        for (path, content) in &files {
-            h = fnv(h, path.as_bytes());
-            h = fnv(h, content);
-        }
-        let commit = format!("{h:016x}{:016x}{:08x}", fnv(h, b"1"), fnv(h, b"2") as u32);
+        let commit = commit_hash(&files, "");
         let repo = FakeRepo { files, commit: commit.clone(), ..FakeRepo::default() };
         lock(&self.state).repos.insert((kind, id.to_owned()), repo);
         commit
@@ -99,6 +114,32 @@ impl FakeHub {
     /// Every request so far, as `METHOD /path`.
     pub fn requests(&self) -> Vec<String> {
         lock(&self.state).requests.clone()
+    }
+
+    /// Adds an account `name` whose (write) token is `token`.
+    pub fn add_user(&self, name: &str, token: &str) {
+        lock(&self.state).users.insert(token.to_owned(), name.to_owned());
+    }
+
+    /// The next `skip` LFS uploads succeed, the `count` after them answer 500 (`count = 0` heals).
+    pub fn fail_lfs_uploads(&self, skip: usize, count: usize) {
+        lock(&self.state).fail_uploads = (skip, count);
+    }
+
+    /// The files of repo `id` at its head, if the repo exists (LFS files resolved to their content).
+    pub fn repo_files(&self, kind: RepoKind, id: &str) -> Option<BTreeMap<String, Vec<u8>>> {
+        lock(&self.state).repos.get(&(kind, id.to_owned())).map(|r| r.files.clone())
+    }
+
+    /// Whether repo `id` exists and is private.
+    pub fn is_private(&self, kind: RepoKind, id: &str) -> Option<bool> {
+        lock(&self.state).repos.get(&(kind, id.to_owned())).map(|r| r.private)
+    }
+
+    /// Every `Authorization` header and request body received, concatenated (for checks that a secret was or was
+    /// not sent).
+    pub fn received(&self) -> Vec<u8> {
+        lock(&self.state).seen.clone()
     }
 }
 
@@ -142,35 +183,58 @@ impl Response {
 
 fn serve(mut stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+    let mut chunk = [0u8; 1 << 16];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
         let n = stream.read(&mut chunk)?;
         if n == 0 || buf.len() > 1 << 16 {
             return Ok(());
         }
         buf.extend_from_slice(&chunk[..n]);
-    }
-    let head = String::from_utf8_lossy(&buf).into_owned();
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     let mut lines = head.split("\r\n");
     let mut request_line = lines.next().unwrap_or_default().split(' ');
     let method = request_line.next().unwrap_or_default().to_owned();
     let target = request_line.next().unwrap_or_default().to_owned();
-    let authorization = lines
+    let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
-        .map(|(_, v)| v.trim().to_owned());
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let authorization = header("authorization");
+    let mut body = buf[head_end..].to_vec();
+    if let Some(length) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        while body.len() < length {
+            let n = stream.read(&mut chunk)?;
+            if n == 0 {
+                return Ok(());
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    } else if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        body = read_chunked(&mut stream, body)?;
+    }
     let path = target.split('?').next().unwrap_or_default().to_owned();
 
     let response = {
         let mut state = lock(state);
         state.requests.push(format!("{method} {path}"));
-        route(&state, &method, &path, authorization.as_deref())
+        if let Some(a) = &authorization {
+            state.seen.extend_from_slice(a.as_bytes());
+        }
+        state.seen.extend_from_slice(&body);
+        route(&mut state, &method, &path, authorization.as_deref(), &body)
     };
     let reason = match response.status {
         200 => "OK",
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
+        409 => "Conflict",
+        500 => "Internal Server Error",
         _ => "Error",
     };
     let mut out = format!("HTTP/1.1 {} {reason}\r\nConnection: close\r\n", response.status);
@@ -188,10 +252,57 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     stream.flush()
 }
 
-fn route(state: &State, method: &str, path: &str, authorization: Option<&str>) -> Response {
+/// Decodes a chunked body whose first bytes are `started`.
+fn read_chunked(stream: &mut TcpStream, started: Vec<u8>) -> std::io::Result<Vec<u8>> {
+    let mut raw = started;
+    let mut chunk = [0u8; 1 << 16];
+    loop {
+        // Decode what is there; stop at the zero-length chunk.
+        let mut out = Vec::new();
+        let mut at = 0;
+        let mut done = false;
+        while let Some(end) = raw[at..].windows(2).position(|w| w == b"\r\n") {
+            let size_line = String::from_utf8_lossy(&raw[at..at + end]).into_owned();
+            let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
+            let data = at + end + 2;
+            if size == 0 {
+                done = true;
+                break;
+            }
+            if raw.len() < data + size + 2 {
+                break;
+            }
+            out.extend_from_slice(&raw[data..data + size]);
+            at = data + size + 2;
+        }
+        if done {
+            return Ok(out);
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(out);
+        }
+        raw.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn route(state: &mut State, method: &str, path: &str, authorization: Option<&str>, body: &[u8]) -> Response {
     let decoded = percent_decode(path);
     let parts: Vec<&str> = decoded.trim_start_matches('/').split('/').collect();
-    // /api/{models|datasets}/{owner}/{name}/{tree|revision}/{rev}[/...]
+    match (method, parts.as_slice()) {
+        ("GET", ["api", "whoami-v2"]) => return whoami(state, authorization),
+        ("POST", ["api", "repos", "create"]) => return create_repo(state, authorization, body),
+        ("PUT", ["lfs", oid]) => return lfs_upload(state, oid, body),
+        ("POST", ["lfs", oid, "verify"]) => {
+            return if state.lfs.contains_key(*oid) {
+                json("{}".to_owned())
+            } else {
+                Response::error(404, "NotFound", "object not uploaded")
+            };
+        }
+        _ => {}
+    }
+    // /api/{models|datasets}/{owner}/{name}/{tree|revision|preupload|commit}/{rev}[/...]
     if parts.first() == Some(&"api") && parts.len() >= 6 {
         let kind = match parts[1] {
             "models" => RepoKind::Model,
@@ -199,23 +310,236 @@ fn route(state: &State, method: &str, path: &str, authorization: Option<&str>) -
             _ => return Response::error(404, "NotFound", "unknown route"),
         };
         let id = format!("{}/{}", parts[2], parts[3]);
+        if method == "POST" && matches!(parts[4], "preupload" | "commit") {
+            if let Err(denied) = writer(state, &id, authorization) {
+                return denied;
+            }
+            let endpoint = state.endpoint.clone();
+            let State { repos, lfs, .. } = state;
+            let Some(repo) = repos.get_mut(&(kind, id.clone())) else {
+                return Response::error(404, "RepoNotFound", "Repository not found");
+            };
+            if parts[5] != "main" {
+                return Response::error(404, "RevisionNotFound", "Invalid rev id");
+            }
+            return if parts[4] == "preupload" {
+                preupload(body)
+            } else {
+                commit(repo, lfs, &endpoint, kind, &id, body)
+            };
+        }
         return with_repo(state, kind, &id, parts[5], authorization, |repo| match parts[4] {
             "tree" if method == "GET" => tree(repo),
             "revision" if method == "GET" => info(&id, repo),
             _ => Response::error(404, "NotFound", "unknown route"),
         });
     }
-    // /[datasets/]{owner}/{name}/resolve/{rev}/{file...}
+    // /[datasets/]{owner}/{name}/resolve/{rev}/{file...} and /[datasets/]{owner}/{name}.git/info/lfs/objects/batch
     let (kind, rest) = match parts.first() {
         Some(&"datasets") => (RepoKind::Dataset, &parts[1..]),
         _ => (RepoKind::Model, &parts[..]),
     };
+    if method == "POST" && rest.len() == 6 && rest[2..] == ["info", "lfs", "objects", "batch"] {
+        let id = format!("{}/{}", rest[0], rest[1].trim_end_matches(".git"));
+        if let Err(denied) = writer(state, &id, authorization) {
+            return denied;
+        }
+        if !state.repos.contains_key(&(kind, id)) {
+            return Response::error(404, "RepoNotFound", "Repository not found");
+        }
+        return lfs_batch(state, body);
+    }
     if rest.len() >= 5 && rest[2] == "resolve" {
         let id = format!("{}/{}", rest[0], rest[1]);
         let file = rest[4..].join("/");
         return with_repo(state, kind, &id, rest[3], authorization, |repo| resolve(repo, method, &file));
     }
     Response::error(404, "NotFound", "unknown route")
+}
+
+/// The user of a valid write token, else 401.
+fn user(state: &State, authorization: Option<&str>) -> Result<String, Response> {
+    authorization
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .and_then(|t| state.users.get(t))
+        .cloned()
+        .ok_or_else(|| Response::error(401, "Unauthorized", "Invalid credentials in Authorization header"))
+}
+
+/// 401 without a valid token, 403 when repo `id` is outside the user's namespace.
+fn writer(state: &State, id: &str, authorization: Option<&str>) -> Result<(), Response> {
+    let user = user(state, authorization)?;
+    if id.split('/').next() != Some(user.as_str()) {
+        return Err(Response::error(403, "Forbidden", "You don't have the rights to write to this namespace"));
+    }
+    Ok(())
+}
+
+fn whoami(state: &State, authorization: Option<&str>) -> Response {
+    match user(state, authorization) {
+        Ok(name) => json(format!("{{\"type\":\"user\",\"name\":{}}}", json_string(&name))),
+        Err(denied) => denied,
+    }
+}
+
+fn create_repo(state: &mut State, authorization: Option<&str>, body: &[u8]) -> Response {
+    let user = match user(state, authorization) {
+        Ok(user) => user,
+        Err(denied) => return denied,
+    };
+    let Ok(request) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Response::error(400, "BadRequest", "invalid JSON");
+    };
+    let name = request["name"].as_str().unwrap_or_default();
+    let namespace = request["organization"].as_str().unwrap_or(&user);
+    let (kind, prefix) = match request["type"].as_str() {
+        Some("dataset") => (RepoKind::Dataset, "datasets/"),
+        _ => (RepoKind::Model, ""),
+    };
+    if namespace != user {
+        return Response::error(403, "Forbidden", "You don't have the rights to create a repo under this namespace");
+    }
+    let id = format!("{namespace}/{name}");
+    let url = format!("{}/{prefix}{id}", state.endpoint);
+    if state.repos.contains_key(&(kind, id.clone())) {
+        let mut r = Response::error(409, "Conflict", "You already created this repo");
+        r.body = format!("{{\"error\":\"You already created this repo\",\"url\":{}}}", json_string(&url)).into_bytes();
+        return r;
+    }
+    let repo = FakeRepo {
+        commit: commit_hash(&BTreeMap::new(), &id),
+        private: request["private"].as_bool().unwrap_or(false),
+        ..FakeRepo::default()
+    };
+    state.repos.insert((kind, id), repo);
+    json(format!("{{\"url\":{}}}", json_string(&url)))
+}
+
+/// `regular` for short text, `lfs` for binary samples and weight files (the Hub decides from `.gitattributes` and
+/// the sample).
+fn preupload(body: &[u8]) -> Response {
+    let Ok(request) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Response::error(400, "BadRequest", "invalid JSON");
+    };
+    let files: Vec<serde_json::Value> = request["files"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|f| {
+            let path = f["path"].as_str().unwrap_or_default();
+            let sample = base64::engine::general_purpose::STANDARD
+                .decode(f["sample"].as_str().unwrap_or_default())
+                .unwrap_or_default();
+            let binary = sample.contains(&0) || std::str::from_utf8(&sample).is_err();
+            let weights = path.ends_with(".safetensors") || path.ends_with(".bin");
+            let large = f["size"].as_u64().unwrap_or(0) > 10 << 20;
+            let mode = if binary || weights || large { "lfs" } else { "regular" };
+            serde_json::json!({"path": path, "uploadMode": mode, "shouldIgnore": false})
+        })
+        .collect();
+    json(serde_json::json!({ "files": files }).to_string())
+}
+
+fn lfs_batch(state: &State, body: &[u8]) -> Response {
+    let Ok(request) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Response::error(400, "BadRequest", "invalid JSON");
+    };
+    let objects: Vec<serde_json::Value> = request["objects"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|o| {
+            let oid = o["oid"].as_str().unwrap_or_default();
+            if state.lfs.contains_key(oid) {
+                serde_json::json!({"oid": oid, "size": o["size"]})
+            } else {
+                serde_json::json!({"oid": oid, "size": o["size"], "authenticated": true, "actions": {
+                    "upload": {"href": format!("{}/lfs/{oid}", state.endpoint), "header": {}},
+                    "verify": {"href": format!("{}/lfs/{oid}/verify", state.endpoint), "header": {}},
+                }})
+            }
+        })
+        .collect();
+    json(serde_json::json!({"transfer": "basic", "objects": objects}).to_string())
+}
+
+fn lfs_upload(state: &mut State, oid: &str, body: &[u8]) -> Response {
+    match &mut state.fail_uploads {
+        (0, 0) => {}
+        (0, count) => {
+            *count -= 1;
+            return Response::error(500, "InternalError", "storage backend unavailable");
+        }
+        (skip, _) => *skip -= 1,
+    }
+    if sha256_hex(body) != oid {
+        return Response::error(400, "BadRequest", "content does not match its SHA-256");
+    }
+    state.lfs.insert(oid.to_owned(), body.to_vec());
+    json("{}".to_owned())
+}
+
+fn commit(
+    repo: &mut FakeRepo,
+    lfs: &BTreeMap<String, Vec<u8>>,
+    endpoint: &str,
+    kind: RepoKind,
+    id: &str,
+    body: &[u8],
+) -> Response {
+    let mut files = repo.files.clone();
+    let mut had_header = false;
+    for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let Ok(line) = serde_json::from_slice::<serde_json::Value>(line) else {
+            return Response::error(400, "BadRequest", "invalid NDJSON line");
+        };
+        let value = &line["value"];
+        let path = value["path"].as_str().unwrap_or_default().to_owned();
+        match line["key"].as_str() {
+            Some("header") => had_header = value["summary"].is_string(),
+            Some("file") => {
+                let Ok(content) =
+                    base64::engine::general_purpose::STANDARD.decode(value["content"].as_str().unwrap_or_default())
+                else {
+                    return Response::error(400, "BadRequest", "file content is not base64");
+                };
+                files.insert(path, content);
+            }
+            Some("lfsFile") => {
+                let oid = value["oid"].as_str().unwrap_or_default();
+                match lfs.get(oid) {
+                    Some(content) if Some(content.len() as u64) == value["size"].as_u64() => {
+                        files.insert(path, content.clone());
+                    }
+                    _ => return Response::error(422, "LfsObjectMissing", &format!("LFS object {oid} was not uploaded")),
+                }
+            }
+            _ => return Response::error(400, "BadRequest", "unknown NDJSON key"),
+        }
+    }
+    if !had_header {
+        return Response::error(400, "BadRequest", "the commit has no header line");
+    }
+    repo.commit = commit_hash(&files, &repo.commit);
+    repo.files = files;
+    let url = format!("{endpoint}/{}{id}/commit/{}", kind.url_prefix(), repo.commit);
+    json(serde_json::json!({"commitUrl": url, "commitOid": repo.commit, "pullRequestUrl": null}).to_string())
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A 40-hex-digit commit hash of `files` after `parent`.
+fn commit_hash(files: &BTreeMap<String, Vec<u8>>, parent: &str) -> String {
+    let mut h = fnv(0xcbf2_9ce4_8422_2325, parent.as_bytes());
+    for (path, content) in files {
+        h = fnv(h, path.as_bytes());
+        h = fnv(h, content);
+    }
+    format!("{h:016x}{:016x}{:08x}", fnv(h, b"1"), fnv(h, b"2") as u32)
 }
 
 fn with_repo(

@@ -220,7 +220,7 @@ impl Repo for HubRepo {
     }
 }
 
-fn parse_id(id: &str) -> Result<(String, String)> {
+pub(crate) fn parse_id(id: &str) -> Result<(String, String)> {
     let invalid = || HubError::InvalidRepoId { id: id.to_owned() };
     let (owner, name) = id.split_once('/').ok_or_else(invalid)?;
     let ok = |s: &str| {

@@ -17,12 +17,14 @@ mod hub;
 mod local;
 mod repo;
 mod settings;
+mod upload;
 
 pub use error::{HubError, Result};
 pub use hub::HubRepo;
 pub use local::LocalRepo;
 pub use repo::{AnyRepo, Repo, RepoKind};
 pub use settings::{DEFAULT_ENDPOINT, HubSettings};
+pub use upload::{CommitInfo, HubUploader, UploadFile, folder_files};
 
 #[cfg(feature = "fake-hub")]
 pub mod fake;

@@ -35,6 +35,22 @@ impl RepoKind {
             Self::Dataset => "datasets",
         }
     }
+
+    /// The Hub's singular name (`model`, `dataset`), as `type` in repo creation.
+    pub fn singular(self) -> &'static str {
+        match self {
+            Self::Model => "model",
+            Self::Dataset => "dataset",
+        }
+    }
+
+    /// The prefix of the kind's web and Git URLs: `` for models, `datasets/` for datasets.
+    pub fn url_prefix(self) -> &'static str {
+        match self {
+            Self::Model => "",
+            Self::Dataset => "datasets/",
+        }
+    }
 }
 
 /// A repo chosen at run time: a local directory if `name` is an existing path, otherwise a Hub repo.

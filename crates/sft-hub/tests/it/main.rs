@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+mod upload;
+
 use sft_hub::fake::FakeHub;
 use sft_hub::{AnyRepo, HubError, HubRepo, HubSettings, Repo, RepoKind};
 
