@@ -92,6 +92,11 @@ fn main() -> anyhow::Result<()> {
     );
     println!("adapter     {} (adapter_config.json, adapter_model.safetensors; loads back)", output_dir.display());
     println!("logs        {}", output_dir.join(sft::train::METRICS_FILE).display());
+    // The model card; with `push_to_hub` (and HF_TOKEN), the push.
+    if let Some((id, info)) = sft::pipeline::finish_run(&config, &hub)? {
+        println!("pushed      {id} ({})", info.commit_url);
+    }
+    println!("model card  {}", output_dir.join(sft::push::MODEL_CARD).display());
     if let Ok(min) = std::env::var("SFT_EXAMPLE_MIN_EVAL_DROP") {
         let min: f64 = min.parse().context("SFT_EXAMPLE_MIN_EVAL_DROP")?;
         if drop < min {

@@ -44,6 +44,15 @@ pub enum SftError {
     /// Training failed.
     #[error(transparent)]
     Train(#[from] sft_train::TrainError),
+    /// Training finished and the adapter is saved, but pushing it to the Hub failed.
+    #[error("{source}; the adapter is saved in {} — retry with `sft push --adapter {}`", dir.display(), dir.display())]
+    Push {
+        /// The output directory with the adapter.
+        dir: PathBuf,
+        /// Why the push failed.
+        #[source]
+        source: Box<SftError>,
+    },
     /// Collation failed.
     #[error(transparent)]
     Collate(#[from] sft_collate::CollateError),

@@ -22,6 +22,7 @@ mod error;
 mod model;
 pub mod pipeline;
 pub mod progress;
+pub mod push;
 mod tokenizer;
 
 pub use dataset::load_dataset;

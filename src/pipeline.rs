@@ -63,8 +63,8 @@ pub fn prepare_model(config: &RunConfig, hub: &HubSettings, device: &Device) -> 
 }
 
 /// The trainer of `config` over `data`: batches as `training_args` says (shuffled or length-grouped, packed with
-/// `packing`), evaluation on the validation split, early stopping when configured, the run config saved in every
-/// checkpoint.
+/// `packing`), evaluation on the validation split, early stopping when configured, TensorBoard event files with
+/// `report_to: "tensorboard"` ([`tensorboard_dir`]), the run config saved in every checkpoint.
 pub fn trainer<'a>(config: &RunConfig, data: &'a RunData) -> Result<Trainer<'a>> {
     let args = &config.training_args;
     let collator = Collator { pad_id: data.tokenizer.special().pad.id, pad_to_multiple_of: args.pad_to_multiple_of };
@@ -91,7 +91,42 @@ pub fn trainer<'a>(config: &RunConfig, data: &'a RunData) -> Result<Trainer<'a>>
     if let Some(early) = config.early_stopping.clone() {
         trainer = trainer.with_callback(EarlyStopping::new(early, args.best_metric(), args.greater_is_better()));
     }
+    if args.reports_to("tensorboard") {
+        trainer = trainer.with_callback(sft_train::TensorBoardCallback::new(&tensorboard_dir(config))?);
+    }
     Ok(trainer)
+}
+
+/// Where TensorBoard event files go with `report_to: "tensorboard"`: `<output_dir>/runs` (one
+/// `events.out.tfevents.*` file per run; `tensorboard --logdir <output_dir>/runs`).
+pub fn tensorboard_dir(config: &RunConfig) -> std::path::PathBuf {
+    config.output_dir().join("runs")
+}
+
+/// The Hub repo name a run pushes to when `hub_model_id` has no namespace or is unset: `save_model_name`, else the
+/// last component of `output_dir`.
+pub fn default_repo_name(config: &RunConfig) -> String {
+    config.save_model_name.clone().unwrap_or_else(|| {
+        config.output_dir().file_name().map_or_else(|| "sft-adapter".to_owned(), |n| n.to_string_lossy().into_owned())
+    })
+}
+
+/// What follows a finished run in `output_dir`: the model card, then, with `push_to_hub`, the push of the adapter
+/// (to `hub_model_id`, default `<user>/<save_model_name>`; private with `hub_private_repo`). Returns the repo id
+/// and commit when pushed. A failed push leaves the adapter in place; `sft push --adapter <output_dir>` retries.
+pub fn finish_run(config: &RunConfig, hub: &HubSettings) -> Result<Option<(String, sft_hub::CommitInfo)>> {
+    let dir = config.output_dir();
+    let args = &config.training_args;
+    let name = match args.hub_model_id.as_deref() {
+        Some(id) => id.rsplit('/').next().unwrap_or(id).to_owned(),
+        None => default_repo_name(config),
+    };
+    crate::push::write_model_card(&dir, &name)?;
+    if !args.push_to_hub {
+        return Ok(None);
+    }
+    let private = args.hub_private_repo.unwrap_or(false);
+    crate::push::push_adapter(&dir, args.hub_model_id.as_deref(), &default_repo_name(config), private, hub).map(Some)
 }
 
 /// PEFT's `PeftModel.from_pretrained`: the base model (`base`, else the adapter's `base_model_name_or_path`) loaded

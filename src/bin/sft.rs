@@ -1,4 +1,5 @@
-//! The `sft` command line: `sft train --config FILE [--set key.path=value …]`, `sft merge --adapter DIR --out DIR`.
+//! The `sft` command line: `sft train --config FILE [--set key.path=value …]`, `eval`, `generate`, `inspect`,
+//! `merge --adapter DIR --out DIR`, `push --adapter DIR`.
 //!
 //! Errors print one line (the file and key path for config errors) and exit with status 1; a config that fails to
 //! load or validate writes nothing to `output_dir`.
@@ -80,6 +81,20 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         examples: usize,
     },
+    /// Push an adapter directory (a finished run's `output_dir`) to the Hub with its model card; checkpoints stay
+    /// local. Needs `HF_TOKEN` (environment or `.env`). Repeating a failed push uploads nothing twice.
+    Push {
+        /// The adapter directory.
+        #[arg(long)]
+        adapter: PathBuf,
+        /// The model repo: `owner/name`, or `name` in your namespace (`HF_USERNAME`, else the token's owner);
+        /// default: the run's `hub_model_id`, else its `save_model_name`, else the directory's name.
+        #[arg(long)]
+        repo: Option<String>,
+        /// Create the repo as private (default: the run's `hub_private_repo`).
+        #[arg(long)]
+        private: bool,
+    },
     /// Merge a PEFT adapter into its base model and write a plain HF checkpoint (`merge_and_unload`).
     Merge {
         /// The adapter directory (`adapter_config.json`, `adapter_model.safetensors`).
@@ -113,7 +128,9 @@ fn run(cli: Cli) -> sft::Result<()> {
     match cli.command {
         Command::Train { config, overrides } => train(&config, &overrides),
         Command::Eval { config, overrides, adapter } => {
-            let config = RunConfig::from_file_with_overrides(&config, &overrides)?;
+            let mut config = RunConfig::from_file_with_overrides(&config, &overrides)?;
+            // An evaluation is not a run: no TensorBoard files.
+            config.training_args.report_to = None;
             let hub = HubSettings::from_env()?;
             let data = sft::pipeline::prepare_data(&config, &hub)?;
             let device = sft::pipeline::device(&config)?;
@@ -139,6 +156,24 @@ fn run(cli: Cli) -> sft::Result<()> {
             let config = RunConfig::from_file_with_overrides(&config, &overrides)?;
             let data = sft::pipeline::prepare_data(&config, &HubSettings::from_env()?)?;
             print!("{}", sft::pipeline::inspect(&config, &data, examples)?);
+            Ok(())
+        }
+        Command::Push { adapter, repo, private } => {
+            let run_file = adapter.join(sft::train::RUN_CONFIG_FILE);
+            let run = std::fs::read(&run_file).ok().and_then(|bytes| {
+                serde_json::from_slice::<RunConfig>(&bytes)
+                    .inspect_err(|e| tracing::warn!(file = %run_file.display(), error = %e, "run config ignored"))
+                    .ok()
+            });
+            let default_name = run.as_ref().map_or_else(
+                || adapter.file_name().map_or("sft-adapter".into(), |n| n.to_string_lossy().into_owned()),
+                sft::pipeline::default_repo_name,
+            );
+            let repo = repo.or_else(|| run.as_ref().and_then(|r| r.training_args.hub_model_id.clone()));
+            let private = private || run.as_ref().is_some_and(|r| r.training_args.hub_private_repo.unwrap_or(false));
+            let hub = HubSettings::from_env()?;
+            let (id, info) = sft::push::push_adapter(&adapter, repo.as_deref(), &default_name, private, &hub)?;
+            println!("pushed      {} → {id} ({})", adapter.display(), info.commit_url);
             Ok(())
         }
         Command::Merge { adapter, out, base } => {
@@ -178,5 +213,13 @@ fn train(path: &std::path::Path, overrides: &[String]) -> sft::Result<()> {
         out.state.best_metric.map_or("-".into(), |v| format!("{v:.4}")),
     );
     println!("adapter     {}", config.output_dir().display());
+    match sft::pipeline::finish_run(&config, &hub) {
+        Ok(Some((id, info))) => println!("pushed      {id} ({})", info.commit_url),
+        Ok(None) => {}
+        Err(e) if config.training_args.push_to_hub => {
+            return Err(sft::SftError::Push { dir: config.output_dir(), source: Box::new(e) });
+        }
+        Err(e) => return Err(e),
+    }
     Ok(())
 }

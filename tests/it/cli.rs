@@ -35,11 +35,30 @@ fn train_with_overrides_writes_an_adapter() {
         "training_args.save_steps=2",
         "--set",
         "dataset_config.sample_size=40",
+        "--set",
+        "training_args.report_to=[\"tensorboard\"]",
     ]);
     let stdout = String::from_utf8_lossy(&result.stdout);
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(result.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("Completed after 2 steps"), "{stdout}");
+    // TensorBoard: one event file under runs/, with the run's training and evaluation scalars at step 2.
+    let runs: Vec<_> = std::fs::read_dir(output_dir.join("runs")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert!(runs[0].file_name().unwrap().to_string_lossy().starts_with("events.out.tfevents."));
+    let scalars: Vec<(String, i64)> = sft::train::read_event_file(&runs[0])
+        .unwrap()
+        .into_iter()
+        .flat_map(|e| e.values.into_iter().map(move |v| (v.tag, e.step)))
+        .collect();
+    for tag in ["train/loss", "train/learning_rate", "eval/loss"] {
+        assert!(scalars.contains(&(tag.to_owned(), 2)), "{tag} at step 2 not in {scalars:?}");
+    }
+    // The loss curve (its drawing is tested in sft-train) and the model card.
+    let png = std::fs::read(output_dir.join("loss_curve.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let card = std::fs::read_to_string(output_dir.join("README.md")).unwrap();
+    assert!(card.contains("library_name: peft"), "{card}");
     for file in ["adapter_config.json", "adapter_model.safetensors", "metrics.jsonl", "checkpoint-2/trainer_state.json"]
     {
         assert!(output_dir.join(file).is_file(), "{file}");

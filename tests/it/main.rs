@@ -5,5 +5,6 @@ mod cli;
 mod config;
 mod dataset;
 mod model;
+mod push;
 mod tokenize;
 mod train;

@@ -27,6 +27,7 @@ fn the_embedded_model_is_made_from_its_recipe_deterministically() {
         cache_dir: dirs[0].path().join("cache"),
         offline: true,
         max_retries: 0,
+        username: None,
     };
     let (config, model) =
         sft::load_model(dirs[0].path().to_str().unwrap(), &hub, &Device::flex(), FloatDType::F32, None).unwrap();

@@ -18,6 +18,7 @@ fn offline(cache: &std::path::Path) -> HubSettings {
         cache_dir: cache.into(),
         offline: true,
         max_retries: 0,
+        username: None,
     }
 }
 

@@ -513,7 +513,9 @@ fn commit(
                     Some(content) if Some(content.len() as u64) == value["size"].as_u64() => {
                         files.insert(path, content.clone());
                     }
-                    _ => return Response::error(422, "LfsObjectMissing", &format!("LFS object {oid} was not uploaded")),
+                    _ => {
+                        return Response::error(422, "LfsObjectMissing", &format!("LFS object {oid} was not uploaded"));
+                    }
                 }
             }
             _ => return Response::error(400, "BadRequest", "unknown NDJSON key"),

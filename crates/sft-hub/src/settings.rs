@@ -23,6 +23,9 @@ pub struct HubSettings {
     /// Retries of a request that failed with a timeout, a connection error, 408, 429 or 5xx (backoff from
     /// 100 ms); 5 by default, as in `hf-hub`.
     pub max_retries: usize,
+    /// The Hub account to push to when a repo id has no namespace (`HF_USERNAME`); else the token's owner is asked
+    /// (`whoami`).
+    pub username: Option<String>,
 }
 
 impl std::fmt::Debug for HubSettings {
@@ -34,6 +37,7 @@ impl std::fmt::Debug for HubSettings {
             .field("cache_dir", &self.cache_dir)
             .field("offline", &self.offline)
             .field("max_retries", &self.max_retries)
+            .field("username", &self.username)
             .finish()
     }
 }
@@ -52,7 +56,8 @@ impl HubSettings {
     ///   `$HF_HOME/token` (what `huggingface-cli login` writes);
     /// - home: `HF_HOME`, else `$XDG_CACHE_HOME/huggingface`, else `$HOME/.cache/huggingface`;
     /// - cache: `HF_HUB_CACHE`, else `$HF_HOME/hub`;
-    /// - offline: `HF_HUB_OFFLINE` is one of `1`, `true`, `yes`, `on` (any case).
+    /// - offline: `HF_HUB_OFFLINE` is one of `1`, `true`, `yes`, `on` (any case);
+    /// - username: `HF_USERNAME`.
     pub fn resolve(var: impl Fn(&str) -> Option<String>, dotenv: Option<&Path>) -> Result<Self> {
         let file = match dotenv {
             Some(path) if path.is_file() => read_dotenv(path)?,
@@ -79,7 +84,14 @@ impl HubSettings {
         let endpoint = get("HF_ENDPOINT").unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
         let offline = get("HF_HUB_OFFLINE")
             .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"));
-        Ok(Self { endpoint: endpoint.trim_end_matches('/').to_owned(), token, cache_dir, offline, max_retries: 5 })
+        Ok(Self {
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            token,
+            cache_dir,
+            offline,
+            max_retries: 5,
+            username: get("HF_USERNAME"),
+        })
     }
 }
 
@@ -130,9 +142,11 @@ mod tests {
     fn dotenv_supplies_what_the_environment_lacks() {
         let dir = tempfile::tempdir().unwrap();
         let dotenv = dir.path().join(".env");
-        std::fs::write(&dotenv, "# secrets\nHF_TOKEN=hf_from_dotenv\nHF_HUB_OFFLINE=true\n").unwrap();
+        std::fs::write(&dotenv, "# secrets\nHF_TOKEN=hf_from_dotenv\nHF_HUB_OFFLINE=true\nHF_USERNAME=alice\n")
+            .unwrap();
         let s = HubSettings::resolve(env(&[("HF_HOME", "/hf")]), Some(&dotenv)).unwrap();
         assert_eq!(s.token.as_deref(), Some("hf_from_dotenv"));
+        assert_eq!(s.username.as_deref(), Some("alice"));
         assert!(s.offline);
         let s = HubSettings::resolve(env(&[("HF_HOME", "/hf"), ("HF_TOKEN", "hf_env")]), Some(&dotenv)).unwrap();
         assert_eq!(s.token.as_deref(), Some("hf_env"), "the environment wins");

@@ -106,7 +106,8 @@ impl HubUploader {
             name: String,
         }
         let url = format!("{}/api/whoami-v2", self.endpoint);
-        let response = self.send("whoami", "whoami", true, || Ok(self.client.get(&url).header(AUTHORIZATION, &self.auth)))?;
+        let response =
+            self.send("whoami", "whoami", true, || Ok(self.client.get(&url).header(AUTHORIZATION, &self.auth)))?;
         let who: WhoAmI = json(response, "whoami", "whoami")?;
         Ok(who.name)
     }
@@ -216,9 +217,8 @@ impl HubUploader {
             .collect();
         let body = serde_json::json!({ "files": files });
         let url = format!("{}/api/{}/{id}/preupload/{}", self.endpoint, kind.plural(), encode(revision));
-        let response = self.send(id, "preupload", true, || {
-            Ok(self.client.post(&url).header(AUTHORIZATION, &self.auth).json(&body))
-        })?;
+        let response = self
+            .send(id, "preupload", true, || Ok(self.client.post(&url).header(AUTHORIZATION, &self.auth).json(&body)))?;
         let answer: Answer = json(response, id, "preupload")?;
         Ok(answer.files.into_iter().map(|m| (m.path.clone(), m)).collect())
     }
@@ -291,7 +291,8 @@ impl HubUploader {
     /// S3-style multipart: part `i` (1-based, header key `00001`…) is bytes `[(i-1)·chunk, i·chunk)`; the ETags of
     /// the parts are posted to the upload URL to complete.
     fn upload_multipart(&self, id: &str, step: &str, p: &Prepared, upload: &Action) -> Result<()> {
-        let bad = |message: String| HubError::Upload { repo: id.to_owned(), step: step.to_owned(), status: None, message };
+        let bad =
+            |message: String| HubError::Upload { repo: id.to_owned(), step: step.to_owned(), status: None, message };
         let chunk: u64 = upload
             .header
             .get("chunk_size")
@@ -301,7 +302,9 @@ impl HubUploader {
         let mut parts: Vec<(u64, &String)> = upload
             .header
             .iter()
-            .filter_map(|(k, v)| k.parse::<u64>().ok().filter(|_| k.bytes().all(|b| b.is_ascii_digit())).map(|n| (n, v)))
+            .filter_map(|(k, v)| {
+                k.parse::<u64>().ok().filter(|_| k.bytes().all(|b| b.is_ascii_digit())).map(|n| (n, v))
+            })
             .collect();
         parts.sort();
         if parts.len() as u64 != p.size.div_ceil(chunk) {
@@ -369,11 +372,7 @@ impl HubUploader {
 
     fn status_error(&self, repo: &str, step: &str, response: Response) -> HubError {
         let status = response.status().as_u16();
-        let header = response
-            .headers()
-            .get("X-Error-Message")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let header = response.headers().get("X-Error-Message").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let body = response.text().unwrap_or_default();
         let from_body = serde_json::from_str::<serde_json::Value>(&body)
             .ok()
@@ -393,11 +392,7 @@ pub fn folder_files(dir: &Path, skip: impl Fn(&str) -> bool) -> Result<Vec<Uploa
     let mut names = Vec::new();
     crate::local::walk(dir, dir, &mut names)?;
     names.sort();
-    Ok(names
-        .into_iter()
-        .filter(|n| !skip(n))
-        .map(|n| UploadFile { local: dir.join(&n), path_in_repo: n })
-        .collect())
+    Ok(names.into_iter().filter(|n| !skip(n)).map(|n| UploadFile { local: dir.join(&n), path_in_repo: n }).collect())
 }
 
 #[derive(Debug, Deserialize)]

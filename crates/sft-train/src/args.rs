@@ -241,6 +241,16 @@ impl Default for TrainingArguments {
 const REPORTERS: &[&str] = &["none", "all", "tensorboard"];
 
 impl TrainingArguments {
+    /// Whether `report_to` names the integration `name` (directly or through `"all"`; `"none"` names nothing).
+    pub fn reports_to(&self, name: &str) -> bool {
+        let names: &[String] = match &self.report_to {
+            Some(ReportTo::One(n)) => std::slice::from_ref(n),
+            Some(ReportTo::Many(ns)) => ns,
+            None => &[],
+        };
+        names.iter().any(|n| n == name || n == "all")
+    }
+
     /// `eval_steps`, or `logging_steps` when unset (transformers' rule).
     pub fn eval_steps(&self) -> usize {
         self.eval_steps.unwrap_or(self.logging_steps)

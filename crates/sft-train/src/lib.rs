@@ -24,8 +24,10 @@ mod early_stopping;
 mod error;
 mod metrics;
 mod optimizer;
+mod plot;
 mod schedule;
 mod state;
+mod tensorboard;
 mod trainer;
 
 pub use args::{IntervalStrategy, ReportTo, ResumeFrom, SchedulerType, TrainingArguments};
@@ -39,8 +41,10 @@ pub use early_stopping::{EarlyStopping, EarlyStoppingConfig};
 pub use error::{Result, TrainError};
 pub use metrics::{METRICS_FILE, MetricsFile};
 pub use optimizer::{AdamW, clip_coefficient, grad_norm};
+pub use plot::{LOSS_CURVE_FILE, write_loss_curve};
 pub use schedule::LrSchedule;
 pub use state::{DataPosition, LogEntry, LoggingWindow, TRAINER_STATE, TrainerState};
+pub use tensorboard::{SummaryValue, TensorBoardCallback, TensorBoardEvent, TensorBoardWriter, read_event_file};
 pub use trainer::{
     OPTIMIZER_FILE, RUN_CONFIG_FILE, StopReason, TRAINING_ARGS_FILE, TrainOutput, Trainer, supervised_targets,
 };

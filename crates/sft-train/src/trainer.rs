@@ -17,7 +17,7 @@ use crate::args::{IntervalStrategy, ResumeFrom, TrainingArguments};
 use crate::callback::{Callback, Metrics, TrainerControl};
 use crate::checkpoint::{latest_checkpoint, remove_partial_checkpoints, rotate_checkpoints, write_checkpoint};
 use crate::data::BatchSource;
-use crate::error::{Result, TrainError, io};
+use crate::error::{Result, TrainError};
 use crate::metrics::MetricsFile;
 use crate::optimizer::{AdamW, clip_coefficient, grad_norm};
 use crate::schedule::LrSchedule;
@@ -303,6 +303,12 @@ impl<'a> Trainer<'a> {
         }
         save_adapter(&model, &self.lora_config, &self.base_model_name, &output_dir)?;
         state.save(&output_dir)?;
+        self.save_arguments(&output_dir)?;
+        let curve = output_dir.join(crate::plot::LOSS_CURVE_FILE);
+        if let Err(error) = crate::plot::write_loss_curve(&curve, &state.log_history) {
+            // The adapter is saved; a missing picture is not worth failing the run for.
+            tracing::warn!(%error, "the loss curve was not written");
+        }
         for callback in &mut self.callbacks {
             callback.on_train_end(&state);
         }
@@ -473,21 +479,10 @@ impl<'a> Trainer<'a> {
         }
         state.stateful_callbacks =
             self.callbacks.iter().filter_map(|c| c.state().map(|s| (c.name().to_owned(), s))).collect();
-        let args = serde_json::to_vec_pretty(&self.args)
-            .map_err(|e| TrainError::Checkpoint { path: dir.clone(), message: e.to_string() })?;
-        let run_config = self
-            .run_config
-            .as_ref()
-            .map(serde_json::to_vec_pretty)
-            .transpose()
-            .map_err(|e| TrainError::Checkpoint { path: dir.clone(), message: e.to_string() })?;
         let written = write_checkpoint(&output_dir, step, |tmp| {
             save_adapter(model, &self.lora_config, &self.base_model_name, tmp)?;
             optimizer.save(&tmp.join(OPTIMIZER_FILE))?;
-            std::fs::write(tmp.join(TRAINING_ARGS_FILE), &args).map_err(io(tmp.join(TRAINING_ARGS_FILE)))?;
-            if let Some(config) = &run_config {
-                std::fs::write(tmp.join(RUN_CONFIG_FILE), config).map_err(io(tmp.join(RUN_CONFIG_FILE)))?;
-            }
+            self.save_arguments(tmp)?;
             state.save(tmp)
         })?;
         tracing::info!(checkpoint = %written.display(), step, "checkpoint saved");
@@ -499,6 +494,18 @@ impl<'a> Trainer<'a> {
             callback.on_save(state, &written);
         }
         Ok(written)
+    }
+
+    /// Writes `training_args.json` and (when set) `run_config.json` into `dir`, each atomically.
+    fn save_arguments(&self, dir: &Path) -> Result<()> {
+        let error = |e: serde_json::Error| TrainError::Checkpoint { path: dir.to_owned(), message: e.to_string() };
+        let args = serde_json::to_vec_pretty(&self.args).map_err(error)?;
+        sft_model::write_atomic(&dir.join(TRAINING_ARGS_FILE), &args)?;
+        if let Some(config) = &self.run_config {
+            let config = serde_json::to_vec_pretty(config).map_err(error)?;
+            sft_model::write_atomic(&dir.join(RUN_CONFIG_FILE), &config)?;
+        }
+        Ok(())
     }
 
     fn resume_dir(&self) -> Result<Option<PathBuf>> {

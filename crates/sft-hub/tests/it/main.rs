@@ -19,6 +19,7 @@ fn settings(hub: &FakeHub, cache: &Path) -> HubSettings {
         cache_dir: cache.to_path_buf(),
         offline: false,
         max_retries: 0,
+        username: None,
     }
 }
 

@@ -15,6 +15,7 @@ fn settings(hub: &FakeHub, token: Option<&str>, max_retries: usize) -> HubSettin
         cache_dir: std::env::temp_dir(),
         offline: false,
         max_retries,
+        username: None,
     }
 }
 
@@ -31,7 +32,11 @@ fn adapter_dir() -> tempfile::TempDir {
 }
 
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    folder_files(dir, |_| false).unwrap().into_iter().map(|f| (f.path_in_repo, std::fs::read(f.local).unwrap())).collect()
+    folder_files(dir, |_| false)
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.path_in_repo, std::fs::read(f.local).unwrap()))
+        .collect()
 }
 
 fn lfs_puts(hub: &FakeHub) -> usize {

@@ -5,7 +5,9 @@
 mod accumulation;
 mod callbacks;
 mod crash;
+mod plot;
 mod resume;
+mod tensorboard;
 
 use std::path::{Path, PathBuf};
 

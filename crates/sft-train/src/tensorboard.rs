@@ -1,0 +1,524 @@
+//! TensorBoard event files: the scalars of a run in the format `torch.utils.tensorboard.SummaryWriter` writes
+//! (tensorboard's `EventFileWriter`), so `tensorboard --logdir <dir>` plots them while the run goes on.
+//!
+//! A file `events.out.tfevents.<unix seconds, 10 digits>.<hostname>.<pid>.<n>` is a sequence of TFRecords:
+//!
+//! ```text
+//! u64 LE length │ u32 LE masked CRC-32C of the 8 length bytes │ data │ u32 LE masked CRC-32C of the data
+//! masked(crc) = ((crc >> 15) | (crc << 17)) + 0xa282ead8   (wrapping, u32)
+//! ```
+//!
+//! Each record's data is a protobuf `tensorboard.Event` (tensorboard/compat/proto/event.proto, summary.proto),
+//! encoded here by hand with proto3 rules (fields in number order; zero `wall_time`/`step` and empty strings are
+//! omitted; `simple_value` sits in a `oneof`, so 0.0 is written):
+//!
+//! | message | field | number | wire type |
+//! |---|---|---|---|
+//! | `Event` | `wall_time` (double, seconds since the Unix epoch) | 1 | 1 (fixed64) |
+//! | `Event` | `step` (int64) | 2 | 0 (varint) |
+//! | `Event` | `file_version` (string, `"brain.Event:2"`, first record only) | 3 | 2 |
+//! | `Event` | `summary` (`Summary`) | 5 | 2 |
+//! | `Summary` | `value` (repeated `Summary.Value`) | 1 | 2 |
+//! | `Summary.Value` | `tag` (string) | 1 | 2 |
+//! | `Summary.Value` | `simple_value` (float) | 2 | 5 (fixed32) |
+//!
+//! A scalar is one `Event` holding one `Summary.Value` with `simple_value`, exactly as `SummaryWriter.add_scalar`
+//! writes it (not the newer tensor + `scalars` plugin form). The bytes equal those of tensorboard's Python writer
+//! for the same events (tests/fixtures/tensorboard/). The first record carries no `source_metadata` (tensorboard
+//! names its own Python module there; readers do not need it).
+//!
+//! [`TensorBoardCallback`] is transformers' `TensorBoardCallback` for our trainer: every log entry's values as
+//! scalars at `state.global_step`, tagged `train/<key>`, `eval/<x>` for `eval_<x>` and `test/<x>` for `test_<x>`.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::callback::Callback;
+use crate::error::{Result, TrainError, io};
+use crate::state::{LogEntry, TrainerState};
+
+/// The `file_version` of the first record.
+const FILE_VERSION: &str = "brain.Event:2";
+
+/// The last component of event file names, unique per process (tensorboard's `_global_uid`).
+static FILE_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// An open event file; each `add_*` call appends one record with one `write` call on an unbuffered file, so a
+/// reader (TensorBoard) sees every record as soon as the call returns. There is nothing to flush.
+#[derive(Debug)]
+pub struct TensorBoardWriter {
+    path: PathBuf,
+    file: File,
+}
+
+impl TensorBoardWriter {
+    /// Creates `dir` (and its parents) and a new event file in it, stamped with the current time, and writes the
+    /// `file_version` record. An existing file is never overwritten. Errors name the directory or the file.
+    pub fn create(dir: &Path) -> Result<Self> {
+        Self::create_at(dir, unix_now())
+    }
+
+    /// [`create`](Self::create) with the clock read as `wall_time` (seconds since the Unix epoch): it is the
+    /// `file_version` record's wall time and, truncated to whole seconds, the file name's timestamp. For
+    /// reproducible files.
+    pub fn create_at(dir: &Path, wall_time: f64) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let host = hostname();
+        let pid = std::process::id();
+        // Like tensorboard: `%010d` of the time, truncated.
+        let seconds = wall_time.max(0.0) as u64;
+        let mut tries = 0;
+        let (path, file) = loop {
+            let n = FILE_COUNTER.fetch_add(1, Ordering::Relaxed);
+            let path = dir.join(format!("events.out.tfevents.{seconds:010}.{host}.{pid}.{n}"));
+            match File::options().write(true).create_new(true).open(&path) {
+                Ok(file) => break (path, file),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 100 => tries += 1,
+                Err(e) => return Err(TrainError::Io { path, source: e }),
+            }
+        };
+        let mut writer = Self { path, file };
+        writer.write_record(&encode_event(wall_time, 0, FILE_VERSION, None))?;
+        tracing::debug!(path = %writer.path.display(), "TensorBoard event file created");
+        Ok(writer)
+    }
+
+    /// The event file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one scalar: `value` (stored as `f32`, rounded to nearest; non-finite values are kept) under `tag`
+    /// at `step` (below 2⁶³; protobuf `int64`), at `wall_time` seconds since the Unix epoch. Errors name the file.
+    pub fn add_scalar(&mut self, tag: &str, value: f64, step: u64, wall_time: f64) -> Result<()> {
+        self.write_record(&encode_event(wall_time, step, "", Some((tag, value as f32))))
+    }
+
+    /// Frames `data` as one TFRecord and writes it with a single call.
+    fn write_record(&mut self, data: &[u8]) -> Result<()> {
+        let record = frame(data);
+        self.file.write_all(&record).map_err(io(&self.path))
+    }
+}
+
+/// One `Summary.Value` of a decoded event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryValue {
+    /// The tag (`train/loss`).
+    pub tag: String,
+    /// The scalar, when the value is a `simple_value` (other kinds, e.g. tensors, give `None`).
+    pub simple_value: Option<f32>,
+}
+
+/// A decoded `tensorboard.Event` record (the fields this module writes; other fields are skipped).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorBoardEvent {
+    /// Seconds since the Unix epoch (0.0 when absent).
+    pub wall_time: f64,
+    /// The step (0 when absent).
+    pub step: i64,
+    /// `file_version`, when present (the first record: `brain.Event:2`).
+    pub file_version: Option<String>,
+    /// The summary's values, in order (empty when the event has no summary).
+    pub values: Vec<SummaryValue>,
+}
+
+/// Reads every record of an event file, checking both CRCs of each, and decodes the events. A truncated record,
+/// a CRC mismatch or malformed protobuf is an error of kind `InvalidData` naming the file, the record's index and
+/// its byte offset.
+pub fn read_event_file(path: &Path) -> Result<Vec<TensorBoardEvent>> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    let invalid = |index: usize, offset: usize, message: String| TrainError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("record {index} at byte {offset}: {message}"),
+        ),
+    };
+    let mut events = Vec::new();
+    let mut offset = 0;
+    while offset < bytes.len() {
+        let index = events.len();
+        let rest = &bytes[offset..];
+        let (Some(header), Some(header_crc)) = (rest.get(..8), rest.get(8..12).map(le_u32)) else {
+            return Err(invalid(index, offset, format!("truncated header ({} bytes)", rest.len())));
+        };
+        let computed = masked_crc32c(header);
+        if header_crc != computed {
+            return Err(invalid(
+                index,
+                offset,
+                format!("length CRC mismatch (stored {header_crc:#010x}, computed {computed:#010x})"),
+            ));
+        }
+        let length = le_u64(header);
+        let end = usize::try_from(length).ok().and_then(|n| n.checked_add(16)).filter(|&end| end <= rest.len());
+        let Some(end) = end else {
+            return Err(invalid(index, offset, format!("truncated data (length {length}, {} bytes left)", rest.len())));
+        };
+        let data = &rest[12..end - 4];
+        let data_crc = le_u32(&rest[end - 4..end]);
+        let computed = masked_crc32c(data);
+        if data_crc != computed {
+            return Err(invalid(
+                index,
+                offset,
+                format!("data CRC mismatch (stored {data_crc:#010x}, computed {computed:#010x})"),
+            ));
+        }
+        events.push(decode_event(data).map_err(|m| invalid(index, offset, m))?);
+        offset += end;
+    }
+    Ok(events)
+}
+
+/// transformers' `TensorBoardCallback`: writes each log entry's values to an event file as scalars at
+/// `state.global_step` (wall time: now). Tags follow transformers' `rewrite_logs`: `eval_<x>` → `eval/<x>`,
+/// `test_<x>` → `test/<x>`, anything else → `train/<key>` (so `epoch` is `train/epoch`, also on evaluation
+/// entries). The `step` key is not written: transformers adds it to the log history only, and it is the x axis.
+///
+/// An I/O error while logging never stops training: it is reported once with `tracing::warn!` and TensorBoard
+/// logging stops for the rest of the run (a half-written record would hide everything after it).
+#[derive(Debug)]
+pub struct TensorBoardCallback {
+    writer: Option<TensorBoardWriter>,
+}
+
+impl TensorBoardCallback {
+    /// A callback writing to a new event file in `dir` (transformers: `<output_dir>/runs/<date>_<hostname>`, or
+    /// `logging_dir`). Errors creating it are returned.
+    pub fn new(dir: &Path) -> Result<Self> {
+        Ok(Self::from_writer(TensorBoardWriter::create(dir)?))
+    }
+
+    /// A callback writing to `writer`.
+    pub fn from_writer(writer: TensorBoardWriter) -> Self {
+        Self { writer: Some(writer) }
+    }
+
+    /// The event file, or `None` once a write has failed.
+    pub fn path(&self) -> Option<&Path> {
+        self.writer.as_ref().map(TensorBoardWriter::path)
+    }
+}
+
+impl Callback for TensorBoardCallback {
+    fn name(&self) -> &str {
+        "TensorBoardCallback"
+    }
+
+    fn on_log(&mut self, state: &TrainerState, entry: &LogEntry) {
+        let Some(writer) = self.writer.as_mut() else { return };
+        let wall_time = unix_now();
+        for (key, &value) in entry {
+            let Some(tag) = tensorboard_tag(key) else { continue };
+            if let Err(error) = writer.add_scalar(&tag, value, state.global_step, wall_time) {
+                tracing::warn!(%error, "cannot write the TensorBoard event file; TensorBoard logging stops for this run");
+                self.writer = None;
+                return;
+            }
+        }
+    }
+}
+
+/// transformers' `rewrite_logs` for one key; `None` for `step`.
+fn tensorboard_tag(key: &str) -> Option<String> {
+    if key == "step" {
+        None
+    } else if let Some(rest) = key.strip_prefix("eval_") {
+        Some(format!("eval/{rest}"))
+    } else if let Some(rest) = key.strip_prefix("test_") {
+        Some(format!("test/{rest}"))
+    } else {
+        Some(format!("train/{key}"))
+    }
+}
+
+/// Seconds since the Unix epoch (0.0 if the clock is before it).
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// The host name as `socket.gethostname()` gives it on Linux, else `$HOSTNAME`/`$COMPUTERNAME`, else `localhost`;
+/// path separators are replaced so it stays one file name component.
+fn hostname() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .map(|s| s.trim().replace(['/', '\\'], "_"))
+        .unwrap_or_default();
+    if name.is_empty() { "localhost".to_owned() } else { name }
+}
+
+// ---- TFRecord framing ----
+
+/// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78) lookup table.
+const CRC32C_TABLE: [u32; 256] = crc32c_table();
+
+const fn crc32c_table() -> [u32; 256] {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = i as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
+            bit += 1;
+        }
+        table[i] = crc;
+        i += 1;
+    }
+    table
+}
+
+/// CRC-32C of `data` (initial value and final xor `0xFFFFFFFF`).
+fn crc32c(data: &[u8]) -> u32 {
+    !data.iter().fold(!0u32, |crc, &b| CRC32C_TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8))
+}
+
+/// TFRecord's masked CRC-32C.
+fn masked_crc32c(data: &[u8]) -> u32 {
+    let crc = crc32c(data);
+    crc.rotate_right(15).wrapping_add(0xa282_ead8)
+}
+
+/// `data` as one TFRecord.
+fn frame(data: &[u8]) -> Vec<u8> {
+    let header = (data.len() as u64).to_le_bytes();
+    let mut record = Vec::with_capacity(data.len() + 16);
+    record.extend_from_slice(&header);
+    record.extend_from_slice(&masked_crc32c(&header).to_le_bytes());
+    record.extend_from_slice(data);
+    record.extend_from_slice(&masked_crc32c(data).to_le_bytes());
+    record
+}
+
+fn le_u32(b: &[u8]) -> u32 {
+    b.iter().take(4).rev().fold(0, |v, &x| (v << 8) | u32::from(x))
+}
+
+fn le_u64(b: &[u8]) -> u64 {
+    b.iter().take(8).rev().fold(0, |v, &x| (v << 8) | u64::from(x))
+}
+
+// ---- protobuf encoding ----
+
+const VARINT: u8 = 0;
+const FIXED64: u8 = 1;
+const LEN: u8 = 2;
+const FIXED32: u8 = 5;
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_key(out: &mut Vec<u8>, field: u32, wire: u8) {
+    put_varint(out, (u64::from(field) << 3) | u64::from(wire));
+}
+
+fn put_len(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
+    put_key(out, field, LEN);
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+/// An `Event` with proto3 presence: zero `wall_time` (all bits zero) and `step` and an empty `file_version` are
+/// omitted; `value` becomes a `Summary` with one `Summary.Value { tag, simple_value }`.
+fn encode_event(wall_time: f64, step: u64, file_version: &str, value: Option<(&str, f32)>) -> Vec<u8> {
+    let mut out = Vec::new();
+    if wall_time.to_bits() != 0 {
+        put_key(&mut out, 1, FIXED64);
+        out.extend_from_slice(&wall_time.to_le_bytes());
+    }
+    if step != 0 {
+        put_key(&mut out, 2, VARINT);
+        put_varint(&mut out, step);
+    }
+    if !file_version.is_empty() {
+        put_len(&mut out, 3, file_version.as_bytes());
+    }
+    if let Some((tag, simple_value)) = value {
+        let mut summary_value = Vec::new();
+        if !tag.is_empty() {
+            put_len(&mut summary_value, 1, tag.as_bytes());
+        }
+        put_key(&mut summary_value, 2, FIXED32);
+        summary_value.extend_from_slice(&simple_value.to_le_bytes());
+        let mut summary = Vec::new();
+        put_len(&mut summary, 1, &summary_value);
+        put_len(&mut out, 5, &summary);
+    }
+    out
+}
+
+// ---- protobuf decoding ----
+
+/// One decoded field: its number and payload.
+enum Field<'a> {
+    Varint(u64),
+    Fixed64([u8; 8]),
+    Len(&'a [u8]),
+    Fixed32([u8; 4]),
+}
+
+/// A protobuf message's fields, in order.
+struct Fields<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Fields<'a> {
+    fn varint(&mut self) -> Result<u64, String> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&b, rest) = self.bytes.split_first().ok_or("truncated varint")?;
+            self.bytes = rest;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err("varint longer than 10 bytes".into())
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        if n > self.bytes.len() {
+            return Err(format!("field of {n} bytes overruns its message ({} left)", self.bytes.len()));
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    fn next_field(&mut self) -> Option<Result<(u64, Field<'a>), String>> {
+        if self.bytes.is_empty() {
+            return None;
+        }
+        Some(self.field())
+    }
+
+    fn field(&mut self) -> Result<(u64, Field<'a>), String> {
+        let key = self.varint()?;
+        let number = key >> 3;
+        let field = match key & 7 {
+            0 => Field::Varint(self.varint()?),
+            1 => Field::Fixed64(self.take(8)?.try_into().map_err(|_| "fixed64")?),
+            2 => {
+                let n = self.varint()?;
+                Field::Len(self.take(usize::try_from(n).map_err(|_| "length overflow")?)?)
+            }
+            5 => Field::Fixed32(self.take(4)?.try_into().map_err(|_| "fixed32")?),
+            wire => return Err(format!("field {number}: unsupported wire type {wire}")),
+        };
+        Ok((number, field))
+    }
+}
+
+fn utf8(bytes: &[u8], what: &str) -> Result<String, String> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| format!("{what} is not UTF-8"))
+}
+
+fn decode_event(data: &[u8]) -> Result<TensorBoardEvent, String> {
+    let mut event = TensorBoardEvent { wall_time: 0.0, step: 0, file_version: None, values: Vec::new() };
+    let mut fields = Fields { bytes: data };
+    while let Some(field) = fields.next_field() {
+        match field? {
+            (1, Field::Fixed64(b)) => event.wall_time = f64::from_le_bytes(b),
+            (2, Field::Varint(v)) => event.step = v as i64,
+            (3, Field::Len(b)) => event.file_version = Some(utf8(b, "file_version")?),
+            (5, Field::Len(b)) => event.values.extend(decode_summary(b)?),
+            (1..=3 | 5, _) => return Err("Event field with the wrong wire type".into()),
+            _ => {}
+        }
+    }
+    Ok(event)
+}
+
+fn decode_summary(data: &[u8]) -> Result<Vec<SummaryValue>, String> {
+    let mut values = Vec::new();
+    let mut fields = Fields { bytes: data };
+    while let Some(field) = fields.next_field() {
+        match field? {
+            (1, Field::Len(b)) => values.push(decode_value(b)?),
+            (1, _) => return Err("Summary.value with the wrong wire type".into()),
+            _ => {}
+        }
+    }
+    Ok(values)
+}
+
+fn decode_value(data: &[u8]) -> Result<SummaryValue, String> {
+    let mut value = SummaryValue { tag: String::new(), simple_value: None };
+    let mut fields = Fields { bytes: data };
+    while let Some(field) = fields.next_field() {
+        match field? {
+            (1, Field::Len(b)) => value.tag = utf8(b, "tag")?,
+            (2, Field::Fixed32(b)) => value.simple_value = Some(f32::from_le_bytes(b)),
+            (1 | 2, _) => return Err("Summary.Value field with the wrong wire type".into()),
+            // Another member of the `value` oneof replaces simple_value.
+            (3..=6 | 8, _) => value.simple_value = None,
+            _ => {}
+        }
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32c_matches_the_published_check_value() {
+        assert_eq!(crc32c(b"123456789"), 0xE306_9283);
+        assert_eq!(crc32c(b""), 0);
+        // RFC 3720 B.4: 32 bytes of zeros.
+        assert_eq!(crc32c(&[0u8; 32]), 0x8A91_36AA);
+    }
+
+    #[test]
+    fn masked_crc_matches_tensorboards() {
+        // tensorboard.compat.tensorflow_stub.pywrap_tensorflow.masked_crc32c(b"123456789")
+        assert_eq!(masked_crc32c(b"123456789"), 0xC78A_B0E5);
+    }
+
+    #[test]
+    fn varints_round_trip() {
+        for v in [0, 1, 127, 128, 300, 1 << 40, u64::MAX] {
+            let mut out = Vec::new();
+            put_varint(&mut out, v);
+            let mut fields = Fields { bytes: &out };
+            assert_eq!(fields.varint(), Ok(v));
+            assert!(fields.bytes.is_empty());
+        }
+    }
+
+    #[test]
+    fn tags_follow_transformers_rewrite_logs() {
+        assert_eq!(tensorboard_tag("loss").as_deref(), Some("train/loss"));
+        assert_eq!(tensorboard_tag("epoch").as_deref(), Some("train/epoch"));
+        assert_eq!(tensorboard_tag("eval_loss").as_deref(), Some("eval/loss"));
+        assert_eq!(tensorboard_tag("test_mean_token_accuracy").as_deref(), Some("test/mean_token_accuracy"));
+        assert_eq!(tensorboard_tag("train_tokens_per_second").as_deref(), Some("train/train_tokens_per_second"));
+        assert_eq!(tensorboard_tag("step"), None);
+    }
+
+    #[test]
+    fn a_write_error_stops_logging_without_panicking() {
+        // /dev/full fails every write with ENOSPC.
+        let Ok(file) = File::options().write(true).open("/dev/full") else { return };
+        let mut callback =
+            TensorBoardCallback::from_writer(TensorBoardWriter { path: PathBuf::from("/dev/full"), file });
+        let state = TrainerState::new(1, 1, 1, 0);
+        let entry: LogEntry = [("loss".to_owned(), 1.0)].into_iter().collect();
+        callback.on_log(&state, &entry);
+        assert_eq!(callback.path(), None);
+        callback.on_log(&state, &entry);
+    }
+}
