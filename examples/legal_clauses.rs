@@ -30,6 +30,7 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
+    sft::progress::enable();
     let config_path = match std::env::args().nth(1) {
         Some(path) => path,
         None => {

@@ -1,4 +1,4 @@
-//! One epoch of the seed tutorial's hyper-parameters (`configs/seed_llama_1b_qlora.json`: LoRA r 8 / alpha 32 on
+//! One epoch of the seed tutorial's hyper-parameters (`configs/llama-3.2-1b-legal-qlora.json`: LoRA r 8 / alpha 32 on
 //! q/k/v/o, dropout 0.05, batch 4 × accumulation 4, lr 2e-4, clipping 1, evaluation and checkpoints every 50
 //! steps, early stopping 3 / 0.01, every token supervised, max_length 2048) on the embedded legal-clause set, with
 //! the random-init "tiny" model standing in for Llama-3.2-1B (no weights can be downloaded here) and the dense base
@@ -29,7 +29,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let output = std::env::args().nth(1).unwrap_or_else(|| "outputs/train_tiny_seed".into());
-    let mut config = RunConfig::from_file(root.join("configs/seed_llama_1b_qlora.json"))?;
+    let mut config = RunConfig::from_file(root.join("configs/llama-3.2-1b-legal-qlora.json"))?;
     config.dataset_config.dataset_name = root.join("data/legal_clauses").display().to_string();
     config.dataset_config.validation_size = Some(sft::data::SplitSize::Fraction(0.1));
     let hub = HubSettings::from_env()?;

@@ -35,9 +35,14 @@ pub fn prepare_data(config: &RunConfig, hub: &HubSettings) -> Result<RunData> {
     let tokenizer = crate::load_tokenizer(&config.model_name, hub, &config.special_token_overrides())?;
     let options = config.encode_options();
     let encoder = Encoder::new(&tokenizer, &options);
-    let train = encoder.encode_all(&splits.train)?;
-    let validation = encoder.encode_all(&splits.validation)?;
-    let test = encoder.encode_all(&splits.test)?;
+    let total = splits.train.len() + splits.validation.len() + splits.test.len();
+    let bar =
+        crate::progress::bar(total as u64, "{spinner} tokenize [{elapsed_precise}] {bar:30} {pos}/{len} examples");
+    let tick = || bar.inc(1);
+    let train = encoder.encode_all_observed(&splits.train, &tick)?;
+    let validation = encoder.encode_all_observed(&splits.validation, &tick)?;
+    let test = encoder.encode_all_observed(&splits.test, &tick)?;
+    bar.finish_and_clear();
     Ok(RunData { tokenizer, splits, train, validation, test })
 }
 

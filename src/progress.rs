@@ -1,13 +1,84 @@
-//! A training progress bar (indicatif) as a trainer callback, for the binaries: steps done of the run, with the
-//! last logged loss, learning rate and tokens/s in the message. It draws on stderr and only on a terminal.
+//! Progress bars (indicatif) for the binaries: Hub downloads and uploads, tokenization, training (steps, with the
+//! last logged loss, learning rate and tokens/s) and evaluation. They draw on stderr, only on a terminal, and only
+//! after [`enable`]: the pipeline's functions stay silent for library users.
 
-use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use sft_hub::{Direction, TransferObserver};
 use sft_train::{Callback, LogEntry, TrainerControl, TrainerState};
 
-/// The bar; add it with `Trainer::with_callback`.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Turns the bars on for this process, Hub transfers included.
+pub fn enable() {
+    ENABLED.store(true, Ordering::SeqCst);
+    sft_hub::set_transfer_observer(Arc::new(TransferBars::default()));
+}
+
+/// Whether [`enable`] was called.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::SeqCst)
+}
+
+/// A bar of `len` units drawn with `template`, or a hidden one when bars are off.
+pub fn bar(len: u64, template: &str) -> ProgressBar {
+    if !enabled() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// A bar for the `total` batches of an evaluation.
+pub fn eval_bar(total: usize) -> ProgressBar {
+    bar(total as u64, "{spinner} eval  [{elapsed_precise}] {bar:30} {pos}/{len} batches")
+}
+
+/// One bar per file transferred to or from the Hub, with bytes and speed.
+#[derive(Debug, Default)]
+struct TransferBars {
+    bars: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl TransferObserver for TransferBars {
+    fn start(&self, file: &str, total_bytes: u64, direction: Direction) {
+        let verb = match direction {
+            Direction::Download => "download",
+            Direction::Upload => "upload  ",
+        };
+        let template = format!("{{spinner}} {verb} {{msg}} {{bar:30}} {{bytes}}/{{total_bytes}} ({{bytes_per_sec}})");
+        let bar = bar(total_bytes, &template);
+        bar.set_message(file.to_owned());
+        if let Ok(mut bars) = self.bars.lock() {
+            bars.insert(file.to_owned(), bar);
+        }
+    }
+
+    fn advance(&self, file: &str, bytes_done: u64) {
+        if let Some(bar) = self.bars.lock().ok().and_then(|b| b.get(file).cloned()) {
+            bar.set_position(bytes_done);
+        }
+    }
+
+    fn finish(&self, file: &str) {
+        if let Some(bar) = self.bars.lock().ok().and_then(|mut b| b.remove(file)) {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// The training bar, with an evaluation bar below it during evaluations; add it with `Trainer::with_callback`.
 #[derive(Debug)]
 pub struct TrainingProgress {
-    bar: ProgressBar,
+    bars: MultiProgress,
+    train: ProgressBar,
+    eval: Option<ProgressBar>,
 }
 
 impl Default for TrainingProgress {
@@ -17,10 +88,9 @@ impl Default for TrainingProgress {
 }
 
 impl TrainingProgress {
-    /// A bar that appears when training begins.
+    /// Bars that appear when training begins (if [`enable`]d).
     pub fn new() -> Self {
-        let bar = ProgressBar::hidden();
-        Self { bar }
+        Self { bars: MultiProgress::new(), train: ProgressBar::hidden(), eval: None }
     }
 }
 
@@ -30,29 +100,36 @@ impl Callback for TrainingProgress {
     }
 
     fn on_train_begin(&mut self, state: &TrainerState) {
-        let bar = ProgressBar::new(state.max_steps);
         let template = "{spinner} train [{elapsed_precise}] {bar:30} {pos}/{len} steps (eta {eta}) {msg}";
-        if let Ok(style) = ProgressStyle::with_template(template) {
-            bar.set_style(style);
-        }
-        bar.set_position(state.global_step);
-        self.bar = bar;
+        self.train = self.bars.add(bar(state.max_steps, template));
+        self.train.set_position(state.global_step);
     }
 
     fn on_step_end(&mut self, state: &TrainerState, _control: &mut TrainerControl) {
-        self.bar.set_position(state.global_step);
+        self.train.set_position(state.global_step);
+    }
+
+    fn on_prediction_step(&mut self, _state: &TrainerState, done: usize, total: usize) {
+        let eval = self.eval.get_or_insert_with(|| self.bars.add(eval_bar(total)));
+        eval.set_position(done as u64);
+        if done >= total
+            && let Some(eval) = self.eval.take()
+        {
+            eval.finish_and_clear();
+            self.bars.remove(&eval);
+        }
     }
 
     fn on_log(&mut self, _state: &TrainerState, entry: &LogEntry) {
         if let (Some(loss), Some(lr)) = (entry.get("loss"), entry.get("learning_rate")) {
             let speed = entry.get("train_tokens_per_second").copied().unwrap_or(0.0);
-            self.bar.set_message(format!("loss {loss:.4} · lr {lr:.2e} · {speed:.0} tokens/s"));
+            self.train.set_message(format!("loss {loss:.4} · lr {lr:.2e} · {speed:.0} tokens/s"));
         } else if let Some(eval) = entry.get("eval_loss") {
-            self.bar.println(format!("step {}: eval_loss {eval:.4}", entry.get("step").copied().unwrap_or(0.0)));
+            self.train.println(format!("step {}: eval_loss {eval:.4}", entry.get("step").copied().unwrap_or(0.0)));
         }
     }
 
     fn on_train_end(&mut self, _state: &TrainerState) {
-        self.bar.finish();
+        self.train.finish();
     }
 }

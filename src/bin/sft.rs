@@ -115,6 +115,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    sft::progress::enable();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -138,7 +139,14 @@ fn run(cli: Cli) -> sft::Result<()> {
                 Some(dir) => sft::pipeline::load_adapted(&dir, Some(&config.model_name), &hub, &device)?.2,
                 None => sft::pipeline::prepare_model(&config, &hub, &device)?,
             };
-            let metrics = sft::pipeline::trainer(&config, &data)?.evaluate(&model)?;
+            let trainer = sft::pipeline::trainer(&config, &data)?;
+            let mut bar = None;
+            let metrics = trainer.evaluate_observed(&model, &mut |done, total| {
+                bar.get_or_insert_with(|| sft::progress::eval_bar(total)).set_position(done as u64);
+            })?;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
             for (name, value) in metrics {
                 println!("{name} {value}");
             }

@@ -29,13 +29,13 @@ fn seed_with(edits: &[(&str, Option<serde_json::Value>)]) -> String {
     value.to_string()
 }
 
-const SEED: &str = include_str!("../../configs/seed_llama_1b_qlora.json");
+const SEED: &str = include_str!("../../configs/llama-3.2-1b-legal-qlora.json");
 
 #[test]
 fn the_seed_config_parses_unchanged() {
     let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference-config.json");
     if let Ok(original) = std::fs::read_to_string(&shared) {
-        assert_eq!(original, SEED, "configs/seed_llama_1b_qlora.json is the seed's config byte for byte");
+        assert_eq!(original, SEED, "configs/llama-3.2-1b-legal-qlora.json is the seed's config byte for byte");
     }
     let c = parse(SEED).unwrap();
     assert_eq!(c.model_name, "meta-llama/Llama-3.2-1B-Instruct");
@@ -151,6 +151,12 @@ fn out_of_range_values_are_errors() {
             "training_args.pad_to_multiple_of: expected a whole number >= 1",
         ),
         ("/training_args/pad_token", "".into(), "training_args.pad_token: expected a token's text"),
+        ("/training_args/bf16", true.into(), "training_args.bf16: is not supported by the trainer yet"),
+        (
+            "/training_args/gradient_checkpointing",
+            true.into(),
+            "training_args.gradient_checkpointing: is not supported by the trainer yet",
+        ),
         (
             "/dataset_config/response_template",
             "### Output\n".into(),

@@ -74,7 +74,7 @@ fn a_hub_dataset_end_to_end_then_offline() {
     );
     let cache = tempfile::tempdir().unwrap();
     let online = HubSettings { endpoint: hub.endpoint(), offline: false, ..offline_settings(cache.path()) };
-    let seed = RunConfig::from_file(root().join("configs/seed_llama_1b_qlora.json")).unwrap();
+    let seed = RunConfig::from_file(root().join("configs/llama-3.2-1b-legal-qlora.json")).unwrap();
     let splits = load_dataset(&seed.dataset_config, &online).unwrap();
     assert_eq!((splits.train.len(), splits.validation.len(), splits.test.len()), (368, 0, 32));
     let Segments::Completion { prompt, .. } = &splits.train[0].segments else { panic!("instruction data") };

@@ -43,7 +43,7 @@ fn the_offline_default_tokenizes_and_collates() {
 
 #[test]
 fn the_seed_config_trains_on_everything() {
-    let config = RunConfig::from_file(root().join("configs/seed_llama_1b_qlora.json")).unwrap();
+    let config = RunConfig::from_file(root().join("configs/llama-3.2-1b-legal-qlora.json")).unwrap();
     assert_eq!(config.encode_options().masking, Masking::FullSequence, "assistant_only_masking: false");
     assert_eq!(config.encode_options().max_length, 2048);
 }

@@ -201,12 +201,19 @@ impl Repo for HubRepo {
             let path = snapshot.join(file);
             return if path.is_file() { Ok(path) } else { Err(self.not_cached(file)) };
         };
+        let reporter = crate::progress::observer().map(|_| crate::progress::DownloadReporter);
         let path = client
             .download_file()
             .filename(file.to_owned())
             .revision(self.revision.clone())
+            .maybe_progress(reporter)
             .send()
-            .map_err(|e| self.map_error(e, Some(file)))?;
+            .map_err(|e| {
+                if let Some(observer) = crate::progress::observer() {
+                    observer.finish(file);
+                }
+                self.map_error(e, Some(file))
+            })?;
         let expected = self.sizes.lock().ok().and_then(|s| s.get(file).copied());
         if let Some(expected) = expected {
             let found = std::fs::metadata(&path).map_err(|source| HubError::Io { path: path.clone(), source })?.len();

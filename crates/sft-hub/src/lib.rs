@@ -9,12 +9,17 @@
 //!   revisions, and `HF_HUB_OFFLINE=1` (cache only). See [`HubSettings`].
 //!
 //! The data, tokenizer and model loaders take a `Repo`, so they never know where files come from; tests use a
-//! local HTTP server speaking the Hub's routes.
+//! local HTTP server speaking the Hub's routes ([`fake`], feature `fake-hub`).
+//!
+//! The upload side, [`HubUploader`], creates repos and commits files (large and binary ones through Git LFS), as
+//! `huggingface_hub`'s `create_commit` does. Transfers report to an optional process-wide [`TransferObserver`]
+//! (progress bars).
 #![deny(missing_docs)]
 
 mod error;
 mod hub;
 mod local;
+mod progress;
 mod repo;
 mod settings;
 mod upload;
@@ -22,6 +27,7 @@ mod upload;
 pub use error::{HubError, Result};
 pub use hub::HubRepo;
 pub use local::LocalRepo;
+pub use progress::{Direction, TransferObserver, set_transfer_observer};
 pub use repo::{AnyRepo, Repo, RepoKind};
 pub use settings::{DEFAULT_ENDPOINT, HubSettings};
 pub use upload::{CommitInfo, HubUploader, UploadFile, folder_files};

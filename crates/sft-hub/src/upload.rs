@@ -30,6 +30,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::{HubError, Result};
+use crate::progress::{CountingReader, upload_finished};
 use crate::repo::RepoKind;
 use crate::settings::HubSettings;
 
@@ -269,8 +270,10 @@ impl HubUploader {
             } else {
                 self.send(id, &step, true, || {
                     let file = std::fs::File::open(&p.file.local).map_err(io(&p.file.local))?;
+                    let file = CountingReader::new(file, &p.file.path_in_repo, p.size, 0);
                     Ok(self.client.put(&upload.href).headers(headers(&upload.header)).body(Body::sized(file, p.size)))
-                })?;
+                })
+                .inspect_err(|_| upload_finished(&p.file.path_in_repo))?;
             }
             if let Some(verify) = &actions.verify {
                 self.send(id, &format!("verify {} (LFS)", p.file.path_in_repo), true, || {
@@ -283,6 +286,7 @@ impl HubUploader {
                         .json(&serde_json::json!({"oid": p.sha256, "size": p.size})))
                 })?;
             }
+            upload_finished(&p.file.path_in_repo);
             tracing::info!(file = %p.file.path_in_repo, bytes = p.size, "LFS upload done");
         }
         Ok(())
@@ -314,11 +318,14 @@ impl HubUploader {
         for (number, href) in parts {
             let offset = (number - 1) * chunk;
             let len = chunk.min(p.size - offset);
-            let response = self.send(id, step, true, || {
-                let mut file = std::fs::File::open(&p.file.local).map_err(io(&p.file.local))?;
-                file.seek(SeekFrom::Start(offset)).map_err(io(&p.file.local))?;
-                Ok(self.client.put(href.as_str()).body(Body::sized(file.take(len), len)))
-            })?;
+            let response = self
+                .send(id, step, true, || {
+                    let mut file = std::fs::File::open(&p.file.local).map_err(io(&p.file.local))?;
+                    file.seek(SeekFrom::Start(offset)).map_err(io(&p.file.local))?;
+                    let part = CountingReader::new(file.take(len), &p.file.path_in_repo, p.size, offset);
+                    Ok(self.client.put(href.as_str()).body(Body::sized(part, len)))
+                })
+                .inspect_err(|_| upload_finished(&p.file.path_in_repo))?;
             let etag = response
                 .headers()
                 .get(reqwest::header::ETAG)

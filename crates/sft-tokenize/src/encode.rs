@@ -185,7 +185,20 @@ impl<'a> Encoder<'a> {
     /// Encodes every example on all cores (rayon), keeping input order; drops are counted in the report and
     /// logged. The first error (by input order) stops the whole split.
     pub fn encode_all(&self, examples: &[Example]) -> Result<EncodedSplit> {
-        let outcomes: Vec<Outcome> = examples.par_iter().map(|e| self.encode(e)).collect::<Result<_>>()?;
+        self.encode_all_observed(examples, &|| {})
+    }
+
+    /// [`encode_all`](Self::encode_all), calling `done` once per example encoded (from the worker threads, in no
+    /// particular order), for progress displays.
+    pub fn encode_all_observed(&self, examples: &[Example], done: &(dyn Fn() + Sync)) -> Result<EncodedSplit> {
+        let outcomes: Vec<Outcome> = examples
+            .par_iter()
+            .map(|e| {
+                let outcome = self.encode(e);
+                done();
+                outcome
+            })
+            .collect::<Result<_>>()?;
         let mut split =
             EncodedSplit { report: EncodeReport { total: examples.len(), ..Default::default() }, ..Default::default() };
         for (row, outcome) in outcomes.into_iter().enumerate() {

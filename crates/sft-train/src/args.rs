@@ -299,6 +299,12 @@ impl TrainingArguments {
             check(limit >= 1, K, "save_total_limit", "expected a whole number >= 1")?;
         }
         check(!(self.bf16 && self.fp16), K, "fp16", "cannot be combined with bf16")?;
+        // Accepted for transformers compatibility, refused until the trainer implements them: a run must never
+        // silently train differently from what its config says.
+        let later = "is not supported by the trainer yet (it trains in f32 without recomputation); remove the key or set it to false";
+        check(!self.bf16, K, "bf16", later)?;
+        check(!self.fp16, K, "fp16", later)?;
+        check(!self.gradient_checkpointing, K, "gradient_checkpointing", later)?;
         if let Some(m) = self.pad_to_multiple_of {
             check(m >= 1, K, "pad_to_multiple_of", "expected a whole number >= 1")?;
         }

@@ -36,6 +36,9 @@ pub trait Callback {
     /// callbacks and the best-model tracking see the change) and stop the run.
     fn on_evaluate(&mut self, _state: &TrainerState, _metrics: &mut Metrics, _control: &mut TrainerControl) {}
 
+    /// During an evaluation, after each of its `total` batches (`done` counts from 1).
+    fn on_prediction_step(&mut self, _state: &TrainerState, _done: usize, _total: usize) {}
+
     /// After a checkpoint is written to `dir`.
     fn on_save(&mut self, _state: &TrainerState, _dir: &Path) {}
 

@@ -88,9 +88,14 @@ pub fn latest_checkpoint(output_dir: &Path) -> Result<PathBuf> {
     })
 }
 
-/// Deletes the oldest checkpoints until at most `limit` remain, never deleting `keep` (the best model's).
+/// Deletes the oldest checkpoints until at most `limit` remain, never deleting `keep` (the best model's); with a
+/// limit of 1 and a best checkpoint older than the newest, both remain.
 pub fn rotate_checkpoints(output_dir: &Path, limit: usize, keep: Option<&Path>) -> Result<()> {
     let checkpoints = list_checkpoints(output_dir)?;
+    // transformers' rule: with a limit of 1 and a best checkpoint that is not the newest, keep both (the newest is
+    // what a resume needs, the best is what load_best_model_at_end restores).
+    let newest = checkpoints.last().map(|(_, p)| p.as_path());
+    let limit = if limit == 1 && keep.is_some_and(|k| Some(k) != newest) { 2 } else { limit };
     let mut excess = checkpoints.len().saturating_sub(limit);
     for (step, path) in checkpoints {
         if excess == 0 {
@@ -145,5 +150,19 @@ mod tests {
         let steps: Vec<u64> = list_checkpoints(dir.path()).unwrap().into_iter().map(|(s, _)| s).collect();
         // The best (2) is kept and counts toward the limit, as in transformers: the best and the newest remain.
         assert_eq!(steps, [2, 5]);
+    }
+
+    #[test]
+    fn a_limit_of_one_keeps_the_best_and_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths: Vec<PathBuf> = (1..=3).map(|s| fake(dir.path(), s)).collect();
+        rotate_checkpoints(dir.path(), 1, Some(&paths[0])).unwrap();
+        let steps: Vec<u64> = list_checkpoints(dir.path()).unwrap().into_iter().map(|(s, _)| s).collect();
+        assert_eq!(steps, [1, 3], "the just-written checkpoint must survive");
+        // When the newest is the best, one remains.
+        let newest = fake(dir.path(), 4);
+        rotate_checkpoints(dir.path(), 1, Some(&newest)).unwrap();
+        let steps: Vec<u64> = list_checkpoints(dir.path()).unwrap().into_iter().map(|(s, _)| s).collect();
+        assert_eq!(steps, [4]);
     }
 }

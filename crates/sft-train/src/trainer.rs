@@ -263,11 +263,18 @@ impl<'a> Trainer<'a> {
                 callback.on_step_end(&state, &mut control);
             }
             if should_eval {
-                let mut metrics_now = self.evaluate(&model)?;
+                let mut callbacks = std::mem::take(&mut self.callbacks);
+                let evaluated = self.evaluate_observed(&model, &mut |done, total| {
+                    for callback in &mut callbacks {
+                        callback.on_prediction_step(&state, done, total);
+                    }
+                });
+                self.callbacks = callbacks;
+                let mut metrics_now = evaluated?;
                 for callback in &mut self.callbacks {
                     callback.on_evaluate(&state, &mut metrics_now, &mut control);
                 }
-                let best = self.update_best(&mut state, &metrics_now);
+                let best = self.update_best(&mut state, &metrics_now)?;
                 if best && self.args.load_best_model_at_end && self.args.save_strategy != IntervalStrategy::No {
                     // The best model is always restorable: a new best is saved even between save steps.
                     control.should_save = true;
@@ -396,6 +403,15 @@ impl<'a> Trainer<'a> {
     /// `eval_mean_token_accuracy` on the validation split, in inference mode (no autodiff graph; one batch's
     /// logits at a time, in chunks), with `eval_runtime` (seconds) and `eval_tokens`.
     pub fn evaluate(&self, model: &LlamaForCausalLM<LoraLinear>) -> Result<Metrics> {
+        self.evaluate_observed(model, &mut |_, _| {})
+    }
+
+    /// [`evaluate`](Self::evaluate), calling `on_batch(done, total)` after each batch, for progress displays.
+    pub fn evaluate_observed(
+        &self,
+        model: &LlamaForCausalLM<LoraLinear>,
+        on_batch: &mut dyn FnMut(usize, usize),
+    ) -> Result<Metrics> {
         let eval = self.eval.as_ref().ok_or_else(|| TrainError::Data("there is no validation split".into()))?;
         let began = Instant::now();
         let model = model.clone().valid();
@@ -403,9 +419,12 @@ impl<'a> Trainer<'a> {
         let head = model.head_weight();
         let chunk_rows = chunk_rows(head.dims()[1]);
         let (mut sums, mut corrects, mut count) = (Vec::new(), Vec::new(), 0usize);
-        for units in eval.plan(0) {
+        let plan = eval.plan(0);
+        let total = plan.len();
+        for (i, units) in plan.into_iter().enumerate() {
             let batch = eval.collate(&units);
             if supervised_targets(&batch) == 0 {
+                on_batch(i + 1, total);
                 continue;
             }
             let hidden = model.hidden_states(&model_input(&batch, &device)?);
@@ -413,6 +432,7 @@ impl<'a> Trainer<'a> {
             count += loss.count;
             sums.push(loss.sum);
             corrects.push(loss.correct);
+            on_batch(i + 1, total);
         }
         if count == 0 {
             return Err(TrainError::Data("no label of the validation split carries loss".into()));
@@ -428,12 +448,17 @@ impl<'a> Trainer<'a> {
     }
 
     /// Updates the best metric (transformers' `_determine_best_metric`: any improvement, no threshold); true
-    /// when this evaluation is the new best.
-    fn update_best(&self, state: &mut TrainerState, metrics: &Metrics) -> bool {
+    /// when this evaluation is the new best. An error (as transformers raises) when `metric_for_best_model` is not
+    /// among the evaluation's metrics, so a misspelled name never silently disables best-model tracking and early
+    /// stopping.
+    fn update_best(&self, state: &mut TrainerState, metrics: &Metrics) -> Result<bool> {
         let name = self.args.best_metric();
         let Some(&value) = metrics.get(&name) else {
-            tracing::warn!(metric = %name, "metric_for_best_model is not among the evaluation metrics");
-            return false;
+            let known: Vec<&str> = metrics.keys().map(String::as_str).collect();
+            return Err(TrainError::InvalidConfig {
+                key: "training_args.metric_for_best_model".into(),
+                message: format!("`{name}` is not among the evaluation metrics ({})", known.join(", ")),
+            });
         };
         let better = match state.best_metric {
             None => true,
@@ -449,7 +474,7 @@ impl<'a> Trainer<'a> {
             state.best_metric = Some(value);
             state.best_global_step = Some(state.global_step);
         }
-        better
+        Ok(better)
     }
 
     /// Appends `entry` to the history and the metrics file, and tells the callbacks.

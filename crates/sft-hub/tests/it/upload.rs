@@ -154,3 +154,62 @@ fn a_transient_500_is_retried() {
     assert_eq!(lfs_puts(&hub), 2);
     assert_eq!(hub.repo_files(RepoKind::Model, REPO).unwrap().len(), 1);
 }
+
+/// Records the transfer events of the files whose names start with `progress-`.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<String>>);
+
+impl sft_hub::TransferObserver for Recorder {
+    fn start(&self, file: &str, total_bytes: u64, direction: sft_hub::Direction) {
+        if file.starts_with("progress-") {
+            self.0.lock().unwrap().push(format!("start {file} {total_bytes} {direction:?}"));
+        }
+    }
+    fn advance(&self, file: &str, bytes_done: u64) {
+        if file.starts_with("progress-") {
+            self.0.lock().unwrap().push(format!("advance {file} {bytes_done}"));
+        }
+    }
+    fn finish(&self, file: &str) {
+        if file.starts_with("progress-") {
+            self.0.lock().unwrap().push(format!("finish {file}"));
+        }
+    }
+}
+
+#[test]
+fn downloads_and_uploads_report_progress() {
+    let recorder = std::sync::Arc::new(Recorder::default());
+    assert!(sft_hub::set_transfer_observer(recorder.clone()), "installed once per process");
+    let hub = FakeHub::start().unwrap();
+    hub.add_user("alice", TOKEN);
+    let content = vec![7u8; 5000];
+    hub.add_repo(RepoKind::Model, "alice/source", &[("progress-down.bin", &content)]);
+    let cache = tempfile::tempdir().unwrap();
+    let repo = sft_hub::HubRepo::new(
+        &HubSettings { cache_dir: cache.path().into(), ..settings(&hub, None, 0) },
+        RepoKind::Model,
+        "alice/source",
+        None,
+    )
+    .unwrap();
+    sft_hub::Repo::get(&repo, "progress-down.bin").unwrap();
+
+    let up = HubUploader::new(&settings(&hub, Some(TOKEN), 0)).unwrap();
+    up.create_repo(RepoKind::Model, REPO, false).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("progress-up.safetensors"), &content[..3000]).unwrap();
+    let files = folder_files(dir.path(), |_| false).unwrap();
+    up.upload_files(RepoKind::Model, REPO, "main", &files, "Upload").unwrap();
+
+    let events = recorder.0.lock().unwrap().clone();
+    let of = |name: &str| -> Vec<String> { events.iter().filter(|e| e.contains(name)).cloned().collect() };
+    for (name, size, direction) in
+        [("progress-down.bin", 5000, "Download"), ("progress-up.safetensors", 3000, "Upload")]
+    {
+        let events = of(name);
+        assert_eq!(events.first().unwrap(), &format!("start {name} {size} {direction}"), "{events:?}");
+        assert_eq!(events[events.len() - 2], format!("advance {name} {size}"), "{events:?}");
+        assert_eq!(events.last().unwrap(), &format!("finish {name}"), "{events:?}");
+    }
+}

@@ -88,3 +88,32 @@ fn early_stopping_fires_at_the_right_evaluation_and_the_best_checkpoint_is_resto
     .unwrap();
     assert_eq!(state["stateful_callbacks"]["EarlyStoppingCallback"]["early_stopping_patience_counter"], 3);
 }
+
+#[test]
+fn a_misspelled_metric_for_best_model_stops_at_the_first_evaluation() {
+    let config = lora();
+    let (train, eval) = (examples(8, 8), examples(2, 9));
+    let dir = tempfile::tempdir().unwrap();
+    let args = TrainingArguments {
+        per_device_train_batch_size: 2,
+        max_steps: 4,
+        eval_strategy: IntervalStrategy::Steps,
+        eval_steps: Some(2),
+        metric_for_best_model: Some("eval_los".into()),
+        ..args(dir.path())
+    };
+    let mut trainer = Trainer::new(
+        args,
+        config.clone(),
+        "micro",
+        source(&train, 2, Sampling::Shuffle { seed: 1 }),
+        Some(source(&eval, 2, Sampling::Sequential)),
+    )
+    .unwrap();
+    let message = trainer.train(model(&config)).unwrap_err().to_string();
+    assert!(
+        message.starts_with("training_args.metric_for_best_model: `eval_los` is not among the evaluation metrics (")
+            && message.contains("eval_loss"),
+        "{message}"
+    );
+}
