@@ -98,6 +98,7 @@ fn main() -> anyhow::Result<()> {
         println!("pushed      {id} ({})", info.commit_url);
     }
     println!("model card  {}", output_dir.join(sft::push::MODEL_CARD).display());
+    println!("loss curve  {}", output_dir.join(sft::train::LOSS_CURVE_FILE).display());
     if let Ok(min) = std::env::var("SFT_EXAMPLE_MIN_EVAL_DROP") {
         let min: f64 = min.parse().context("SFT_EXAMPLE_MIN_EVAL_DROP")?;
         if drop < min {

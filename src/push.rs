@@ -74,7 +74,15 @@ pub fn model_card(dir: &Path, name: &str) -> Result<String> {
             row[2] = row[2].or(entry["eval_loss"].as_f64());
         }
         let cell = |v: Option<f64>, digits: usize| v.map_or("-".to_owned(), |v| format!("{v:.digits$}"));
+        // As transformers' card: a row per evaluation (with the training loss last logged by then) and the last step.
+        let last = rows.keys().next_back().copied();
+        let mut train_loss = None;
         for (step, [epoch, loss, eval]) in &rows {
+            train_loss = loss.or(train_loss);
+            if eval.is_none() && Some(*step) != last {
+                continue;
+            }
+            let loss = &train_loss;
             let _ = writeln!(card, "| {step} | {} | {} | {} |", cell(*epoch, 2), cell(*loss, 4), cell(*eval, 4));
         }
         let best = match (state["best_metric"].as_f64(), state["best_global_step"].as_u64()) {
