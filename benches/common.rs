@@ -37,3 +37,23 @@ pub fn tokenized() -> Vec<TokenizedExample> {
     let options = config().encode_options();
     Encoder::new(&tokenizer, &options).encode_all(&examples()).unwrap().examples
 }
+
+/// The device of the kernel benches: `SFT_BENCH_DEVICE=wgpu` (with `--features wgpu`) or `cuda` (with
+/// `--features cuda`), else flex. Unknown or not-compiled names fall back to flex with a note on stderr.
+pub fn bench_device() -> burn::prelude::Device {
+    let name = std::env::var("SFT_BENCH_DEVICE").unwrap_or_default();
+    match name.as_str() {
+        #[cfg(feature = "wgpu")]
+        "wgpu" => burn::prelude::Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+        #[cfg(feature = "cuda")]
+        "cuda" => burn::prelude::Device::cuda(0),
+        "" | "cpu" | "flex" => burn::prelude::Device::flex(),
+        other => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("SFT_BENCH_DEVICE={other} is not compiled in; benchmarking flex");
+            }
+            burn::prelude::Device::flex()
+        }
+    }
+}

@@ -9,6 +9,8 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod common;
+
 use burn::module::{Lora, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
@@ -29,7 +31,7 @@ fn step(forward: impl Fn(Tensor<3>) -> Tensor<3>, x: &Tensor<3>) -> f32 {
 }
 
 fn lora(c: &mut Criterion) {
-    let device = Device::flex().autodiff();
+    let device = common::bench_device().autodiff();
     let linear: Linear = LinearConfig::new(D, D).with_bias(false).init(&device);
     let frozen =
         Linear { weight: Param::from_tensor(linear.weight.val().detach()).set_require_grad(false), bias: None };

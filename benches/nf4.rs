@@ -1,12 +1,15 @@
 //! NF4: dequantizing a 4096×4096 weight (generic tensor-op path, the fused CPU op, the host reference), and
 //! forward / forward + backward of a 2048×2048 NF4 projection on 4 × 512 tokens, generic vs fused, against the
-//! dense f32 projection (flex).
+//! dense f32 projection (flex; `SFT_BENCH_DEVICE=wgpu` with `--features wgpu` for the GPU, where "fused" is the
+//! CubeCL kernel).
 //! `cargo bench --bench nf4`; figures in `benches/README.md`.
 #![allow(clippy::unwrap_used)]
 
 /// mimalloc, as the project's training binaries use (`benches/README.md`).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+mod common;
 
 use burn::module::Param;
 use burn::nn::Linear;
@@ -19,7 +22,7 @@ fn dequantize(c: &mut Criterion) {
     let n = 4096;
     let weight = sft_rand::SplitMix64::new(0).normals(n * n, 0.02);
     let q = Nf4Weight::quantize(&weight, [n, n], false);
-    let device = Device::flex();
+    let device = common::bench_device();
     let linear = Nf4Linear::new(&q, DType::F32, &device);
     let mut group = c.benchmark_group("nf4_dequantize_4096x4096");
     group.throughput(Throughput::Bytes((n * n * 4) as u64));
@@ -27,7 +30,7 @@ fn dequantize(c: &mut Criterion) {
     group.bench_function("generic_tensor_ops", |b| {
         b.iter(|| linear.dequantize_generic().slice([0..1, 0..1]).into_scalar::<f32>())
     });
-    group.bench_function("fused_cpu", |b| {
+    group.bench_function("fused", |b| {
         b.iter(|| linear.dequantize_fused().unwrap().slice([0..1, 0..1]).into_scalar::<f32>())
     });
     group.bench_function("host_reference", |b| b.iter(|| q.dequantize()));
@@ -43,7 +46,7 @@ fn step(forward: impl Fn(Tensor<3>) -> Tensor<3>, x: &Tensor<3>) -> f32 {
 fn linear(c: &mut Criterion) {
     let d = 2048;
     let weight = sft_rand::SplitMix64::new(1).normals(d * d, 0.02);
-    let device = Device::flex().autodiff();
+    let device = common::bench_device().autodiff();
     let hf = Tensor::<2>::from_data(TensorData::new(weight.clone(), [d, d]), &device);
     let dense = Linear { weight: Param::from_tensor(hf.clone().transpose()).set_require_grad(false), bias: None };
     let nf4 = Nf4Linear::new(&Nf4Weight::quantize(&weight, [d, d], false), DType::F32, &device);

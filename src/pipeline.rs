@@ -46,24 +46,79 @@ pub fn prepare_data(config: &RunConfig, hub: &HubSettings) -> Result<RunData> {
     Ok(RunData { tokenizer, splits, train, validation, test })
 }
 
-/// The training device of `config`: the CPU backend (flex) with autodiff. GPU devices are refused with an error
-/// naming the key until the backends are wired to the config.
+/// The training device of `config` with autodiff: `device` chooses the backend (`auto`: CUDA if compiled in, else
+/// WGPU if compiled in, else the CPU backend flex), `device_index` the GPU (for wgpu, 0 lets wgpu pick its
+/// preferred adapter, overridable with `CUBECL_WGPU_DEFAULT_DEVICE`; n > 0 is the n-th discrete GPU), and
+/// `training_args.gradient_checkpointing` turns on Burn's recomputation of memory-bound activations in the
+/// backward pass. A backend the binary was built without is an error naming the cargo feature to enable.
 pub fn device(config: &RunConfig) -> Result<Device> {
-    match config.device {
-        DeviceKind::Auto | DeviceKind::Cpu => Ok(Device::flex().autodiff()),
-        other => Err(SftError::Config {
-            path: "run config".into(),
-            key: "device".into(),
-            message: format!("{other:?} is not available in this build yet; use \"cpu\""),
-        }),
-    }
+    let index = config.device_index;
+    let missing = |feature: &str| {
+        config.error(
+            "device",
+            format!(
+                "\"{feature}\" needs a binary built with the `{feature}` cargo feature (cargo build --release \
+                 --features {feature}); this one has {}",
+                compiled_backends().join(", ")
+            ),
+        )
+    };
+    let base = match config.device {
+        DeviceKind::Cpu => Device::flex(),
+        DeviceKind::Wgpu => wgpu_device(index).ok_or_else(|| missing("wgpu"))?,
+        DeviceKind::Cuda => cuda_device(index).ok_or_else(|| missing("cuda"))?,
+        DeviceKind::Auto => cuda_device(index).or_else(|| wgpu_device(index)).unwrap_or_else(Device::flex),
+    };
+    let device = base.autodiff();
+    tracing::info!(device = ?config.device, index, checkpointing = config.training_args.gradient_checkpointing, "device");
+    Ok(if config.training_args.gradient_checkpointing { device.gradient_checkpointing() } else { device })
 }
 
-/// The base model of `config` (NF4 with `use_qlora`) on `device`, with fresh LoRA adapters (seeded by
-/// `training_args.seed`).
+/// The backends this binary was built with.
+pub fn compiled_backends() -> Vec<&'static str> {
+    let mut backends = vec!["cpu"];
+    if cfg!(feature = "wgpu") {
+        backends.push("wgpu");
+    }
+    if cfg!(feature = "cuda") {
+        backends.push("cuda");
+    }
+    backends
+}
+
+#[cfg(feature = "wgpu")]
+fn wgpu_device(index: usize) -> Option<Device> {
+    use burn::tensor::DeviceKind as Kind;
+    Some(Device::wgpu(if index == 0 { Kind::DefaultDevice } else { Kind::DiscreteGpu(index) }))
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu_device(_index: usize) -> Option<Device> {
+    None
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_device(index: usize) -> Option<Device> {
+    Some(Device::cuda(index))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_device(_index: usize) -> Option<Device> {
+    None
+}
+
+/// The dtype of the frozen base's weights and activations: bf16 with `training_args.bf16`, else f32. Adapters,
+/// `modules_to_save` copies and the optimizer's moments stay f32 either way, as PEFT keeps them under
+/// `bf16: true`; the attention softmax and the loss are computed in f32.
+pub fn base_dtype(config: &RunConfig) -> FloatDType {
+    if config.training_args.bf16 { FloatDType::BF16 } else { FloatDType::F32 }
+}
+
+/// The base model of `config` (NF4 with `use_qlora`; bf16 with `training_args.bf16`, see [`base_dtype`]) on
+/// `device`, with fresh f32 LoRA adapters (seeded by `training_args.seed`).
 pub fn prepare_model(config: &RunConfig, hub: &HubSettings, device: &Device) -> Result<LlamaForCausalLM<LoraLinear>> {
     let quantization = config.quantization();
-    let (_, base) = crate::load_model(&config.model_name, hub, device, FloatDType::F32, quantization.as_ref())?;
+    let (_, base) = crate::load_model(&config.model_name, hub, device, base_dtype(config), quantization.as_ref())?;
     Ok(sft_peft::inject(base, &config.lora_config, config.training_args.seed)?)
 }
 
@@ -86,11 +141,7 @@ pub fn trainer<'a>(config: &RunConfig, data: &'a RunData) -> Result<Trainer<'a>>
         let size = args.per_device_eval_batch_size;
         Some(BatchSource::new(&data.validation.examples, collator, size, Sampling::Sequential, None)?)
     };
-    let run_config = serde_json::to_value(config).map_err(|e| SftError::Config {
-        path: "run config".into(),
-        key: "(top level)".into(),
-        message: e.to_string(),
-    })?;
+    let run_config = serde_json::to_value(config).map_err(|e| config.error("(top level)", e.to_string()))?;
     let mut trainer = Trainer::new(args.clone(), config.lora_config.clone(), &config.model_name, train, eval)?
         .with_run_config(run_config);
     if let Some(early) = config.early_stopping.clone() {

@@ -61,6 +61,9 @@ pub struct RunConfig {
     /// Index of the GPU when several are present.
     #[serde(default)]
     pub device_index: usize,
+    /// The file this config was read from (not a key: errors found after loading name it).
+    #[serde(skip)]
+    pub origin: Option<PathBuf>,
 }
 
 /// `device`: which Burn backend runs the model.
@@ -154,7 +157,7 @@ impl RunConfig {
             SftError::Config { path: path.into(), key, message: e.into_inner().to_string() }
         })?;
         config.validate().map_err(|Invalid { key, message }| SftError::Config { path: path.into(), key, message })?;
-        Ok(config)
+        Ok(Self { origin: Some(path.into()), ..config })
     }
 
     /// Parses and validates `text`; `origin` names the file in errors.
@@ -166,7 +169,7 @@ impl RunConfig {
             SftError::Config { path: origin.into(), key, message: e.into_inner().to_string() }
         })?;
         config.validate().map_err(|Invalid { key, message }| SftError::Config { path: origin.into(), key, message })?;
-        Ok(config)
+        Ok(Self { origin: Some(origin.into()), ..config })
     }
 
     /// Checks every section and the rules that span sections.
@@ -256,6 +259,12 @@ impl RunConfig {
             eos_token: self.training_args.eos_token.clone(),
             pad_token: self.training_args.pad_token.clone(),
         }
+    }
+
+    /// An error about `key` of this config, naming the file it came from (`run config` if none).
+    pub fn error(&self, key: &str, message: impl Into<String>) -> SftError {
+        let path = self.origin.clone().unwrap_or_else(|| PathBuf::from("run config"));
+        SftError::Config { path, key: key.into(), message: message.into() }
     }
 
     /// The directory training writes to, as a path.

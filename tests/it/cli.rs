@@ -161,3 +161,63 @@ fn inspect_shows_the_splits_their_statistics_and_marked_examples() {
     assert!(out.contains("── train example 0 (") && out.contains('⟦') && out.contains('⟧'), "{out}");
     assert!(!out.contains("── train example 1"), "one example asked for");
 }
+
+#[test]
+fn bf16_with_gradient_checkpointing_trains_and_saves_f32_adapters() {
+    let out = tempfile::tempdir().unwrap();
+    let output_dir = out.path().join("run");
+    let set_output = format!("training_args.output_dir={}", output_dir.display());
+    let result = sft(&[
+        "train",
+        "--config",
+        "configs/legal_clauses.json",
+        "--set",
+        &set_output,
+        "--set",
+        "training_args.max_steps=2",
+        "--set",
+        "training_args.eval_steps=2",
+        "--set",
+        "training_args.save_steps=2",
+        "--set",
+        "dataset_config.sample_size=40",
+        "--set",
+        "training_args.bf16=true",
+        "--set",
+        "training_args.gradient_checkpointing=true",
+    ]);
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(result.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&result.stderr));
+    assert!(stdout.contains("Completed after 2 steps"), "{stdout}");
+    // The adapter files hold f32 whatever the base's dtype (the trained lm_head copy kept its f32 master copy in
+    // the optimizer); loaded onto a bf16 base, the copy takes the base's dtype and the model runs.
+    let bytes = std::fs::read(output_dir.join("adapter_model.safetensors")).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert!(file.tensors().iter().all(|(_, view)| view.dtype() == safetensors::Dtype::F32));
+    let device = Device::flex();
+    let base =
+        LlamaForCausalLM::from_pretrained(&root().join("models/llama-tiny"), &device, FloatDType::BF16).unwrap().1;
+    let (model, _) = sft::peft::load_adapter(base, &output_dir).unwrap();
+    assert_eq!(model.head_weight().dtype(), burn::tensor::DType::BF16);
+    let input = ModelInput::new(&[5, 6, 7, 8], [1, 4], None, None, None, &device).unwrap();
+    let logits: Vec<f32> = model.forward(&input).cast(burn::tensor::DType::F32).into_data().try_to_vec().unwrap();
+    assert!(logits.iter().all(|v| v.is_finite()));
+}
+
+#[cfg(not(feature = "wgpu"))]
+#[test]
+fn a_gpu_device_without_its_cargo_feature_is_a_clear_error() {
+    let out = tempfile::tempdir().unwrap();
+    let output_dir = out.path().join("never");
+    let set_output = format!("training_args.output_dir={}", output_dir.display());
+    let result =
+        sft(&["train", "--config", "configs/legal_clauses.json", "--set", &set_output, "--set", "device=wgpu"]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        "error: configs/legal_clauses.json: device: \"wgpu\" needs a binary built with the `wgpu` cargo feature \
+         (cargo build --release --features wgpu); this one has cpu"
+    );
+    assert!(!output_dir.exists(), "nothing is written");
+}

@@ -291,7 +291,13 @@ pub fn load_adapter<P: Projection + Into<BaseLinear>>(
         let embed = &model.model.embed_tokens.weight;
         let [vocab, hidden] = embed.dims();
         let device = embed.device();
-        let weight = checkpoint.tensor(&adapter_key(module.name(), None), [vocab, hidden], &device, FloatDType::F32)?;
+        // A saved full module takes the base model's dtype (a bf16 base gets a bf16 copy), as PEFT loads it.
+        let dtype = match embed.val().dtype() {
+            DType::BF16 => FloatDType::BF16,
+            DType::F16 => FloatDType::F16,
+            _ => FloatDType::F32,
+        };
+        let weight = checkpoint.tensor(&adapter_key(module.name(), None), [vocab, hidden], &device, dtype)?;
         match module {
             SavedModule::LmHead => {
                 model.lm_head = Some(Linear { weight: Param::from_tensor(weight.transpose()), bias: None });

@@ -299,12 +299,10 @@ impl TrainingArguments {
             check(limit >= 1, K, "save_total_limit", "expected a whole number >= 1")?;
         }
         check(!(self.bf16 && self.fp16), K, "fp16", "cannot be combined with bf16")?;
-        // Accepted for transformers compatibility, refused until the trainer implements them: a run must never
-        // silently train differently from what its config says.
-        let later = "is not supported by the trainer yet (it trains in f32 without recomputation); remove the key or set it to false";
-        check(!self.bf16, K, "bf16", later)?;
-        check(!self.fp16, K, "fp16", later)?;
-        check(!self.gradient_checkpointing, K, "gradient_checkpointing", later)?;
+        // Accepted for transformers compatibility, refused until implemented: a run must never silently train
+        // differently from what its config says. fp16 needs loss scaling (GradScaler) to train safely.
+        let fp16 = "is not supported (fp16 training needs loss scaling, which sft-rs does not implement); use bf16";
+        check(!self.fp16, K, "fp16", fp16)?;
         if let Some(m) = self.pad_to_multiple_of {
             check(m >= 1, K, "pad_to_multiple_of", "expected a whole number >= 1")?;
         }

@@ -17,11 +17,14 @@ use sft_model::{Checkpoint, TensorEntry, write_safetensors};
 use crate::args::TrainingArguments;
 use crate::error::{Result, TrainError};
 
-/// First and second moments of one parameter, flattened, f32, on the inner (non-autodiff) device.
+/// First and second moments of one parameter, flattened, f32, on the inner (non-autodiff) device; for a parameter
+/// stored in a lower precision (a bf16 `modules_to_save` copy under `bf16: true`), its f32 master copy too, so
+/// updates smaller than the parameter's rounding step accumulate instead of vanishing.
 #[derive(Debug, Clone)]
 struct Moments {
     m: Tensor<1>,
     v: Tensor<1>,
+    master: Option<Tensor<1>>,
 }
 
 /// PyTorch's `torch.optim.AdamW` (decoupled weight decay, bias correction, ε added to `√v̂`), applied to the
@@ -73,12 +76,14 @@ impl AdamW {
         self.moments.is_empty()
     }
 
-    /// Writes the moments to `path` (safetensors: `<module path>.exp_avg`, `.exp_avg_sq`, f32) with the step count
-    /// and hyper-parameters in the metadata. Written to a temporary name and renamed.
+    /// Writes the moments to `path` (safetensors: `<module path>.exp_avg`, `.exp_avg_sq`, and `.master` for
+    /// low-precision parameters, f32) with the step count and hyper-parameters in the metadata. Written to a
+    /// temporary name and renamed.
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut entries = Vec::new();
         for (name, moments) in &self.moments {
-            for (suffix, tensor) in [("exp_avg", &moments.m), ("exp_avg_sq", &moments.v)] {
+            let master = moments.master.iter().map(|t| ("master", t));
+            for (suffix, tensor) in [("exp_avg", &moments.m), ("exp_avg_sq", &moments.v)].into_iter().chain(master) {
                 let tensor = tensor.clone();
                 entries.push(TensorEntry {
                     name: format!("{name}.{suffix}"),
@@ -116,7 +121,13 @@ impl AdamW {
             let [n] = shape[..] else { return Err(bad(format!("`{name}` is not 1-D"))) };
             let m = checkpoint.tensor::<1>(&name, [n], device, FloatDType::F32)?;
             let v = checkpoint.tensor::<1>(&format!("{param}.exp_avg_sq"), [n], device, FloatDType::F32)?;
-            moments.insert(param.to_owned(), Moments { m, v });
+            let master_name = format!("{param}.master");
+            let master = if checkpoint.shape(&master_name).is_some() {
+                Some(checkpoint.tensor::<1>(&master_name, [n], device, FloatDType::F32)?)
+            } else {
+                None
+            };
+            moments.insert(param.to_owned(), Moments { m, v, master });
         }
         self.steps = steps;
         self.moments = moments;
@@ -181,19 +192,25 @@ impl ModuleMapper for StepMapper<'_> {
         let require_grad = tensor.is_require_grad();
         let dims = tensor.dims();
         let n: usize = dims.iter().product();
+        let strategy = tensor.gradient_checkpointing_strategy();
         let value = tensor.inner();
         let dtype = value.dtype();
-        let p = value.cast(DType::F32).reshape([n]);
+        let opt = &mut *self.optimizer;
+        let key = self.path.join(".");
+        let state = opt.moments.remove(&key);
+        let p = match state.as_ref().and_then(|s| s.master.clone()) {
+            Some(master) => master,
+            None => value.cast(DType::F32).reshape([n]),
+        };
         let mut g = grad.cast(DType::F32).reshape([n]);
         if self.grad_scale != 1.0 {
             g = g.mul_scalar(self.grad_scale);
         }
-        let opt = &mut *self.optimizer;
-        let key = self.path.join(".");
         let device = p.device();
-        let state = opt.moments.remove(&key).unwrap_or_else(|| Moments {
+        let state = state.unwrap_or_else(|| Moments {
             m: Tensor::zeros([n], (&device, DType::F32)),
             v: Tensor::zeros([n], (&device, DType::F32)),
+            master: None,
         });
         let m = state.m.mul_scalar(opt.beta1) + g.clone().mul_scalar(1.0 - opt.beta1);
         let v = state.v.mul_scalar(opt.beta2) + (g.clone() * g).mul_scalar(1.0 - opt.beta2);
@@ -204,9 +221,73 @@ impl ModuleMapper for StepMapper<'_> {
         let p = if opt.weight_decay != 0.0 { p.mul_scalar(1.0 - self.lr * opt.weight_decay) } else { p };
         let denom = v.clone().sqrt().div_scalar(bias2.sqrt()).add_scalar(opt.epsilon);
         let p = p - (m.clone() / denom).mul_scalar(self.lr / bias1);
-        opt.moments.insert(key, Moments { m, v });
+        let master = (dtype != DType::F32).then(|| p.clone());
+        opt.moments.insert(key, Moments { m, v, master });
         let updated = p.reshape(dims).cast(dtype);
-        let updated = if require_grad { updated.autodiff().require_grad() } else { updated.autodiff() };
+        let updated = crate::trainer::reenter_autodiff(updated, strategy);
+        let updated = if require_grad { updated.require_grad() } else { updated };
         Param::from_mapped_value(id, updated, mapper)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Module, Debug)]
+    struct One {
+        w: Param<Tensor<1>>,
+    }
+
+    /// Steps of `lr` (AdamW with a constant gradient moves by ≈ lr per step) on a parameter stored as `dtype`.
+    fn train(dtype: FloatDType, steps: usize, lr: f64) -> (f32, AdamW) {
+        let device = Device::flex().autodiff();
+        let w = Tensor::<1>::ones([4], &device).cast(dtype).require_grad();
+        let mut module = One { w: Param::from_tensor(w) };
+        let args = TrainingArguments { weight_decay: 0.0, ..Default::default() };
+        let mut optimizer = AdamW::new(&args);
+        for _ in 0..steps {
+            let loss = module.w.val().cast(DType::F32).sum();
+            let grads = GradientsParams::from_grads(loss.backward(), &module);
+            module = optimizer.step(module, &grads, lr, 1.0);
+        }
+        assert_eq!(module.w.val().dtype(), DType::from(dtype), "the parameter keeps its dtype");
+        let value: Vec<f32> = module.w.val().cast(DType::F32).into_data().try_to_vec().unwrap_or_default();
+        (value[0], optimizer)
+    }
+
+    #[test]
+    fn low_precision_parameters_train_through_an_f32_master_copy() {
+        // 100 steps of 1e-4 from 1.0: each is far below bf16's half-step at 1.0 (2^-9), the sum is not.
+        let (f32_value, f32_optimizer) = train(FloatDType::F32, 100, 1e-4);
+        assert!((f32_value - 0.99).abs() < 1e-4, "{f32_value}");
+        assert!(f32_optimizer.moments.values().all(|m| m.master.is_none()), "no copy of f32 parameters");
+        let (bf16_value, optimizer) = train(FloatDType::BF16, 100, 1e-4);
+        let master: Vec<f32> =
+            optimizer.moments.values().next().and_then(|m| m.master.clone()).unwrap().into_data().try_to_vec().unwrap();
+        assert!((master[0] - f32_value).abs() < 1e-6, "master {} vs f32 {f32_value}", master[0]);
+        // The stored bf16 value is the master rounded: 0.99 lies between the bf16 neighbours 0.98828125 and
+        // 0.9921875 (without the master, every step would round back to 1.0).
+        assert_eq!(bf16_value, 0.98828125);
+    }
+
+    #[test]
+    fn master_copies_survive_save_and_load() {
+        let (_, optimizer) = train(FloatDType::BF16, 3, 1e-2);
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("optimizer.safetensors");
+        optimizer.save(&path).unwrap_or_else(|e| panic!("{e}"));
+        let mut loaded = AdamW::new(&TrainingArguments::default());
+        loaded.load(&path, &Device::flex()).unwrap_or_else(|e| panic!("{e}"));
+        let values = |o: &AdamW| -> Vec<Vec<f32>> {
+            o.moments
+                .values()
+                .flat_map(|m| [Some(m.m.clone()), Some(m.v.clone()), m.master.clone()])
+                .flatten()
+                .map(|t| t.into_data().try_to_vec().unwrap_or_default())
+                .collect()
+        };
+        assert_eq!(values(&loaded), values(&optimizer));
+        assert_eq!(values(&loaded).len(), 3, "m, v and the master copy");
     }
 }

@@ -624,11 +624,30 @@ fn fresh_leaves(model: LlamaForCausalLM<LoraLinear>) -> LlamaForCausalLM<LoraLin
     impl ModuleMapper for FreshLeaves {
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
             let (id, tensor, mapper) = param.consume();
-            let tensor = if tensor.is_require_grad() { tensor.inner().autodiff().require_grad() } else { tensor };
+            let tensor = if tensor.is_require_grad() {
+                let strategy = tensor.gradient_checkpointing_strategy();
+                reenter_autodiff(tensor.inner(), strategy).require_grad()
+            } else {
+                tensor
+            };
             Param::from_mapped_value(id, tensor, mapper)
         }
     }
     model.map(&mut FreshLeaves)
+}
+
+/// `tensor` (off the graph) back on the autodiff backend with the gradient-checkpointing `strategy` the model's
+/// device carries: Burn refuses operations between tensors of different strategies, and `autodiff()` alone
+/// gives the default one.
+pub(crate) fn reenter_autodiff<const D: usize>(
+    tensor: Tensor<D>,
+    strategy: Option<burn::tensor::GradientCheckpointingStrategy>,
+) -> Tensor<D> {
+    let tensor = tensor.autodiff();
+    match strategy {
+        Some(strategy) => tensor.with_gradient_checkpointing_strategy(strategy),
+        None => tensor,
+    }
 }
 
 /// What one micro-batch contributes: its loss sum and correct count (device scalars) and its gradients.

@@ -6,6 +6,7 @@ mod accumulation;
 mod callbacks;
 mod crash;
 mod plot;
+mod precision;
 mod resume;
 mod tensorboard;
 

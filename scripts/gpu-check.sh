@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The GPU check of sft-rs, for a machine with an NVIDIA GPU and a Vulkan driver (or, with --quick, Mesa's lavapipe
+# on the CPU): builds with `--features wgpu` and runs
+#   1. the wgpu parity tests (micro model logits, a LoRA training step and the NF4 loss against flex, NF4
+#      dequantization bit for bit);
+#   2. the NF4 and LoRA kernel benches on the GPU (criterion, SFT_BENCH_DEVICE=wgpu);
+#   3. a training throughput run of a Llama-3.2-1B-shaped model with random weights (no download): QLoRA r 8 on
+#      q/k/v/o, NF4 base with bf16 compute, batches of 4 × 512 tokens, tokens/s and the GPU's peak memory.
+# Everything printed is also kept in $OUT (default target/gpu-check). Dev profile: dependencies are optimised
+# (see Cargo.toml), so the build is shared with `cargo test`.
+#
+#   scripts/gpu-check.sh            # a real GPU
+#   scripts/gpu-check.sh --quick    # lavapipe / no GPU: the tiny preset and short benches
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+QUICK=0
+[ "${1:-}" = "--quick" ] && QUICK=1
+OUT=${OUT:-target/gpu-check}
+mkdir -p "$OUT"
+export CARGO_TERM_COLOR=never
+log() { echo "== $*" | tee -a "$OUT/summary.txt"; }
+
+: > "$OUT/summary.txt"
+log "$(date -u +%FT%TZ) $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee -a "$OUT/summary.txt"
+else
+    log "no nvidia-smi: no NVIDIA GPU visible"
+fi
+if command -v vulkaninfo >/dev/null; then
+    vulkaninfo --summary 2>/dev/null | grep -E "deviceName|driverName" | tee -a "$OUT/summary.txt" || true
+fi
+
+log "1. wgpu parity tests"
+cargo test --locked -p sft-peft --features wgpu --test it wgpu -- --nocapture 2>&1 | tee "$OUT/parity.txt" |
+    grep -E "max \||loss|test result|FAILED|panicked" | tee -a "$OUT/summary.txt"
+
+log "2. NF4 / LoRA benches on wgpu"
+if [ $QUICK = 1 ]; then
+    BENCH_ARGS=(--warm-up-time 1 --measurement-time 2 --sample-size 10)
+else
+    BENCH_ARGS=(--warm-up-time 3 --measurement-time 10)
+fi
+SFT_BENCH_DEVICE=wgpu cargo bench --locked --features wgpu --bench nf4 --bench lora -- "${BENCH_ARGS[@]}" 2>&1 |
+    tee "$OUT/benches.txt" | grep -E "^[a-z0-9_]+/|time:" | tee -a "$OUT/summary.txt"
+
+log "3. training throughput"
+if [ $QUICK = 1 ]; then
+    RUN=(--device wgpu --preset tiny --steps 3 --batch 2 --seq 128 --bf16)
+else
+    RUN=(--device wgpu --preset llama-3.2-1b --steps 6 --batch 4 --seq 512 --bf16)
+fi
+cargo build --locked --features wgpu --example gpu_throughput 2>&1 | tail -1
+SAMPLER=""
+if command -v nvidia-smi >/dev/null; then
+    BASE=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1)
+    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 > "$OUT/memory.csv" &
+    SAMPLER=$!
+fi
+cargo run --locked --features wgpu --example gpu_throughput -- "${RUN[@]}" 2>&1 | tee "$OUT/throughput.txt" |
+    grep -E "^(model|throughput)" | tee -a "$OUT/summary.txt"
+if [ -n "$SAMPLER" ]; then
+    kill "$SAMPLER" 2>/dev/null || true
+    PEAK=$(sort -n "$OUT/memory.csv" | tail -1)
+    log "peak GPU memory ${PEAK} MiB (${BASE} MiB in use before the run)"
+fi
+log "done; full outputs in $OUT"
