@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU check of sft-rs, for a machine with an NVIDIA GPU and a Vulkan driver (or, with --quick, Mesa's lavapipe
 # on the CPU): builds with `--features wgpu` and runs
-#   1. the wgpu parity tests (micro model logits, a LoRA training step and the NF4 loss against flex, NF4
-#      dequantization bit for bit);
+#   1. the wgpu parity tests: micro model logits, a LoRA training step and the NF4 loss against flex, NF4
+#      dequantization bit for bit (sft-peft); four trainer steps with clipping and an evaluation (sft-train);
+#      `sft train` with "device": "wgpu" against "cpu" (sft);
 #   2. the NF4 and LoRA kernel benches on the GPU (criterion, SFT_BENCH_DEVICE=wgpu);
 #   3. a training throughput run of a Llama-3.2-1B-shaped model with random weights (no download): QLoRA r 8 on
 #      q/k/v/o, NF4 base with bf16 compute, batches of 4 × 512 tokens, tokens/s and the GPU's peak memory.
@@ -10,7 +11,7 @@
 # (see Cargo.toml), so the build is shared with `cargo test`.
 #
 #   scripts/gpu-check.sh            # a real GPU
-#   scripts/gpu-check.sh --quick    # lavapipe / no GPU: the tiny preset and short benches
+#   scripts/gpu-check.sh --quick    # lavapipe / no GPU: benches run once (criterion --test), the tiny preset
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,16 +34,20 @@ if command -v vulkaninfo >/dev/null; then
 fi
 
 log "1. wgpu parity tests"
-cargo test --locked -p sft-peft --features wgpu --test it wgpu -- --nocapture 2>&1 | tee "$OUT/parity.txt" |
-    grep -E "max \||loss|test result|FAILED|panicked" | tee -a "$OUT/summary.txt"
+for package in sft-peft sft-train sft; do
+    cargo test --locked -p $package --features wgpu --test it wgpu -- --nocapture 2>&1 | tee -a "$OUT/parity.txt" |
+        grep -E "max \||wgpu .* vs|test result|FAILED|panicked" | tee -a "$OUT/summary.txt"
+done
 
 log "2. NF4 / LoRA benches on wgpu"
 if [ $QUICK = 1 ]; then
-    BENCH_ARGS=(--warm-up-time 1 --measurement-time 2 --sample-size 10)
+    BENCH_ARGS=(--test)     # each benchmark once: lavapipe's timings mean nothing
 else
     BENCH_ARGS=(--warm-up-time 3 --measurement-time 10)
 fi
-SFT_BENCH_DEVICE=wgpu cargo bench --locked --features wgpu --bench nf4 --bench lora -- "${BENCH_ARGS[@]}" 2>&1 |
+# The dev profile (dependencies optimised, see Cargo.toml) spares a second, release build of Burn and CubeCL: the
+# kernels run on the GPU either way.
+SFT_BENCH_DEVICE=wgpu cargo bench --locked --profile dev --features wgpu --bench nf4 --bench lora -- "${BENCH_ARGS[@]}" 2>&1 |
     tee "$OUT/benches.txt" | grep -E "^[a-z0-9_]+/|time:" | tee -a "$OUT/summary.txt"
 
 log "3. training throughput"

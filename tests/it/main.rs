@@ -8,3 +8,5 @@ mod model;
 mod push;
 mod tokenize;
 mod train;
+#[cfg(feature = "wgpu")]
+mod wgpu;

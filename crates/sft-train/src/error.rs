@@ -17,8 +17,9 @@ pub enum TrainError {
     /// The training or evaluation data cannot be used as given.
     #[error("data: {0}")]
     Data(String),
-    /// The loss or the gradient norm of an optimizer step is NaN or infinite. Nothing of that step was applied;
-    /// the last checkpoint in `output_dir` is the last good state.
+    /// The loss or the gradient norm of an optimizer step is NaN or infinite. Steps are read back from the device
+    /// only at logging, evaluation and save steps, so the run stops at the next of those; no checkpoint is written
+    /// after the bad step, and the last checkpoint in `output_dir` is the last good state.
     #[error("step {step}: {what} is not finite ({value}); stopping (the last checkpoint is the last good state)")]
     NonFinite {
         /// The optimizer step (1-based) that failed.

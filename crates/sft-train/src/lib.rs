@@ -40,7 +40,7 @@ pub use data::BatchSource;
 pub use early_stopping::{EarlyStopping, EarlyStoppingConfig};
 pub use error::{Result, TrainError};
 pub use metrics::{METRICS_FILE, MetricsFile};
-pub use optimizer::{AdamW, clip_coefficient, grad_norm};
+pub use optimizer::{AdamW, clip_coefficient, device_clip_coefficient, grad_norm, grad_norm_squared};
 pub use plot::{LOSS_CURVE_FILE, write_loss_curve};
 pub use schedule::LrSchedule;
 pub use state::{DataPosition, LogEntry, LoggingWindow, TRAINER_STATE, TrainerState};

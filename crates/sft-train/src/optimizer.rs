@@ -62,7 +62,17 @@ impl AdamW {
     /// `require_grad` flag.
     pub fn step<M: Module>(&mut self, module: M, grads: &GradientsParams, lr: f64, grad_scale: f64) -> M {
         self.steps += 1;
-        let mut mapper = StepMapper { optimizer: self, grads, lr, grad_scale, path: Vec::new() };
+        let scale = (grad_scale != 1.0).then_some(Scale::Host(grad_scale));
+        let mut mapper = StepMapper { optimizer: self, grads, lr, scale, path: Vec::new() };
+        module.map(&mut mapper)
+    }
+
+    /// [`step`](Self::step) with the gradient scale a `[1]` tensor on the gradients' device (the clipping
+    /// coefficient computed there: no host round trip).
+    pub fn step_scaled<M: Module>(&mut self, module: M, grads: &GradientsParams, lr: f64, grad_scale: Tensor<1>) -> M {
+        self.steps += 1;
+        let mut mapper =
+            StepMapper { optimizer: self, grads, lr, scale: Some(Scale::Device(grad_scale)), path: Vec::new() };
         module.map(&mut mapper)
     }
 
@@ -140,18 +150,32 @@ use burn::tensor::FloatDType;
 /// The global L2 norm of the gradients in `grads` of `module`'s parameters (PyTorch's `clip_grad_norm_` total norm,
 /// accumulated in f32 on the device, read once).
 pub fn grad_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
+    grad_norm_squared(module, grads).map_or(0.0, |sq| f64::from(sq.into_scalar::<f32>()).sqrt())
+}
+
+/// The squared global L2 norm, `[1]` f32 on the gradients' device, not read; `None` without gradients.
+pub fn grad_norm_squared<M: Module>(module: &M, grads: &GradientsParams) -> Option<Tensor<1>> {
     let mut visitor = SquaredNorms { grads, sums: Vec::new() };
     module.visit(&mut visitor);
-    if visitor.sums.is_empty() {
-        return 0.0;
-    }
-    let total = Tensor::cat(visitor.sums, 0).sum().into_scalar::<f32>();
-    f64::from(total).sqrt()
+    (!visitor.sums.is_empty()).then(|| Tensor::cat(visitor.sums, 0).sum())
 }
 
 /// PyTorch's clipping coefficient: `min(1, max_norm / (norm + 1e-6))`; 1 when clipping is off (`max_norm` 0).
 pub fn clip_coefficient(norm: f64, max_norm: f64) -> f64 {
     if max_norm <= 0.0 { 1.0 } else { (max_norm / (norm + 1e-6)).min(1.0) }
+}
+
+/// [`clip_coefficient`] on the device from the squared norm (`[1]`, f32, as `torch.nn.utils.clip_grad_norm_`
+/// computes it without a host round trip); `None` when clipping is off.
+pub fn device_clip_coefficient(norm_squared: Tensor<1>, max_norm: f64) -> Option<Tensor<1>> {
+    (max_norm > 0.0).then(|| norm_squared.sqrt().add_scalar(1e-6).recip().mul_scalar(max_norm).clamp_max(1.0))
+}
+
+/// A gradient multiplier: a host number or a `[1]` device tensor (one per optimizer step: the size is no concern).
+#[allow(clippy::large_enum_variant)]
+enum Scale {
+    Host(f64),
+    Device(Tensor<1>),
 }
 
 struct SquaredNorms<'a> {
@@ -172,7 +196,7 @@ struct StepMapper<'a> {
     optimizer: &'a mut AdamW,
     grads: &'a GradientsParams,
     lr: f64,
-    grad_scale: f64,
+    scale: Option<Scale>,
     path: Vec<String>,
 }
 
@@ -203,8 +227,10 @@ impl ModuleMapper for StepMapper<'_> {
             None => value.cast(DType::F32).reshape([n]),
         };
         let mut g = grad.cast(DType::F32).reshape([n]);
-        if self.grad_scale != 1.0 {
-            g = g.mul_scalar(self.grad_scale);
+        match &self.scale {
+            Some(Scale::Host(scale)) => g = g.mul_scalar(*scale),
+            Some(Scale::Device(scale)) => g = g * scale.clone(),
+            None => {}
         }
         let device = p.device();
         let state = state.unwrap_or_else(|| Moments {

@@ -19,7 +19,7 @@ use crate::checkpoint::{latest_checkpoint, remove_partial_checkpoints, rotate_ch
 use crate::data::BatchSource;
 use crate::error::{Result, TrainError};
 use crate::metrics::MetricsFile;
-use crate::optimizer::{AdamW, clip_coefficient, grad_norm};
+use crate::optimizer::{AdamW, device_clip_coefficient, grad_norm_squared};
 use crate::schedule::LrSchedule;
 use crate::state::{LogEntry, LoggingWindow, TrainerState};
 
@@ -92,12 +92,12 @@ struct StepPlan {
     seed: u64,
 }
 
-/// Per-window sums read back from the device once per optimizer step.
-struct WindowStats {
-    loss_sum: f64,
+/// What an optimizer step leaves on the device until the next read ([`Trainer::flush`]): its loss sum, correct
+/// predictions and squared gradient norm, `[3]`, and its supervised target count (known on the host).
+struct PendingStep {
+    number: u64,
     supervised: u64,
-    correct: u64,
-    tokens: u64,
+    sums: Tensor<1>,
 }
 
 impl<'a> Trainer<'a> {
@@ -209,6 +209,8 @@ impl<'a> Trainer<'a> {
         let mut last_checkpoint = None;
         let mut stop = StopReason::Completed;
         let mut saved_at = None;
+        let mut pending: Vec<PendingStep> = Vec::new();
+        let mut last_norm: Option<f64> = None;
         while state.global_step < total {
             if state.position.micro_batch >= plan.1.len() {
                 state.position.epoch += 1;
@@ -226,24 +228,17 @@ impl<'a> Trainer<'a> {
             let seed = mix(self.args.seed, step);
             device.seed(seed);
             let plan_now = StepPlan { lr, number: step + 1, seed };
-            let (updated, stats, norm) = self.step(model, &batches, &mut optimizer, plan_now, &mut state)?;
+            let tokens: u64 = batches.iter().map(|b| b.num_tokens as u64).sum();
+            let (updated, step_sums) = self.step(model, &batches, &mut optimizer, plan_now, &mut state)?;
             model = updated;
-            let seconds = began.elapsed().as_secs_f64();
+            pending.extend(step_sums);
 
             state.global_step += 1;
             state.position.micro_batch = end;
             let epoch_done = end >= plan.1.len();
             state.epoch = state.position.epoch as f64 + end as f64 / plan.1.len() as f64;
-            state.num_input_tokens_seen += stats.tokens;
-            if stats.supervised > 0 {
-                let w = &mut state.logging_window;
-                w.steps += 1;
-                w.loss_sum += stats.loss_sum / stats.supervised as f64;
-                w.supervised_tokens += stats.supervised;
-                w.correct_tokens += stats.correct;
-            }
-            state.logging_window.tokens += stats.tokens;
-            state.logging_window.seconds += seconds;
+            state.num_input_tokens_seen += tokens;
+            state.logging_window.tokens += tokens;
 
             let at = |strategy: IntervalStrategy, every: usize| match strategy {
                 IntervalStrategy::No => false,
@@ -254,8 +249,14 @@ impl<'a> Trainer<'a> {
             let should_eval = at(self.args.eval_strategy, self.args.eval_steps());
             let mut control =
                 TrainerControl { should_save: at(self.args.save_strategy, self.args.save_steps), ..Default::default() };
+            // The device's queue is read only here: at logging, evaluation and save steps, and at the end. Until
+            // then the steps run without a host round trip (their time is counted when read).
+            if should_log || should_eval || control.should_save || state.global_step == total {
+                last_norm = self.flush(&mut pending, &mut state)?.or(last_norm);
+            }
+            state.logging_window.seconds += began.elapsed().as_secs_f64();
             if should_log && state.logging_window.steps > 0 {
-                let entry = log_entry(&state, lr, norm);
+                let entry = log_entry(&state, lr, last_norm.unwrap_or(0.0));
                 state.logging_window = LoggingWindow::default();
                 self.record(&mut state, entry, &metrics)?;
             }
@@ -290,6 +291,8 @@ impl<'a> Trainer<'a> {
                 control.should_save |= self.args.save_strategy != IntervalStrategy::No || interrupted;
             }
             if control.should_save {
+                // A checkpoint is written only after its steps were read and found finite.
+                last_norm = self.flush(&mut pending, &mut state)?.or(last_norm);
                 last_checkpoint = Some(self.save_checkpoint(&model, &optimizer, &mut state)?);
                 saved_at = Some(state.global_step);
             }
@@ -298,6 +301,7 @@ impl<'a> Trainer<'a> {
                 break;
             }
         }
+        self.flush(&mut pending, &mut state)?;
         if stop == StopReason::Interrupted {
             return Ok(TrainOutput { model, state, stop, last_checkpoint });
         }
@@ -323,8 +327,10 @@ impl<'a> Trainer<'a> {
     }
 
     /// One optimizer step over `batches` (one accumulation window): forward and backward of each micro-batch
-    /// with the loss scaled by 1 / (the window's supervised tokens), then clipping and AdamW. Returns the model,
-    /// the window's sums and the gradient norm before clipping.
+    /// with the loss scaled by 1 / (the window's supervised tokens), then clipping and AdamW, all on the device:
+    /// nothing is read back (the clipping coefficient is computed on the device, as PyTorch's
+    /// `clip_grad_norm_` does). Returns the model and the step's sums to read later (none for a window without
+    /// supervised targets).
     fn step(
         &self,
         model: LlamaForCausalLM<LoraLinear>,
@@ -332,15 +338,13 @@ impl<'a> Trainer<'a> {
         optimizer: &mut AdamW,
         StepPlan { lr, number: step_number, seed }: StepPlan,
         state: &mut TrainerState,
-    ) -> Result<(LlamaForCausalLM<LoraLinear>, WindowStats, f64)> {
+    ) -> Result<(LlamaForCausalLM<LoraLinear>, Option<PendingStep>)> {
         let targets: Vec<usize> = batches.iter().map(supervised_targets).collect();
         let supervised: usize = targets.iter().sum();
-        let tokens: u64 = batches.iter().map(|b| b.num_tokens as u64).sum();
-        let mut stats = WindowStats { loss_sum: 0.0, supervised: supervised as u64, correct: 0, tokens };
         if supervised == 0 {
             state.skipped_batches += batches.len() as u64;
             tracing::warn!(step = step_number, "no label carries loss in this accumulation window; no update");
-            return Ok((model, stats, 0.0));
+            return Ok((model, None));
         }
         let chunk_rows = chunk_rows(model.head_weight().dims()[1]);
         let scale = 1.0 / supervised as f64;
@@ -382,21 +386,47 @@ impl<'a> Trainer<'a> {
                 }
             }
         }
-        let (loss_sum, correct) = read_totals(sums, corrects)?;
-        stats.loss_sum = loss_sum;
-        stats.correct = correct.round() as u64;
-        let loss = stats.loss_sum / supervised as f64;
-        if !loss.is_finite() {
-            return Err(TrainError::NonFinite { step: step_number, what: "loss", value: loss });
-        }
         let grads = accumulator.grads();
-        let norm = grad_norm(&model, &grads);
-        if !norm.is_finite() {
-            return Err(TrainError::NonFinite { step: step_number, what: "grad_norm", value: norm });
+        let norm_sq = grad_norm_squared(&model, &grads)
+            .unwrap_or_else(|| Tensor::zeros([1], (&sums[0].device(), burn::tensor::DType::F32)));
+        let model = match device_clip_coefficient(norm_sq.clone(), self.args.max_grad_norm) {
+            Some(coefficient) => optimizer.step_scaled(model, &grads, lr, coefficient),
+            None => optimizer.step(model, &grads, lr, 1.0),
+        };
+        let sums = Tensor::cat(vec![Tensor::cat(sums, 0).sum(), Tensor::cat(corrects, 0).sum(), norm_sq], 0);
+        Ok((model, Some(PendingStep { number: step_number, supervised: supervised as u64, sums })))
+    }
+
+    /// Reads the sums of the `pending` steps in one transfer, checks that their losses and gradient norms are
+    /// finite, and adds them to the logging window. Returns the last step's gradient norm (before clipping).
+    fn flush(&self, pending: &mut Vec<PendingStep>, state: &mut TrainerState) -> Result<Option<f64>> {
+        if pending.is_empty() {
+            return Ok(None);
         }
-        let coefficient = clip_coefficient(norm, self.args.max_grad_norm);
-        let model = optimizer.step(model, &grads, lr, coefficient);
-        Ok((model, stats, norm))
+        let steps = std::mem::take(pending);
+        let values: Vec<f32> = Tensor::cat(steps.iter().map(|p| p.sums.clone()).collect(), 0)
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| TrainError::Data(format!("reading the loss: {e:?}")))?;
+        let mut norm = None;
+        for (step, v) in steps.iter().zip(values.chunks(3)) {
+            let (loss_sum, correct, norm_sq) = (f64::from(v[0]), f64::from(v[1]), f64::from(v[2]));
+            let loss = loss_sum / step.supervised as f64;
+            if !loss.is_finite() {
+                return Err(TrainError::NonFinite { step: step.number, what: "loss", value: loss });
+            }
+            let step_norm = norm_sq.sqrt();
+            if !step_norm.is_finite() {
+                return Err(TrainError::NonFinite { step: step.number, what: "grad_norm", value: step_norm });
+            }
+            let w = &mut state.logging_window;
+            w.steps += 1;
+            w.loss_sum += loss;
+            w.supervised_tokens += step.supervised;
+            w.correct_tokens += correct.round() as u64;
+            norm = Some(step_norm);
+        }
+        Ok(norm)
     }
 
     /// `eval_loss` (mean token loss over the whole split: Σ token losses / supervised tokens) and

@@ -1,4 +1,4 @@
-//! wgpu (Mesa lavapipe on a machine without a GPU): the NF4 CubeCL kernel and the generic paths agree with the
+//! wgpu (the GPU, or Mesa lavapipe on a machine without one): the NF4 CubeCL kernel and the generic paths agree with the
 //! host and with flex; the micro model's logits, a LoRA step and the QLoRA loss agree with flex. Built only with
 //! `--features wgpu`.
 
@@ -8,8 +8,10 @@ use sft_peft::nf4::{Nf4Linear, Nf4Weight};
 
 use crate::{base, batch, values};
 
+/// wgpu's preferred adapter: the GPU where there is one, Mesa lavapipe on a machine without
+/// (`CUBECL_WGPU_DEFAULT_DEVICE` overrides).
 fn wgpu() -> Device {
-    Device::wgpu(DeviceKind::Cpu)
+    Device::wgpu(DeviceKind::DefaultDevice)
 }
 
 /// Both dequantization paths on wgpu (the tensor-op one and the CubeCL kernel) equal the host's, bit for bit:

@@ -91,6 +91,27 @@ fn a_non_finite_loss_stops_with_the_step() {
     assert!(message.starts_with("step 2: "), "{message}");
     let kept: Vec<u64> = sft_train::list_checkpoints(dir.path()).unwrap().into_iter().map(|(s, _)| s).collect();
     assert_eq!(kept, [1]);
+
+    // Steps are read back only at logging / evaluation / save steps: with logging every 4 steps and a save at 3,
+    // the blow-up at step 2 is found when step 3's checkpoint is due, reported with its own step, and that
+    // checkpoint is never written.
+    let dir = tempfile::tempdir().unwrap();
+    let deferred = sft_train::TrainingArguments {
+        per_device_train_batch_size: 2,
+        max_steps: 4,
+        learning_rate: 1e30,
+        warmup_steps: 0,
+        max_grad_norm: 0.0,
+        logging_steps: 4,
+        save_strategy: sft_train::IntervalStrategy::Steps,
+        save_steps: 3,
+        ..crate::args(dir.path())
+    };
+    let mut trainer =
+        Trainer::new(deferred, config.clone(), "micro", source(&data, 2, Sampling::Sequential), None).unwrap();
+    let err = trainer.train(model(&config)).unwrap_err();
+    assert!(matches!(err, sft_train::TrainError::NonFinite { step: 2, .. }), "{err}");
+    assert!(sft_train::list_checkpoints(dir.path()).unwrap().is_empty());
 }
 
 /// Two micro-batches at a time (threads) give bit-identical adapters and losses to one at a time, with dropout.

@@ -9,6 +9,8 @@ mod plot;
 mod precision;
 mod resume;
 mod tensorboard;
+#[cfg(feature = "wgpu")]
+mod wgpu;
 
 use std::path::{Path, PathBuf};
 
