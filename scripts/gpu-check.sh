@@ -34,10 +34,10 @@ if command -v vulkaninfo >/dev/null; then
 fi
 
 log "1. wgpu parity tests"
-for package in sft-peft sft-train sft; do
-    cargo test --locked -p $package --features wgpu --test it wgpu -- --nocapture 2>&1 | tee -a "$OUT/parity.txt" |
-        grep -E "max \||wgpu .* vs|test result|FAILED|panicked" | tee -a "$OUT/summary.txt"
-done
+# One invocation for the three packages: one build of Burn's wgpu stack, shared with the benches and the example.
+cargo test --locked -p sft-peft -p sft-train -p sft --features sft-peft/wgpu,sft-train/wgpu,sft/wgpu --test it wgpu \
+    -- --nocapture 2>&1 | tee "$OUT/parity.txt" |
+    grep -E "max \||wgpu .* vs|test result|FAILED|panicked" | tee -a "$OUT/summary.txt"
 
 log "2. NF4 / LoRA benches on wgpu"
 if [ $QUICK = 1 ]; then
