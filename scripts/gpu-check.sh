@@ -5,8 +5,9 @@
 #      dequantization bit for bit (sft-peft); four trainer steps with clipping and an evaluation (sft-train);
 #      `sft train` with "device": "wgpu" against "cpu" (sft);
 #   2. the NF4 and LoRA kernel benches on the GPU (criterion, SFT_BENCH_DEVICE=wgpu);
-#   3. a training throughput run of a Llama-3.2-1B-shaped model with random weights (no download): QLoRA r 8 on
-#      q/k/v/o, NF4 base with bf16 compute, batches of 4 × 512 tokens, tokens/s and the GPU's peak memory.
+#   3. training throughput runs of a Llama-3.2-1B-shaped model with random weights (no download): QLoRA r 8 on
+#      q/k/v/o, NF4 base with f32 and then bf16 compute, batches of 4 × 512 tokens, tokens/s and the GPU's peak
+#      memory.
 # Everything printed is also kept in $OUT (default target/gpu-check). Dev profile: dependencies are optimised
 # (see Cargo.toml), so the build is shared with `cargo test`.
 #
@@ -37,7 +38,7 @@ log "1. wgpu parity tests"
 # One invocation for the three packages: one build of Burn's wgpu stack, shared with the benches and the example.
 cargo test --locked -p sft-peft -p sft-train -p sft --features sft-peft/wgpu,sft-train/wgpu,sft/wgpu --test it wgpu \
     -- --nocapture 2>&1 | tee "$OUT/parity.txt" |
-    grep -E "max \||wgpu .* vs|test result|FAILED|panicked" | tee -a "$OUT/summary.txt"
+    { grep -E "max \||wgpu .* vs|test result|FAILED|panicked" || true; } | tee -a "$OUT/summary.txt"
 
 log "2. NF4 / LoRA benches on wgpu"
 if [ $QUICK = 1 ]; then
@@ -48,26 +49,38 @@ fi
 # The dev profile (dependencies optimised, see Cargo.toml) spares a second, release build of Burn and CubeCL: the
 # kernels run on the GPU either way.
 SFT_BENCH_DEVICE=wgpu cargo bench --locked --profile dev --features wgpu --bench nf4 --bench lora -- "${BENCH_ARGS[@]}" 2>&1 |
-    tee "$OUT/benches.txt" | grep -E "^[a-z0-9_]+/|time:" | tee -a "$OUT/summary.txt"
+    tee "$OUT/benches.txt" | { grep -E "^[a-z0-9_]+/|time:|^Testing|^Success" || true; } | tee -a "$OUT/summary.txt"
 
 log "3. training throughput"
 if [ $QUICK = 1 ]; then
-    RUN=(--device wgpu --preset tiny --steps 3 --batch 2 --seq 128 --bf16)
+    RUN=(--device wgpu --preset tiny --steps 3 --batch 2 --seq 128)
 else
-    RUN=(--device wgpu --preset llama-3.2-1b --steps 6 --batch 4 --seq 512 --bf16)
+    RUN=(--device wgpu --preset llama-3.2-1b --steps 6 --batch 4 --seq 512)
 fi
 cargo build --locked --features wgpu --example gpu_throughput 2>&1 | tail -1
-SAMPLER=""
-if command -v nvidia-smi >/dev/null; then
-    BASE=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1)
-    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 > "$OUT/memory.csv" &
-    SAMPLER=$!
-fi
-cargo run --locked --features wgpu --example gpu_throughput -- "${RUN[@]}" 2>&1 | tee "$OUT/throughput.txt" |
-    grep -E "^(model|throughput)" | tee -a "$OUT/summary.txt"
-if [ -n "$SAMPLER" ]; then
-    kill "$SAMPLER" 2>/dev/null || true
-    PEAK=$(sort -n "$OUT/memory.csv" | tail -1)
-    log "peak GPU memory ${PEAK} MiB (${BASE} MiB in use before the run)"
-fi
+# f32 compute always; then bf16 compute, which needs a wgpu device with bf16 shaders (lavapipe has none: its
+# failure is reported, not fatal).
+for precision in f32 bf16; do
+    EXTRA=()
+    [ $precision = bf16 ] && EXTRA=(--bf16)
+    SAMPLER=""
+    if command -v nvidia-smi >/dev/null; then
+        BASE=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1)
+        nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 > "$OUT/memory-$precision.csv" &
+        SAMPLER=$!
+    fi
+    if cargo run --locked --features wgpu --example gpu_throughput -- "${RUN[@]}" "${EXTRA[@]}" \
+        > "$OUT/throughput-$precision.txt" 2>&1; then
+        grep -E "^(model|step|throughput)" "$OUT/throughput-$precision.txt" | tee -a "$OUT/summary.txt"
+    else
+        REASON=$(grep -m1 -oE "UnsupportedType\([^)]*\)" "$OUT/throughput-$precision.txt" ||
+            grep -m1 -E "panicked|^Error" "$OUT/throughput-$precision.txt" || echo "see throughput-$precision.txt")
+        log "$precision run failed: $REASON"
+    fi
+    if [ -n "$SAMPLER" ]; then
+        kill "$SAMPLER" 2>/dev/null || true
+        PEAK=$(sort -n "$OUT/memory-$precision.csv" | tail -1)
+        log "$precision: peak GPU memory ${PEAK} MiB (${BASE} MiB in use before the run)"
+    fi
+done
 log "done; full outputs in $OUT"
