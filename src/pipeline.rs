@@ -107,9 +107,10 @@ fn cuda_device(_index: usize) -> Option<Device> {
     None
 }
 
-/// The dtype of the frozen base's weights and activations: bf16 with `training_args.bf16`, else f32. Adapters,
-/// `modules_to_save` copies and the optimizer's moments stay f32 either way, as PEFT keeps them under
-/// `bf16: true`; the attention softmax and the loss are computed in f32.
+/// The dtype of the frozen base's weights and activations: bf16 with `training_args.bf16`, else f32. The LoRA
+/// factors and the optimizer's moments stay f32 either way, as PEFT keeps adapters under `bf16: true`;
+/// `modules_to_save` copies take the base's dtype and train through f32 master copies kept by `AdamW`; the
+/// attention softmax and the loss are computed in f32.
 pub fn base_dtype(config: &RunConfig) -> FloatDType {
     if config.training_args.bf16 { FloatDType::BF16 } else { FloatDType::F32 }
 }
