@@ -107,16 +107,24 @@ fn cuda_device(_index: usize) -> Option<Device> {
     None
 }
 
-/// The dtype of the frozen base's weights and activations: bf16 with `training_args.bf16`, else f32. The LoRA
-/// factors and the optimizer's moments stay f32 either way, as PEFT keeps adapters under `bf16: true`;
-/// `modules_to_save` copies take the base's dtype and train through f32 master copies kept by `AdamW`; the
-/// attention softmax and the loss are computed in f32.
+/// The dtype of the frozen base's weights and activations: bf16 with `training_args.bf16`, fp16 with
+/// `training_args.fp16` (trained with dynamic loss scaling), else f32. The LoRA factors and the optimizer's moments
+/// stay f32 either way, as PEFT keeps adapters under `bf16: true` / `fp16: true`; `modules_to_save` copies take the
+/// base's dtype and train through f32 master copies kept by `AdamW`; the attention softmax and the loss are computed
+/// in f32.
 pub fn base_dtype(config: &RunConfig) -> FloatDType {
-    if config.training_args.bf16 { FloatDType::BF16 } else { FloatDType::F32 }
+    let args = &config.training_args;
+    if args.bf16 {
+        FloatDType::BF16
+    } else if args.fp16 {
+        FloatDType::F16
+    } else {
+        FloatDType::F32
+    }
 }
 
-/// The base model of `config` (NF4 with `use_qlora`; bf16 with `training_args.bf16`, see [`base_dtype`]) on
-/// `device`, with fresh f32 LoRA adapters (seeded by `training_args.seed`).
+/// The base model of `config` (NF4 with `use_qlora`; bf16 or fp16 with `training_args.bf16` / `fp16`, see
+/// [`base_dtype`]) on `device`, with fresh f32 LoRA adapters (seeded by `training_args.seed`).
 pub fn prepare_model(config: &RunConfig, hub: &HubSettings, device: &Device) -> Result<LlamaForCausalLM<LoraLinear>> {
     let quantization = config.quantization();
     let (_, base) = crate::load_model(&config.model_name, hub, device, base_dtype(config), quantization.as_ref())?;
@@ -169,21 +177,21 @@ pub fn default_repo_name(config: &RunConfig) -> String {
 }
 
 /// What follows a finished run in `output_dir`: the model card, then, with `push_to_hub`, the push of the adapter
-/// (to `hub_model_id`, default `<user>/<save_model_name>`; private with `hub_private_repo`). Returns the repo id
-/// and commit when pushed. A failed push leaves the adapter in place; `sft push --adapter <output_dir>` retries.
+/// (to `hub_model_id`, default `<user>/<save_model_name>`; private with `hub_private_repo`: see
+/// [`PushTarget::new`](crate::push::PushTarget::new)). Returns the repo id and commit when pushed. A failed push
+/// leaves the adapter in place and returns [`SftError::Push`](crate::SftError::Push), whose message says to retry
+/// with `sft push --adapter <output_dir>`.
 pub fn finish_run(config: &RunConfig, hub: &HubSettings) -> Result<Option<(String, sft_hub::CommitInfo)>> {
     let dir = config.output_dir();
-    let args = &config.training_args;
-    let name = match args.hub_model_id.as_deref() {
-        Some(id) => id.rsplit('/').next().unwrap_or(id).to_owned(),
-        None => default_repo_name(config),
-    };
-    crate::push::write_model_card(&dir, &name)?;
-    if !args.push_to_hub {
+    let target = crate::push::PushTarget::new(Some(config), &dir);
+    crate::push::write_model_card(&dir, target.name())?;
+    if !config.training_args.push_to_hub {
         return Ok(None);
     }
-    let private = args.hub_private_repo.unwrap_or(false);
-    crate::push::push_adapter(&dir, args.hub_model_id.as_deref(), &default_repo_name(config), private, hub).map(Some)
+    match crate::push::push_adapter(&dir, &target, hub) {
+        Ok(pushed) => Ok(Some(pushed)),
+        Err(e) => Err(SftError::Push { dir, source: Box::new(e) }),
+    }
 }
 
 /// PEFT's `PeftModel.from_pretrained`: the base model (`base`, else the adapter's `base_model_name_or_path`) loaded

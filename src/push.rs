@@ -110,6 +110,46 @@ pub fn write_model_card(dir: &Path, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Where an adapter directory goes on the Hub, from the run config that trained it (transformers'
+/// `hub_model_id` / `hub_private_repo`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushTarget {
+    /// `hub_model_id`: `owner/name`, or a bare `name` in the user's namespace; `None` for `default_name`.
+    pub repo_id: Option<String>,
+    /// The repo name without a `repo_id`: `save_model_name`, else the output directory's name.
+    pub default_name: String,
+    /// Create the repo as private (`hub_private_repo`).
+    pub private: bool,
+}
+
+impl PushTarget {
+    /// The target of the adapter in `dir` trained by `config` (read from its `run_config.json` by `sft push`):
+    /// `hub_model_id`, [`default_repo_name`](crate::pipeline::default_repo_name) and `hub_private_repo`. Without a
+    /// config: `dir`'s name, public.
+    pub fn new(config: Option<&crate::config::RunConfig>, dir: &Path) -> Self {
+        match config {
+            Some(config) => Self {
+                repo_id: config.training_args.hub_model_id.clone(),
+                default_name: crate::pipeline::default_repo_name(config),
+                private: config.training_args.hub_private_repo.unwrap_or(false),
+            },
+            None => Self {
+                repo_id: None,
+                default_name: dir.file_name().map_or("sft-adapter".into(), |n| n.to_string_lossy().into_owned()),
+                private: false,
+            },
+        }
+    }
+
+    /// The repo's name without its namespace (the model card's title).
+    pub fn name(&self) -> &str {
+        match self.repo_id.as_deref() {
+            Some(id) => id.rsplit('/').next().unwrap_or(id),
+            None => &self.default_name,
+        }
+    }
+}
+
 /// Where a push goes: `repo_id` if given (`owner/name`, or a bare `name` in the user's namespace), else
 /// `<user>/<default_name>`; the user is `HF_USERNAME`, else the token's owner (`whoami`).
 pub fn resolve_repo_id(
@@ -130,25 +170,19 @@ pub fn resolve_repo_id(
     }
 }
 
-/// Pushes the adapter directory `dir` to the model repo `repo_id` (see [`resolve_repo_id`]), creating it
-/// (`private` when asked) if needed, with a model card written first when `dir` has none. Checkpoints and hidden
+/// Pushes the adapter directory `dir` to `target` (its repo id resolved by [`resolve_repo_id`]), creating the repo
+/// (private when asked) if needed, with a model card written first when `dir` has none. Checkpoints and hidden
 /// files stay local ([`is_pushed`]). Nothing in `dir` is changed besides the model card; a failed push can be
 /// repeated, and uploads nothing twice.
-pub fn push_adapter(
-    dir: &Path,
-    repo_id: Option<&str>,
-    default_name: &str,
-    private: bool,
-    hub: &HubSettings,
-) -> Result<(String, CommitInfo)> {
+pub fn push_adapter(dir: &Path, target: &PushTarget, hub: &HubSettings) -> Result<(String, CommitInfo)> {
     let uploader = HubUploader::new(hub)?;
-    let id = resolve_repo_id(&uploader, hub, repo_id, default_name)?;
+    let id = resolve_repo_id(&uploader, hub, target.repo_id.as_deref(), &target.default_name)?;
     if !dir.join(MODEL_CARD).is_file() {
         let name = id.rsplit('/').next().unwrap_or(&id);
         write_model_card(dir, name)?;
     }
     let files = sft_hub::folder_files(dir, |path| !is_pushed(path))?;
-    uploader.create_repo(RepoKind::Model, &id, private)?;
+    uploader.create_repo(RepoKind::Model, &id, target.private)?;
     let info = uploader.upload_files(RepoKind::Model, &id, "main", &files, "Upload adapter trained with sft-rs")?;
     Ok((id, info))
 }
@@ -156,6 +190,15 @@ pub fn push_adapter(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_a_run_config_the_directory_names_the_repo() {
+        let target = PushTarget::new(None, Path::new("/runs/legal-lora"));
+        assert_eq!(target, PushTarget { repo_id: None, default_name: "legal-lora".into(), private: false });
+        assert_eq!(target.name(), "legal-lora");
+        let named = PushTarget { repo_id: Some("org/clauses".into()), ..target };
+        assert_eq!(named.name(), "clauses", "the card is titled by the repo's name, not its namespace");
+    }
 
     #[test]
     fn checkpoints_and_hidden_files_stay_local() {

@@ -173,14 +173,10 @@ fn run(cli: Cli) -> sft::Result<()> {
                     .inspect_err(|e| tracing::warn!(file = %run_file.display(), error = %e, "run config ignored"))
                     .ok()
             });
-            let default_name = run.as_ref().map_or_else(
-                || adapter.file_name().map_or("sft-adapter".into(), |n| n.to_string_lossy().into_owned()),
-                sft::pipeline::default_repo_name,
-            );
-            let repo = repo.or_else(|| run.as_ref().and_then(|r| r.training_args.hub_model_id.clone()));
-            let private = private || run.as_ref().is_some_and(|r| r.training_args.hub_private_repo.unwrap_or(false));
-            let hub = HubSettings::from_env()?;
-            let (id, info) = sft::push::push_adapter(&adapter, repo.as_deref(), &default_name, private, &hub)?;
+            let mut target = sft::push::PushTarget::new(run.as_ref(), &adapter);
+            target.repo_id = repo.or(target.repo_id);
+            target.private |= private;
+            let (id, info) = sft::push::push_adapter(&adapter, &target, &HubSettings::from_env()?)?;
             println!("pushed      {} → {id} ({})", adapter.display(), info.commit_url);
             Ok(())
         }
@@ -221,13 +217,8 @@ fn train(path: &std::path::Path, overrides: &[String]) -> sft::Result<()> {
         out.state.best_metric.map_or("-".into(), |v| format!("{v:.4}")),
     );
     println!("adapter     {}", config.output_dir().display());
-    match sft::pipeline::finish_run(&config, &hub) {
-        Ok(Some((id, info))) => println!("pushed      {id} ({})", info.commit_url),
-        Ok(None) => {}
-        Err(e) if config.training_args.push_to_hub => {
-            return Err(sft::SftError::Push { dir: config.output_dir(), source: Box::new(e) });
-        }
-        Err(e) => return Err(e),
+    if let Some((id, info)) = sft::pipeline::finish_run(&config, &hub)? {
+        println!("pushed      {id} ({})", info.commit_url);
     }
     Ok(())
 }

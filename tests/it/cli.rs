@@ -8,6 +8,8 @@ use burn::prelude::*;
 use burn::tensor::FloatDType;
 use sft::model_stage::{LlamaForCausalLM, ModelInput};
 
+use crate::short_train_args;
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -20,24 +22,8 @@ fn sft(args: &[&str]) -> std::process::Output {
 fn train_with_overrides_writes_an_adapter() {
     let out = tempfile::tempdir().unwrap();
     let output_dir = out.path().join("run");
-    let set_output = format!("training_args.output_dir={}", output_dir.display());
-    let result = sft(&[
-        "train",
-        "--config",
-        "configs/legal_clauses.json",
-        "--set",
-        &set_output,
-        "--set",
-        "training_args.max_steps=2",
-        "--set",
-        "training_args.eval_steps=2",
-        "--set",
-        "training_args.save_steps=2",
-        "--set",
-        "dataset_config.sample_size=40",
-        "--set",
-        "training_args.report_to=[\"tensorboard\"]",
-    ]);
+    let args = short_train_args(&output_dir, &["training_args.report_to=[\"tensorboard\"]"]);
+    let result = sft(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let stdout = String::from_utf8_lossy(&result.stdout);
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(result.status.success(), "{stdout}\n{stderr}");
@@ -164,41 +150,32 @@ fn inspect_shows_the_splits_their_statistics_and_marked_examples() {
 
 #[test]
 fn bf16_with_gradient_checkpointing_trains_and_saves_f32_adapters() {
+    trains_in_half_precision("training_args.bf16=true", FloatDType::BF16);
+}
+
+#[test]
+fn fp16_with_gradient_checkpointing_trains_and_saves_f32_adapters() {
+    trains_in_half_precision("training_args.fp16=true", FloatDType::F16);
+}
+
+/// `sft train` with `precision` (`training_args.bf16=true` or `fp16=true`) and gradient checkpointing completes;
+/// the adapter files hold f32 whatever the base's dtype (the trained lm_head copy kept its f32 master copy in the
+/// optimizer); loaded onto a `dtype` base, the copy takes the base's dtype and the model runs.
+fn trains_in_half_precision(precision: &str, dtype: FloatDType) {
     let out = tempfile::tempdir().unwrap();
     let output_dir = out.path().join("run");
-    let set_output = format!("training_args.output_dir={}", output_dir.display());
-    let result = sft(&[
-        "train",
-        "--config",
-        "configs/legal_clauses.json",
-        "--set",
-        &set_output,
-        "--set",
-        "training_args.max_steps=2",
-        "--set",
-        "training_args.eval_steps=2",
-        "--set",
-        "training_args.save_steps=2",
-        "--set",
-        "dataset_config.sample_size=40",
-        "--set",
-        "training_args.bf16=true",
-        "--set",
-        "training_args.gradient_checkpointing=true",
-    ]);
+    let args = short_train_args(&output_dir, &[precision, "training_args.gradient_checkpointing=true"]);
+    let result = sft(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let stdout = String::from_utf8_lossy(&result.stdout);
     assert!(result.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&result.stderr));
     assert!(stdout.contains("Completed after 2 steps"), "{stdout}");
-    // The adapter files hold f32 whatever the base's dtype (the trained lm_head copy kept its f32 master copy in
-    // the optimizer); loaded onto a bf16 base, the copy takes the base's dtype and the model runs.
     let bytes = std::fs::read(output_dir.join("adapter_model.safetensors")).unwrap();
     let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     assert!(file.tensors().iter().all(|(_, view)| view.dtype() == safetensors::Dtype::F32));
     let device = Device::flex();
-    let base =
-        LlamaForCausalLM::from_pretrained(&root().join("models/llama-tiny"), &device, FloatDType::BF16).unwrap().1;
+    let base = LlamaForCausalLM::from_pretrained(&root().join("models/llama-tiny"), &device, dtype).unwrap().1;
     let (model, _) = sft::peft::load_adapter(base, &output_dir).unwrap();
-    assert_eq!(model.head_weight().dtype(), burn::tensor::DType::BF16);
+    assert_eq!(model.head_weight().dtype(), burn::tensor::DType::from(dtype));
     let input = ModelInput::new(&[5, 6, 7, 8], [1, 4], None, None, None, &device).unwrap();
     let logits: Vec<f32> = model.forward(&input).cast(burn::tensor::DType::F32).into_data().try_to_vec().unwrap();
     assert!(logits.iter().all(|v| v.is_finite()));

@@ -151,7 +151,6 @@ fn out_of_range_values_are_errors() {
             "training_args.pad_to_multiple_of: expected a whole number >= 1",
         ),
         ("/training_args/pad_token", "".into(), "training_args.pad_token: expected a token's text"),
-        ("/training_args/fp16", true.into(), "training_args.fp16: is not supported (fp16 training needs loss scaling"),
         (
             "/dataset_config/response_template",
             "### Output\n".into(),
@@ -162,6 +161,9 @@ fn out_of_range_values_are_errors() {
         let message = error(&seed_with(&[(pointer, Some(value.clone()))]));
         assert!(message.starts_with(&format!("run.json: {expected}")), "{pointer}: {message}");
     }
+    let both = [("/training_args/bf16", Some(true.into())), ("/training_args/fp16", Some(true.into()))];
+    let message = error(&seed_with(&both));
+    assert!(message.starts_with("run.json: training_args.fp16: cannot be combined with bf16"), "{message}");
 }
 
 #[test]

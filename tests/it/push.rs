@@ -30,27 +30,7 @@ fn sft(hub: &FakeHub, home: &Path, token: &str, args: &[&str]) -> Output {
 }
 
 fn train_args(output_dir: &Path) -> Vec<String> {
-    [
-        "train",
-        "--config",
-        "configs/legal_clauses.json",
-        "--set",
-        &format!("training_args.output_dir={}", output_dir.display()),
-        "--set",
-        "training_args.max_steps=2",
-        "--set",
-        "training_args.eval_steps=2",
-        "--set",
-        "training_args.save_steps=2",
-        "--set",
-        "dataset_config.sample_size=40",
-        "--set",
-        "training_args.push_to_hub=true",
-        "--set",
-        "training_args.hub_model_id=legal-lora",
-    ]
-    .map(str::to_owned)
-    .to_vec()
+    crate::short_train_args(output_dir, &["training_args.push_to_hub=true", "training_args.hub_model_id=legal-lora"])
 }
 
 /// The files of `dir` (relative path → bytes), recursively.

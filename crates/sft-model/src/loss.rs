@@ -102,6 +102,22 @@ pub fn chunked_causal_lm_loss(
     chunk_rows: usize,
     grad_scale: Option<f64>,
 ) -> Result<ChunkedLoss> {
+    chunked_causal_lm_loss_scaled(hidden, head, labels, chunk_rows, grad_scale, None)
+}
+
+/// [`chunked_causal_lm_loss`] with the gradient also multiplied by `loss_scale`, a `[1]` f32 tensor on the hidden
+/// states' device (fp16 training's dynamic loss scale, held on the device so no step waits for the host). The
+/// multiplication happens in f32 before the gradient is cast to the hidden states' dtype, which is what keeps
+/// small fp16 gradients from flushing to zero; the caller divides the parameters' gradients by the same scale.
+/// `sum` and `correct` are not scaled. `loss_scale` is ignored without a `grad_scale`.
+pub fn chunked_causal_lm_loss_scaled(
+    hidden: Tensor<3>,
+    head: Tensor<2>,
+    labels: &[i64],
+    chunk_rows: usize,
+    grad_scale: Option<f64>,
+    loss_scale: Option<Tensor<1>>,
+) -> Result<ChunkedLoss> {
     let [batch, seq, width] = hidden.dims();
     let [head_in, vocab] = head.dims();
     if head_in != width {
@@ -143,7 +159,11 @@ pub fn chunked_causal_lm_loss(
             // softmax = exp(logits − max) / Σ exp(logits − max): the exponentials of the loss, reused.
             let probs = exp / total;
             let minus_one = Tensor::<2>::full([n, 1], -1.0, (&device, DType::F32));
-            let grad = probs.scatter(1, target, minus_one, IndexingUpdateOp::Add).mul_scalar(scale).cast(dtype);
+            let mut grad = probs.scatter(1, target, minus_one, IndexingUpdateOp::Add).mul_scalar(scale);
+            if let Some(loss_scale) = &loss_scale {
+                grad = grad * loss_scale.clone().reshape([1, 1]);
+            }
+            let grad = grad.cast(dtype);
             hidden_grads.push(grad.clone().matmul(weight.clone().transpose()));
             if head_grad {
                 let g = h.transpose().matmul(grad);

@@ -93,7 +93,9 @@ pub struct TrainingArguments {
     /// bf16 mixed precision (frozen base and activations in bf16; adapters and optimizer state in f32).
     #[serde(default)]
     pub bf16: bool,
-    /// fp16 mixed precision, for devices without bf16.
+    /// fp16 mixed precision, for devices without bf16: the frozen base and activations in fp16, adapters and
+    /// optimizer state in f32, with dynamic loss scaling (PyTorch's `GradScaler`: steps whose gradients overflow
+    /// are skipped and the scale halved). Cannot be combined with `bf16`.
     #[serde(default)]
     pub fp16: bool,
     /// Micro-batches of an accumulation window computed at once, each in its own thread (sft-rs; no transformers
@@ -299,10 +301,6 @@ impl TrainingArguments {
             check(limit >= 1, K, "save_total_limit", "expected a whole number >= 1")?;
         }
         check(!(self.bf16 && self.fp16), K, "fp16", "cannot be combined with bf16")?;
-        // Accepted for transformers compatibility, refused until implemented: a run must never silently train
-        // differently from what its config says. fp16 needs loss scaling (GradScaler) to train safely.
-        let fp16 = "is not supported (fp16 training needs loss scaling, which sft-rs does not implement); use bf16";
-        check(!self.fp16, K, "fp16", fp16)?;
         if let Some(m) = self.pad_to_multiple_of {
             check(m >= 1, K, "pad_to_multiple_of", "expected a whole number >= 1")?;
         }

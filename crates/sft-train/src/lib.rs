@@ -8,11 +8,12 @@
 //!     └─► Trainer::train: per optimizer step, up to gradient_accumulation_steps micro-batches
 //!           forward → chunked loss scaled by 1 / (window's supervised tokens) → backward → accumulate
 //!           → global-norm clip → AdamW (PyTorch's arithmetic) at LrSchedule::lr(step)
+//!             (fp16: the loss gradient scaled by GradScaler, unscaled before the norm, overflowing steps skipped)
 //!           → log (tracing + metrics.jsonl) → evaluate → callbacks (early stopping) → checkpoint-<step>/
 //! ```
 //!
 //! Checkpoints hold the PEFT adapter files, the optimizer moments, `trainer_state.json` (log history, best metric,
-//! data position, the partial logging window, callback state) and the arguments; each is written into a temporary
+//! data position, the partial logging window, callback state), the loss scale with fp16 and the arguments; each is written into a temporary
 //! directory and renamed. Resuming from one continues bit for bit (see the crate README).
 #![deny(missing_docs)]
 
@@ -25,6 +26,7 @@ mod error;
 mod metrics;
 mod optimizer;
 mod plot;
+mod scaler;
 mod schedule;
 mod state;
 mod tensorboard;
@@ -40,8 +42,12 @@ pub use data::BatchSource;
 pub use early_stopping::{EarlyStopping, EarlyStoppingConfig};
 pub use error::{Result, TrainError};
 pub use metrics::{METRICS_FILE, MetricsFile};
-pub use optimizer::{AdamW, clip_coefficient, device_clip_coefficient, grad_norm, grad_norm_squared};
+pub use optimizer::{
+    AdamW, DeviceStep, clip_coefficient, device_clip_coefficient, grad_norm, grad_norm_squared,
+    grad_norm_squared_scaled,
+};
 pub use plot::{LOSS_CURVE_FILE, write_loss_curve};
+pub use scaler::{GradScaler, GradScalerConfig, SCALER_FILE};
 pub use schedule::LrSchedule;
 pub use state::{DataPosition, LogEntry, LoggingWindow, TRAINER_STATE, TrainerState};
 pub use tensorboard::{SummaryValue, TensorBoardCallback, TensorBoardEvent, TensorBoardWriter, read_event_file};

@@ -61,18 +61,28 @@ impl AdamW {
     /// (each gradient multiplied by `grad_scale` first: the clipping coefficient). Parameters keep their
     /// `require_grad` flag.
     pub fn step<M: Module>(&mut self, module: M, grads: &GradientsParams, lr: f64, grad_scale: f64) -> M {
-        self.steps += 1;
         let scale = (grad_scale != 1.0).then_some(Scale::Host(grad_scale));
-        let mut mapper = StepMapper { optimizer: self, grads, lr, scale, path: Vec::new() };
-        module.map(&mut mapper)
+        self.apply(module, grads, Update::Host { lr, scale })
     }
 
     /// [`step`](Self::step) with the gradient scale a `[1]` tensor on the gradients' device (the clipping
     /// coefficient computed there: no host round trip).
     pub fn step_scaled<M: Module>(&mut self, module: M, grads: &GradientsParams, lr: f64, grad_scale: Tensor<1>) -> M {
+        self.apply(module, grads, Update::Host { lr, scale: Some(Scale::Device(grad_scale)) })
+    }
+
+    /// A step whose learning rate, bias-correction exponent and gradient multiplier are `[1]` tensors on the
+    /// gradients' device, and which is skipped where `step.skip` is true: parameters, moments and master copies
+    /// keep their values, as when PyTorch's `GradScaler` skips `optimizer.step()` after an overflow. fp16 training
+    /// runs its steps this way, so whether a step happens is never read on the host. `steps` counts the call
+    /// (attempted steps); the caller keeps the exponent `step.t` = steps taken, this one included.
+    pub fn step_on_device<M: Module>(&mut self, module: M, grads: &GradientsParams, step: DeviceStep) -> M {
+        self.apply(module, grads, Update::Device(step))
+    }
+
+    fn apply<M: Module>(&mut self, module: M, grads: &GradientsParams, update: Update) -> M {
         self.steps += 1;
-        let mut mapper =
-            StepMapper { optimizer: self, grads, lr, scale: Some(Scale::Device(grad_scale)), path: Vec::new() };
+        let mut mapper = StepMapper { optimizer: self, grads, update, path: Vec::new() };
         module.map(&mut mapper)
     }
 
@@ -155,7 +165,22 @@ pub fn grad_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
 
 /// The squared global L2 norm, `[1]` f32 on the gradients' device, not read; `None` without gradients.
 pub fn grad_norm_squared<M: Module>(module: &M, grads: &GradientsParams) -> Option<Tensor<1>> {
-    let mut visitor = SquaredNorms { grads, sums: Vec::new() };
+    squared_norm(module, grads, None)
+}
+
+/// [`grad_norm_squared`] of the gradients multiplied by `multiplier` (`[1]`, f32, on the gradients' device; the
+/// reciprocal of fp16's loss scale), each gradient multiplied in f32 before it is squared: PyTorch's
+/// `GradScaler.unscale_` followed by the norm. Infinite or NaN when a gradient is.
+pub fn grad_norm_squared_scaled<M: Module>(
+    module: &M,
+    grads: &GradientsParams,
+    multiplier: Tensor<1>,
+) -> Option<Tensor<1>> {
+    squared_norm(module, grads, Some(multiplier))
+}
+
+fn squared_norm<M: Module>(module: &M, grads: &GradientsParams, multiplier: Option<Tensor<1>>) -> Option<Tensor<1>> {
+    let mut visitor = SquaredNorms { grads, multiplier, sums: Vec::new() };
     module.visit(&mut visitor);
     (!visitor.sums.is_empty()).then(|| Tensor::cat(visitor.sums, 0).sum())
 }
@@ -178,8 +203,29 @@ enum Scale {
     Device(Tensor<1>),
 }
 
+/// The inputs of [`AdamW::step_on_device`]: `[1]` tensors on the gradients' (inner) device.
+#[derive(Debug, Clone)]
+pub struct DeviceStep {
+    /// The learning rate, f32.
+    pub lr: Tensor<1>,
+    /// The bias-correction exponent (1 for the first step taken), f32.
+    pub t: Tensor<1>,
+    /// The gradients' multiplier (clipping coefficient ÷ loss scale), f32.
+    pub grad_scale: Tensor<1>,
+    /// Whether the step is skipped (the gradients overflowed).
+    pub skip: Tensor<1, Bool>,
+}
+
+/// How a step gets its learning rate and gradient multiplier.
+#[allow(clippy::large_enum_variant)]
+enum Update {
+    Host { lr: f64, scale: Option<Scale> },
+    Device(DeviceStep),
+}
+
 struct SquaredNorms<'a> {
     grads: &'a GradientsParams,
+    multiplier: Option<Tensor<1>>,
     sums: Vec<Tensor<1>>,
 }
 
@@ -187,7 +233,14 @@ impl ModuleVisitor for SquaredNorms<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         if let Some(grad) = self.grads.get::<D>(param.id) {
             let grad = grad.cast(DType::F32);
-            self.sums.push((grad.clone() * grad).sum());
+            let sum = match &self.multiplier {
+                Some(multiplier) => {
+                    let grad = grad.flatten::<1>(0, D - 1) * multiplier.clone();
+                    (grad.clone() * grad).sum()
+                }
+                None => (grad.clone() * grad).sum(),
+            };
+            self.sums.push(sum);
         }
     }
 }
@@ -195,8 +248,7 @@ impl ModuleVisitor for SquaredNorms<'_> {
 struct StepMapper<'a> {
     optimizer: &'a mut AdamW,
     grads: &'a GradientsParams,
-    lr: f64,
-    scale: Option<Scale>,
+    update: Update,
     path: Vec<String>,
 }
 
@@ -227,10 +279,11 @@ impl ModuleMapper for StepMapper<'_> {
             None => value.cast(DType::F32).reshape([n]),
         };
         let mut g = grad.cast(DType::F32).reshape([n]);
-        match &self.scale {
-            Some(Scale::Host(scale)) => g = g.mul_scalar(*scale),
-            Some(Scale::Device(scale)) => g = g * scale.clone(),
-            None => {}
+        match &self.update {
+            Update::Host { scale: Some(Scale::Host(scale)), .. } => g = g.mul_scalar(*scale),
+            Update::Host { scale: Some(Scale::Device(scale)), .. } => g = g * scale.clone(),
+            Update::Host { scale: None, .. } => {}
+            Update::Device(step) => g = g * step.grad_scale.clone(),
         }
         let device = p.device();
         let state = state.unwrap_or_else(|| Moments {
@@ -238,15 +291,38 @@ impl ModuleMapper for StepMapper<'_> {
             v: Tensor::zeros([n], (&device, DType::F32)),
             master: None,
         });
+        let (m_before, v_before) = (state.m.clone(), state.v.clone());
         let m = state.m.mul_scalar(opt.beta1) + g.clone().mul_scalar(1.0 - opt.beta1);
         let v = state.v.mul_scalar(opt.beta2) + (g.clone() * g).mul_scalar(1.0 - opt.beta2);
-        let t = opt.steps as i32;
-        let bias1 = 1.0 - opt.beta1.powi(t);
-        let bias2 = 1.0 - opt.beta2.powi(t);
         // torch: p ← p·(1 − lr·wd); denom = √v / √bias2 + ε; p ← p − (lr / bias1) · m / denom.
-        let p = if opt.weight_decay != 0.0 { p.mul_scalar(1.0 - self.lr * opt.weight_decay) } else { p };
-        let denom = v.clone().sqrt().div_scalar(bias2.sqrt()).add_scalar(opt.epsilon);
-        let p = p - (m.clone() / denom).mul_scalar(self.lr / bias1);
+        let (p, m, v) = match &self.update {
+            Update::Host { lr, .. } => {
+                let t = opt.steps as i32;
+                let bias1 = 1.0 - opt.beta1.powi(t);
+                let bias2 = 1.0 - opt.beta2.powi(t);
+                let p = if opt.weight_decay != 0.0 { p.mul_scalar(1.0 - lr * opt.weight_decay) } else { p };
+                let denom = v.clone().sqrt().div_scalar(bias2.sqrt()).add_scalar(opt.epsilon);
+                (p - (m.clone() / denom).mul_scalar(lr / bias1), m, v)
+            }
+            Update::Device(step) => {
+                // 1 − β^t = 1 − exp(t·ln β), in f32 on the device.
+                let bias = |beta: f64| step.t.clone().mul_scalar(beta.ln()).exp().neg().add_scalar(1.0);
+                let p_before = p.clone();
+                let p = if opt.weight_decay != 0.0 {
+                    p * step.lr.clone().mul_scalar(-opt.weight_decay).add_scalar(1.0)
+                } else {
+                    p
+                };
+                let denom = v.clone().sqrt() / bias(opt.beta2).sqrt();
+                let p = p - m.clone() / denom.add_scalar(opt.epsilon) * (step.lr.clone() / bias(opt.beta1));
+                let skip = step.skip.clone().expand([n]);
+                (
+                    p.mask_where(skip.clone(), p_before),
+                    m.mask_where(skip.clone(), m_before),
+                    v.mask_where(skip, v_before),
+                )
+            }
+        };
         let master = (dtype != DType::F32).then(|| p.clone());
         opt.moments.insert(key, Moments { m, v, master });
         let updated = p.reshape(dims).cast(dtype);
@@ -295,6 +371,55 @@ mod tests {
         // The stored bf16 value is the master rounded: 0.99 lies between the bf16 neighbours 0.98828125 and
         // 0.9921875 (without the master, every step would round back to 1.0).
         assert_eq!(bf16_value, 0.98828125);
+    }
+
+    fn values(tensor: Tensor<1>) -> Vec<f32> {
+        tensor.cast(DType::F32).into_data().try_to_vec().unwrap_or_default()
+    }
+
+    #[test]
+    fn device_steps_match_host_steps_and_skipped_steps_change_nothing() {
+        let device = Device::flex().autodiff();
+        let start = [1.0f32, -2.0, 0.5, 3.0];
+        let make = || One { w: Param::from_tensor(Tensor::<1>::from_floats(start, &device).require_grad()) };
+        // ∂/∂w of k·Σw² = 2k·w: infinite for k = ∞ (an fp16 overflow).
+        let grads_of =
+            |m: &One, k: f64| GradientsParams::from_grads((m.w.val() * m.w.val()).sum().mul_scalar(k).backward(), m);
+        let args = TrainingArguments { weight_decay: 0.01, ..Default::default() };
+        let inner = Device::flex();
+        let scalar = |v: f64| Tensor::<1>::full([1], v, (&inner, DType::F32));
+        let step = |t: f64, skip: bool| DeviceStep {
+            lr: scalar(1e-2),
+            t: scalar(t),
+            grad_scale: scalar(0.5),
+            skip: Tensor::from_data(TensorData::new(vec![skip], [1]), &inner),
+        };
+
+        let (mut host, mut a) = (AdamW::new(&args), make());
+        for _ in 0..3 {
+            let grads = grads_of(&a, 1.0);
+            a = host.step(a, &grads, 1e-2, 0.5);
+        }
+        let (mut on_device, mut b) = (AdamW::new(&args), make());
+        let grads = grads_of(&b, f64::INFINITY);
+        b = on_device.step_on_device(b, &grads, step(1.0, true));
+        assert_eq!(values(b.w.val()), start, "a skipped step leaves the parameter as it was");
+        let moments = on_device.moments.values().next().unwrap().clone();
+        assert!(values(moments.m).iter().chain(&values(moments.v)).all(|&x| x == 0.0), "and the moments at zero");
+        for t in 1..=3 {
+            let grads = grads_of(&b, 1.0);
+            b = on_device.step_on_device(b, &grads, step(f64::from(t), false));
+        }
+        assert_eq!(on_device.steps, 4, "steps counts attempts");
+        let (expected, got) = (values(a.w.val()), values(b.w.val()));
+        for (e, g) in expected.iter().zip(&got) {
+            // The device path computes the bias corrections in f32, the host path in f64.
+            assert!((e - g).abs() <= 1e-6 * e.abs().max(1.0), "{expected:?} vs {got:?}");
+        }
+        assert_ne!(got, start, "the steps after the skipped one moved it");
+        let (hm, dm) = (host.moments.values().next().unwrap(), on_device.moments.values().next().unwrap());
+        assert_eq!(values(hm.m.clone()), values(dm.m.clone()));
+        assert_eq!(values(hm.v.clone()), values(dm.v.clone()));
     }
 
     #[test]

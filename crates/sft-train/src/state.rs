@@ -63,6 +63,10 @@ pub struct TrainerState {
     pub num_input_tokens_seen: u64,
     /// Micro-batches skipped because no label carried loss (they contribute nothing).
     pub skipped_batches: u64,
+    /// fp16 optimizer steps skipped because the scaled gradients overflowed (no update; the learning-rate
+    /// schedule does not advance on them). Always 0 without `fp16`.
+    #[serde(default)]
+    pub skipped_steps: u64,
     /// Where the data continues.
     pub position: DataPosition,
     /// The logging window in progress.
@@ -92,6 +96,7 @@ impl TrainerState {
             best_model_checkpoint: None,
             num_input_tokens_seen: 0,
             skipped_batches: 0,
+            skipped_steps: 0,
             position: DataPosition::default(),
             logging_window: LoggingWindow::default(),
             seed,

@@ -10,7 +10,7 @@ use burn::module::{ModuleMapper, Param};
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use sft_collate::Batch;
-use sft_model::{LlamaForCausalLM, ModelInput, chunked_causal_lm_loss};
+use sft_model::{LlamaForCausalLM, ModelInput, chunked_causal_lm_loss, chunked_causal_lm_loss_scaled};
 use sft_peft::{BaseLinear, LoraConfig, LoraLinear, PeftError, load_adapter, save_adapter};
 
 use crate::args::{IntervalStrategy, ResumeFrom, TrainingArguments};
@@ -19,7 +19,8 @@ use crate::checkpoint::{latest_checkpoint, remove_partial_checkpoints, rotate_ch
 use crate::data::BatchSource;
 use crate::error::{Result, TrainError};
 use crate::metrics::MetricsFile;
-use crate::optimizer::{AdamW, device_clip_coefficient, grad_norm_squared};
+use crate::optimizer::{AdamW, device_clip_coefficient, grad_norm_squared, grad_norm_squared_scaled};
+use crate::scaler::{GradScaler, GradScalerConfig, LossScaledSteps, SCALER_FILE};
 use crate::schedule::LrSchedule;
 use crate::state::{LogEntry, LoggingWindow, TrainerState};
 
@@ -83,6 +84,7 @@ pub struct Trainer<'a> {
     callbacks: Vec<Box<dyn Callback + 'a>>,
     stop: Arc<AtomicBool>,
     run_config: Option<serde_json::Value>,
+    scaler_config: GradScalerConfig,
 }
 
 /// What an optimizer step needs besides the data: its learning rate, 1-based number and seed.
@@ -93,12 +95,26 @@ struct StepPlan {
 }
 
 /// What an optimizer step leaves on the device until the next read ([`Trainer::flush`]): its loss sum, correct
-/// predictions and squared gradient norm, `[3]`, and its supervised target count (known on the host).
+/// predictions and squared gradient norm, `[3]`, with fp16 loss scaling also whether it was skipped (0 or 1) and
+/// the loss scale after it, `[5]`; and its supervised target count (known on the host).
 struct PendingStep {
     number: u64,
     supervised: u64,
     sums: Tensor<1>,
+    loss_scaled: bool,
 }
+
+/// What [`Trainer::flush`] learned about the last step it read: its gradient norm (before clipping; `None` when
+/// it was skipped) and the 0-based schedule step its learning rate came from.
+#[derive(Debug, Clone, Copy)]
+struct LastStep {
+    norm: Option<f64>,
+    schedule_step: u64,
+}
+
+/// Below this loss scale an overflow stops the run (DeepSpeed's `min_loss_scale`): gradients that overflow fp16
+/// unscaled cannot be trained in fp16 at all.
+const MIN_LOSS_SCALE: f64 = 1.0;
 
 impl<'a> Trainer<'a> {
     /// A run of `args` over `train` (and `eval`, needed unless `eval_strategy` is `no`), saving adapters made with
@@ -126,7 +142,15 @@ impl<'a> Trainer<'a> {
             callbacks: Vec::new(),
             stop: Arc::new(AtomicBool::new(false)),
             run_config: None,
+            scaler_config: GradScalerConfig::default(),
         })
+    }
+
+    /// The constants of fp16's dynamic loss scaling (accelerate's `GradScalerKwargs`); PyTorch's defaults unless
+    /// set. Used only with `fp16: true`.
+    pub fn with_grad_scaler(mut self, config: GradScalerConfig) -> Self {
+        self.scaler_config = config;
+        self
     }
 
     /// Adds a callback (called after those added before it).
@@ -199,6 +223,20 @@ impl<'a> Trainer<'a> {
             }
             tracing::info!(checkpoint = %dir.display(), step = state.global_step, "resuming");
         }
+        let mut fp16 = None;
+        if self.args.fp16 {
+            let inner = device.clone().inner();
+            let mut scaler = GradScaler::new(self.scaler_config, &inner);
+            if let Some(dir) = self.resume_dir()? {
+                let path = dir.join(SCALER_FILE);
+                if path.exists() {
+                    scaler.load(&path, &inner)?;
+                } else {
+                    tracing::warn!(checkpoint = %dir.display(), "no {SCALER_FILE} in the checkpoint: the loss scale starts afresh");
+                }
+            }
+            fp16 = Some(LossScaledSteps::new(scaler, &schedule, state.skipped_steps, &inner));
+        }
         remove_partial_checkpoints(&output_dir)?;
         let metrics = MetricsFile::create(&output_dir, &state.log_history)?;
         for callback in &mut self.callbacks {
@@ -224,12 +262,14 @@ impl<'a> Trainer<'a> {
             let batches: Vec<Batch> = plan.1[start..end].iter().map(|units| self.train.collate(units)).collect();
             let step = state.global_step;
             let lr = schedule.lr(step);
+            let mut lr_logged = lr;
             let began = Instant::now();
             let seed = mix(self.args.seed, step);
             device.seed(seed);
             let plan_now = StepPlan { lr, number: step + 1, seed };
             let tokens: u64 = batches.iter().map(|b| b.num_tokens as u64).sum();
-            let (updated, step_sums) = self.step(model, &batches, &mut optimizer, plan_now, &mut state)?;
+            let (updated, step_sums) =
+                self.step(model, &batches, &mut optimizer, plan_now, &mut state, fp16.as_mut())?;
             model = updated;
             pending.extend(step_sums);
 
@@ -252,11 +292,14 @@ impl<'a> Trainer<'a> {
             // The device's queue is read only here: at logging, evaluation and save steps, and at the end. Until
             // then the steps run without a host round trip (their time is counted when read).
             if should_log || should_eval || control.should_save || state.global_step == total {
-                last_norm = self.flush(&mut pending, &mut state)?.or(last_norm);
+                if let Some(last) = self.flush(&mut pending, &mut state)? {
+                    last_norm = last.norm.or(last_norm);
+                    lr_logged = schedule.lr(last.schedule_step);
+                }
             }
             state.logging_window.seconds += began.elapsed().as_secs_f64();
             if should_log && state.logging_window.steps > 0 {
-                let entry = log_entry(&state, lr, last_norm.unwrap_or(0.0));
+                let entry = log_entry(&state, lr_logged, last_norm.unwrap_or(0.0));
                 state.logging_window = LoggingWindow::default();
                 self.record(&mut state, entry, &metrics)?;
             }
@@ -292,8 +335,11 @@ impl<'a> Trainer<'a> {
             }
             if control.should_save {
                 // A checkpoint is written only after its steps were read and found finite.
-                last_norm = self.flush(&mut pending, &mut state)?.or(last_norm);
-                last_checkpoint = Some(self.save_checkpoint(&model, &optimizer, &mut state)?);
+                if let Some(last) = self.flush(&mut pending, &mut state)? {
+                    last_norm = last.norm.or(last_norm);
+                }
+                let scaler = fp16.as_ref().map(|f| &f.scaler);
+                last_checkpoint = Some(self.save_checkpoint(&model, &optimizer, scaler, &mut state)?);
                 saved_at = Some(state.global_step);
             }
             if stop != StopReason::Completed {
@@ -338,6 +384,7 @@ impl<'a> Trainer<'a> {
         optimizer: &mut AdamW,
         StepPlan { lr, number: step_number, seed }: StepPlan,
         state: &mut TrainerState,
+        fp16: Option<&mut LossScaledSteps>,
     ) -> Result<(LlamaForCausalLM<LoraLinear>, Option<PendingStep>)> {
         let targets: Vec<usize> = batches.iter().map(supervised_targets).collect();
         let supervised: usize = targets.iter().sum();
@@ -348,6 +395,11 @@ impl<'a> Trainer<'a> {
         }
         let chunk_rows = chunk_rows(model.head_weight().dims()[1]);
         let scale = 1.0 / supervised as f64;
+        // fp16: the loss gradient is multiplied by the loss scale on the autodiff device (in the model's
+        // checkpointing strategy), the parameters' gradients divided by it below.
+        let strategy = model.model.embed_tokens.weight.device().gradient_checkpointing_strategy();
+        let loss_scale = fp16.as_ref().map(|f| reenter_autodiff(f.scaler.scale(), strategy));
+        let scale = LossGrad { scale, loss_scale };
         let mut accumulator = GradientsAccumulator::<LlamaForCausalLM<LoraLinear>>::new();
         let (mut sums, mut corrects) = (Vec::new(), Vec::new());
         state.skipped_batches += targets.iter().filter(|&&t| t == 0).count() as u64;
@@ -357,7 +409,7 @@ impl<'a> Trainer<'a> {
         let indexed: Vec<(usize, &Batch)> = batches.iter().enumerate().filter(|&(i, _)| targets[i] > 0).collect();
         for group in indexed.chunks(self.args.micro_batch_workers.max(1)) {
             let results: Vec<Result<MicroBatch>> = if group.len() == 1 {
-                group.iter().map(|&(i, b)| micro_batch(&model, b, mix(seed, i as u64), chunk_rows, scale)).collect()
+                group.iter().map(|&(i, b)| micro_batch(&model, b, mix(seed, i as u64), chunk_rows, &scale)).collect()
             } else {
                 std::thread::scope(|scope| {
                     let handles: Vec<_> = group
@@ -366,6 +418,7 @@ impl<'a> Trainer<'a> {
                             // Each thread's graph must be its own: Burn's autodiff merges graphs that share a node,
                             // and two threads building on the same parameter leaves deadlock in its graph locks.
                             let model = fresh_leaves(model.clone());
+                            let scale = &scale;
                             scope.spawn(move || micro_batch(&model, b, mix(seed, i as u64), chunk_rows, scale))
                         })
                         .collect();
@@ -387,19 +440,44 @@ impl<'a> Trainer<'a> {
             }
         }
         let grads = accumulator.grads();
-        let norm_sq = grad_norm_squared(&model, &grads)
-            .unwrap_or_else(|| Tensor::zeros([1], (&sums[0].device(), burn::tensor::DType::F32)));
-        let model = match device_clip_coefficient(norm_sq.clone(), self.args.max_grad_norm) {
-            Some(coefficient) => optimizer.step_scaled(model, &grads, lr, coefficient),
-            None => optimizer.step(model, &grads, lr, 1.0),
+        let mut sums = vec![Tensor::cat(sums, 0).sum(), Tensor::cat(corrects, 0).sum()];
+        let sums_device = sums[0].device();
+        let zero = || Tensor::zeros([1], (&sums_device, burn::tensor::DType::F32));
+        let loss_scaled = fp16.is_some();
+        let model = match fp16 {
+            None => {
+                let norm_sq = grad_norm_squared(&model, &grads).unwrap_or_else(zero);
+                sums.push(norm_sq.clone());
+                match device_clip_coefficient(norm_sq, self.args.max_grad_norm) {
+                    Some(coefficient) => optimizer.step_scaled(model, &grads, lr, coefficient),
+                    None => optimizer.step(model, &grads, lr, 1.0),
+                }
+            }
+            Some(fp16) => {
+                // GradScaler: unscale, find overflow, clip, step unless overflowed, update the scale; on the device.
+                let unscale = fp16.scaler.scale().recip();
+                let norm_sq = grad_norm_squared_scaled(&model, &grads, unscale.clone()).unwrap_or_else(zero);
+                let found_inf = norm_sq.clone().is_finite().bool_not();
+                let multiplier = match device_clip_coefficient(norm_sq.clone(), self.args.max_grad_norm) {
+                    Some(coefficient) => coefficient * unscale,
+                    None => unscale,
+                };
+                let step = fp16.device_step(step_number - 1, optimizer.steps + 1, multiplier, found_inf.clone());
+                let model = optimizer.step_on_device(model, &grads, step);
+                fp16.update(found_inf.clone());
+                sums.extend([norm_sq, found_inf.float().cast(burn::tensor::DType::F32), fp16.scaler.scale()]);
+                model
+            }
         };
-        let sums = Tensor::cat(vec![Tensor::cat(sums, 0).sum(), Tensor::cat(corrects, 0).sum(), norm_sq], 0);
-        Ok((model, Some(PendingStep { number: step_number, supervised: supervised as u64, sums })))
+        let sums = Tensor::cat(sums, 0);
+        Ok((model, Some(PendingStep { number: step_number, supervised: supervised as u64, sums, loss_scaled })))
     }
 
     /// Reads the sums of the `pending` steps in one transfer, checks that their losses and gradient norms are
-    /// finite, and adds them to the logging window. Returns the last step's gradient norm (before clipping).
-    fn flush(&self, pending: &mut Vec<PendingStep>, state: &mut TrainerState) -> Result<Option<f64>> {
+    /// finite, and adds them to the logging window. An fp16 step whose gradients overflowed was skipped on the
+    /// device: it is counted in `skipped_steps` (its loss still enters the window, as in transformers), unless the
+    /// loss scale fell below [`MIN_LOSS_SCALE`], which stops the run. Returns what the last step read says.
+    fn flush(&self, pending: &mut Vec<PendingStep>, state: &mut TrainerState) -> Result<Option<LastStep>> {
         if pending.is_empty() {
             return Ok(None);
         }
@@ -408,15 +486,32 @@ impl<'a> Trainer<'a> {
             .into_data()
             .try_to_vec::<f32>()
             .map_err(|e| TrainError::Data(format!("reading the loss: {e:?}")))?;
-        let mut norm = None;
-        for (step, v) in steps.iter().zip(values.chunks(3)) {
+        let mut last = None;
+        let mut rest = values.as_slice();
+        for step in &steps {
+            let (v, tail) = rest.split_at(if step.loss_scaled { 5 } else { 3 });
+            rest = tail;
             let (loss_sum, correct, norm_sq) = (f64::from(v[0]), f64::from(v[1]), f64::from(v[2]));
             let loss = loss_sum / step.supervised as f64;
             if !loss.is_finite() {
                 return Err(TrainError::NonFinite { step: step.number, what: "loss", value: loss });
             }
+            let schedule_step = step.number - 1 - state.skipped_steps;
             let step_norm = norm_sq.sqrt();
-            if !step_norm.is_finite() {
+            let skipped = step.loss_scaled && v[3] > 0.5;
+            if skipped {
+                let loss_scale = f64::from(v[4]);
+                if loss_scale < MIN_LOSS_SCALE {
+                    tracing::error!(step = step.number, loss_scale, "fp16 gradients overflow even unscaled");
+                    return Err(TrainError::NonFinite { step: step.number, what: "grad_norm", value: step_norm });
+                }
+                tracing::warn!(
+                    step = step.number,
+                    loss_scale,
+                    "fp16 gradients overflowed: the update is skipped and the loss scale halved"
+                );
+                state.skipped_steps += 1;
+            } else if !step_norm.is_finite() {
                 return Err(TrainError::NonFinite { step: step.number, what: "grad_norm", value: step_norm });
             }
             let w = &mut state.logging_window;
@@ -424,9 +519,9 @@ impl<'a> Trainer<'a> {
             w.loss_sum += loss;
             w.supervised_tokens += step.supervised;
             w.correct_tokens += correct.round() as u64;
-            norm = Some(step_norm);
+            last = Some(LastStep { norm: (!skipped).then_some(step_norm), schedule_step });
         }
-        Ok(norm)
+        Ok(last)
     }
 
     /// `eval_loss` (mean token loss over the whole split: Σ token losses / supervised tokens) and
@@ -524,6 +619,7 @@ impl<'a> Trainer<'a> {
         &mut self,
         model: &LlamaForCausalLM<LoraLinear>,
         optimizer: &AdamW,
+        scaler: Option<&GradScaler>,
         state: &mut TrainerState,
     ) -> Result<PathBuf> {
         let output_dir = self.output_dir();
@@ -537,6 +633,9 @@ impl<'a> Trainer<'a> {
         let written = write_checkpoint(&output_dir, step, |tmp| {
             save_adapter(model, &self.lora_config, &self.base_model_name, tmp)?;
             optimizer.save(&tmp.join(OPTIMIZER_FILE))?;
+            if let Some(scaler) = scaler {
+                scaler.save(&tmp.join(SCALER_FILE))?;
+            }
             self.save_arguments(tmp)?;
             state.save(tmp)
         })?;
@@ -680,6 +779,13 @@ pub(crate) fn reenter_autodiff<const D: usize>(
     }
 }
 
+/// The multiplier of a micro-batch's loss gradient: `scale` = 1 / the window's supervised tokens, times fp16's
+/// loss scale (a `[1]` tensor on the autodiff device) when there is one.
+struct LossGrad {
+    scale: f64,
+    loss_scale: Option<Tensor<1>>,
+}
+
 /// What one micro-batch contributes: its loss sum and correct count (device scalars) and its gradients.
 struct MicroBatch {
     sum: Tensor<1>,
@@ -693,13 +799,15 @@ fn micro_batch(
     batch: &Batch,
     seed: u64,
     chunk_rows: usize,
-    scale: f64,
+    scale: &LossGrad,
 ) -> Result<MicroBatch> {
     sft_peft::seed_dropout(seed);
     let device = model.model.embed_tokens.weight.device();
     let input = model_input(batch, &device)?;
     let hidden = model.hidden_states(&input);
-    let loss = chunked_causal_lm_loss(hidden, model.head_weight(), &batch.labels, chunk_rows, Some(scale))?;
+    let head = model.head_weight();
+    let loss_scale = scale.loss_scale.clone();
+    let loss = chunked_causal_lm_loss_scaled(hidden, head, &batch.labels, chunk_rows, Some(scale.scale), loss_scale)?;
     let grads = loss.surrogate.map(|s| GradientsParams::from_grads(s.backward(), model));
     Ok(MicroBatch { sum: loss.sum, correct: loss.correct, grads })
 }

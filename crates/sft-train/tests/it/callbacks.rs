@@ -4,14 +4,13 @@ use std::collections::BTreeMap;
 
 use burn::prelude::*;
 use burn::tensor::FloatDType;
-use sft_collate::Sampling;
 use sft_model::LlamaForCausalLM;
 use sft_train::{
-    Callback, EarlyStopping, EarlyStoppingConfig, IntervalStrategy, Metrics, StopReason, Trainer, TrainerControl,
-    TrainerState, TrainingArguments,
+    Callback, EarlyStopping, EarlyStoppingConfig, IntervalStrategy, Metrics, StopReason, TrainerControl, TrainerState,
+    TrainingArguments,
 };
 
-use crate::{adapters, args, examples, lora, micro, model, source};
+use crate::{adapters, args, examples, lora, micro, model, trainer};
 
 /// Replaces `eval_loss` with the next value of a constructed sequence.
 struct Scripted(Vec<f64>);
@@ -49,16 +48,9 @@ fn early_stopping_fires_at_the_right_evaluation_and_the_best_checkpoint_is_resto
         "eval_loss",
         false,
     );
-    let mut trainer = Trainer::new(
-        args,
-        config.clone(),
-        "micro",
-        source(&train, 2, Sampling::Shuffle { seed: 1 }),
-        Some(source(&eval, 2, Sampling::Sequential)),
-    )
-    .unwrap()
-    .with_callback(Scripted(sequence))
-    .with_callback(stopping);
+    let mut trainer = trainer(args, config.clone(), &train, Some(&eval[..]), 2)
+        .with_callback(Scripted(sequence))
+        .with_callback(stopping);
     let out = trainer.train(model(&config)).unwrap();
     assert_eq!(out.stop, StopReason::Stopped);
     assert_eq!(out.state.global_step, 5, "stopped at the fifth evaluation");
@@ -102,14 +94,7 @@ fn a_misspelled_metric_for_best_model_stops_at_the_first_evaluation() {
         metric_for_best_model: Some("eval_los".into()),
         ..args(dir.path())
     };
-    let mut trainer = Trainer::new(
-        args,
-        config.clone(),
-        "micro",
-        source(&train, 2, Sampling::Shuffle { seed: 1 }),
-        Some(source(&eval, 2, Sampling::Sequential)),
-    )
-    .unwrap();
+    let mut trainer = trainer(args, config.clone(), &train, Some(&eval[..]), 2);
     let message = trainer.train(model(&config)).unwrap_err().to_string();
     assert!(
         message.starts_with("training_args.metric_for_best_model: `eval_los` is not among the evaluation metrics (")

@@ -5,6 +5,7 @@
 mod accumulation;
 mod callbacks;
 mod crash;
+mod fp16;
 mod plot;
 mod precision;
 mod resume;
@@ -20,7 +21,7 @@ use sft_collate::{Collator, Sampling};
 use sft_model::LlamaForCausalLM;
 use sft_peft::{InitLoraWeights, LoraConfig, LoraLinear, TargetModules, inject};
 use sft_tokenize::TokenizedExample;
-use sft_train::{BatchSource, IntervalStrategy, TrainingArguments};
+use sft_train::{BatchSource, IntervalStrategy, Trainer, TrainingArguments};
 
 /// The llama-micro fixture directory (shared with sft-model's tests).
 pub fn micro() -> PathBuf {
@@ -64,6 +65,19 @@ pub fn examples(n: usize, seed: u64) -> Vec<TokenizedExample> {
 pub fn source(examples: &[TokenizedExample], batch_size: usize, sampling: Sampling) -> BatchSource<'_> {
     let collator = Collator { pad_id: 2, pad_to_multiple_of: None };
     BatchSource::new(examples, collator, batch_size, sampling, None).unwrap()
+}
+
+/// A trainer of `args` with adapters made by `config` over `train` (batches of `batch_size`, shuffled by seed 1)
+/// and, when given, `eval` (batches of `batch_size`, in order).
+pub fn trainer<'a>(
+    args: TrainingArguments,
+    config: LoraConfig,
+    train: &'a [TokenizedExample],
+    eval: Option<&'a [TokenizedExample]>,
+    batch_size: usize,
+) -> Trainer<'a> {
+    let eval = eval.map(|e| source(e, batch_size, Sampling::Sequential));
+    Trainer::new(args, config, "micro", source(train, batch_size, Sampling::Shuffle { seed: 1 }), eval).unwrap()
 }
 
 /// Arguments for a short run into `dir`: lr 1e-2 linear with 1 warmup step, clipping at 1, no eval, no saves.

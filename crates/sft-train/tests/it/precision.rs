@@ -3,12 +3,11 @@
 
 use burn::prelude::*;
 use burn::tensor::{DType, FloatDType};
-use sft_collate::Sampling;
 use sft_model::LlamaForCausalLM;
 use sft_peft::{LoraLinear, inject};
-use sft_train::{IntervalStrategy, Trainer, TrainingArguments};
+use sft_train::{IntervalStrategy, TrainingArguments};
 
-use crate::{adapters, args, examples, lora, micro, source};
+use crate::{adapters, args, examples, lora, micro, trainer};
 
 fn model_on(device: &Device, dtype: FloatDType) -> LlamaForCausalLM<LoraLinear> {
     let base = LlamaForCausalLM::from_pretrained(&micro(), device, dtype).unwrap().1;
@@ -27,14 +26,7 @@ fn a_bf16_base_evaluates_within_one_percent_of_f32_and_trains() {
         ..args(dir.path())
     };
     let device = Device::flex().autodiff();
-    let mut trainer = Trainer::new(
-        args,
-        lora(),
-        "micro",
-        source(&train, 4, Sampling::Shuffle { seed: 1 }),
-        Some(source(&eval, 4, Sampling::Sequential)),
-    )
-    .unwrap();
+    let mut trainer = trainer(args, lora(), &train, Some(&eval[..]), 4);
     let f32_loss = trainer.evaluate(&model_on(&device, FloatDType::F32)).unwrap()["eval_loss"];
     let model = model_on(&device, FloatDType::BF16);
     let adapter = model.projections().into_iter().find_map(|(_, p)| p.adapter.clone()).unwrap();
@@ -64,8 +56,7 @@ fn gradient_checkpointing_gives_the_same_updates() {
     let run = |device: Device| {
         let dir = tempfile::tempdir().unwrap();
         let args = TrainingArguments { per_device_train_batch_size: 4, max_steps: 3, ..args(dir.path()) };
-        let mut trainer =
-            Trainer::new(args, lora(), "micro", source(&train, 4, Sampling::Shuffle { seed: 1 }), None).unwrap();
+        let mut trainer = trainer(args, lora(), &train, None, 4);
         adapters(&trainer.train(model_on(&device, FloatDType::F32)).unwrap().model)
     };
     let plain = run(Device::flex().autodiff());

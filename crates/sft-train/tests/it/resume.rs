@@ -9,7 +9,7 @@ use sft_train::{
 use crate::{adapters, args, examples, lora, model, source};
 
 /// Stops the run after optimizer step `n`.
-struct StopAt(u64);
+pub(crate) struct StopAt(pub(crate) u64);
 
 impl Callback for StopAt {
     fn name(&self) -> &str {
@@ -93,7 +93,10 @@ fn a_resumed_run_equals_the_uninterrupted_one() {
 
 /// `expected` with the wall-clock fields (`eval_runtime`, `train_tokens_per_second`) taken from `actual`, which
 /// cannot repeat.
-fn without_runtimes(expected: &[sft_train::LogEntry], actual: &[sft_train::LogEntry]) -> Vec<sft_train::LogEntry> {
+pub(crate) fn without_runtimes(
+    expected: &[sft_train::LogEntry],
+    actual: &[sft_train::LogEntry],
+) -> Vec<sft_train::LogEntry> {
     assert_eq!(expected.len(), actual.len(), "{expected:?}\n{actual:?}");
     expected
         .iter()

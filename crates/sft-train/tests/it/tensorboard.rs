@@ -3,13 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use sft_collate::Sampling;
 use sft_train::{
-    Callback, IntervalStrategy, LogEntry, TensorBoardCallback, TensorBoardEvent, TensorBoardWriter, Trainer,
-    TrainerState, TrainingArguments, read_event_file,
+    Callback, IntervalStrategy, LogEntry, TensorBoardCallback, TensorBoardEvent, TensorBoardWriter, TrainerState,
+    TrainingArguments, read_event_file,
 };
 
-use crate::{args, examples, lora, model, source};
+use crate::{args, examples, lora, model, trainer};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tensorboard").join(name)
@@ -183,15 +182,8 @@ fn callback_in_a_training_run_writes_the_log_history() {
         eval_steps: Some(2),
         ..args(dir.path())
     };
-    let mut trainer = Trainer::new(
-        args,
-        config.clone(),
-        "micro",
-        source(&train, 2, Sampling::Shuffle { seed: 1 }),
-        Some(source(&eval, 2, Sampling::Sequential)),
-    )
-    .unwrap()
-    .with_callback(TensorBoardCallback::new(&runs).unwrap());
+    let mut trainer = trainer(args, config.clone(), &train, Some(&eval[..]), 2)
+        .with_callback(TensorBoardCallback::new(&runs).unwrap());
     let out = trainer.train(model(&config)).unwrap();
     drop(trainer);
 
