@@ -6,7 +6,7 @@
 //! ```text
 //! cargo run --release --features wgpu --example gpu_throughput -- \
 //!     [--device wgpu|cuda|cpu] [--preset llama-3.2-1b|small|tiny] [--steps 6] [--batch 4] [--seq 512] \
-//!     [--dense] [--bf16]
+//!     [--dense] [--bf16 | --fp16]
 //! ```
 #![allow(clippy::print_stdout)]
 
@@ -32,6 +32,7 @@ struct Options {
     seq: usize,
     dense: bool,
     bf16: bool,
+    fp16: bool,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -50,6 +51,7 @@ fn options() -> anyhow::Result<Options> {
         seq: 512,
         dense: false,
         bf16: false,
+        fp16: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -62,6 +64,7 @@ fn options() -> anyhow::Result<Options> {
             "--seq" => o.seq = value()?.parse().context("--seq")?,
             "--dense" => o.dense = true,
             "--bf16" => o.bf16 = true,
+            "--fp16" => o.fp16 = true,
             other => bail!("unknown option {other}"),
         }
     }
@@ -79,7 +82,7 @@ fn device(name: &str) -> anyhow::Result<Device> {
     })
 }
 
-/// Casts every float parameter (the `bf16: true` base).
+/// Casts every float parameter (the `bf16: true` / `fp16: true` base).
 struct ToDtype(DType);
 
 impl ModuleMapper for ToDtype {
@@ -97,18 +100,25 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let o = options()?;
+    if o.bf16 && o.fp16 {
+        bail!("--bf16 and --fp16 exclude each other");
+    }
     let device = device(&o.device)?.autodiff();
     let config = LlamaConfig::preset(&o.preset)?;
-    let dtype = if o.bf16 { DType::BF16 } else { DType::F32 };
+    let (dtype, compute) = match (o.bf16, o.fp16) {
+        (true, _) => (DType::BF16, ComputeDtype::Bfloat16),
+        (_, true) => (DType::F16, ComputeDtype::Float16),
+        _ => (DType::F32, ComputeDtype::Float32),
+    };
     let started = std::time::Instant::now();
     let model = LlamaForCausalLM::init(&config, &device, 0);
-    let model = if o.bf16 { model.map(&mut ToDtype(DType::BF16)) } else { model };
+    let model = if dtype == DType::F32 { model } else { model.map(&mut ToDtype(dtype)) };
     let quantization = QuantizationConfig {
         load_in_4bit: true,
         load_in_8bit: false,
         bnb_4bit_quant_type: QuantType::Nf4,
         bnb_4bit_use_double_quant: false,
-        bnb_4bit_compute_dtype: if o.bf16 { ComputeDtype::Bfloat16 } else { ComputeDtype::Float32 },
+        bnb_4bit_compute_dtype: compute,
     };
     let model = model.map_projections(|_, linear| -> anyhow::Result<BaseLinear> {
         if o.dense {
@@ -153,6 +163,7 @@ fn main() -> anyhow::Result<()> {
         eval_strategy: IntervalStrategy::No,
         save_strategy: IntervalStrategy::No,
         bf16: o.bf16,
+        fp16: o.fp16,
         ..Default::default()
     };
     let collator = Collator { pad_id: 0, pad_to_multiple_of: None };
@@ -173,5 +184,8 @@ fn main() -> anyhow::Result<()> {
         "throughput  {median:.0} tokens/s (median after the first step; batch {} × {} tokens, {} steps)",
         o.batch, o.seq, o.steps
     );
+    if o.fp16 {
+        println!("fp16        {} of {} steps skipped by the loss scaler (overflow)", out.state.skipped_steps, o.steps);
+    }
     Ok(())
 }

@@ -6,8 +6,8 @@
 #      `sft train` with "device": "wgpu" against "cpu" (sft);
 #   2. the NF4 and LoRA kernel benches on the GPU (criterion, SFT_BENCH_DEVICE=wgpu);
 #   3. training throughput runs of a Llama-3.2-1B-shaped model with random weights (no download): QLoRA r 8 on
-#      q/k/v/o, NF4 base with f32 and then bf16 compute, batches of 4 × 512 tokens, tokens/s and the GPU's peak
-#      memory.
+#      q/k/v/o, NF4 base with f32, then bf16, then fp16 compute (loss-scaled), batches of 4 × 512 tokens, tokens/s
+#      and the GPU's peak memory.
 # Everything printed is also kept in $OUT (default target/gpu-check). Dev profile: dependencies are optimised
 # (see Cargo.toml), so the build is shared with `cargo test`.
 #
@@ -59,10 +59,10 @@ else
 fi
 cargo build --locked --features wgpu --example gpu_throughput 2>&1 | tail -1
 # f32 compute always; then bf16 compute, which needs a wgpu device with bf16 shaders (lavapipe has none: its
-# failure is reported, not fatal).
-for precision in f32 bf16; do
+# failure is reported, not fatal); then fp16 compute with dynamic loss scaling.
+for precision in f32 bf16 fp16; do
     EXTRA=()
-    [ $precision = bf16 ] && EXTRA=(--bf16)
+    [ $precision != f32 ] && EXTRA=(--$precision)
     SAMPLER=""
     if command -v nvidia-smi >/dev/null; then
         BASE=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1)
@@ -71,7 +71,7 @@ for precision in f32 bf16; do
     fi
     if cargo run --locked --features wgpu --example gpu_throughput -- "${RUN[@]}" "${EXTRA[@]}" \
         > "$OUT/throughput-$precision.txt" 2>&1; then
-        grep -E "^(model|step|throughput)" "$OUT/throughput-$precision.txt" | tee -a "$OUT/summary.txt"
+        grep -E "^(model|step|throughput|fp16)" "$OUT/throughput-$precision.txt" | tee -a "$OUT/summary.txt"
     else
         REASON=$(grep -m1 -oE "UnsupportedType\([^)]*\)" "$OUT/throughput-$precision.txt" ||
             grep -m1 -E "panicked|^Error" "$OUT/throughput-$precision.txt" || echo "see throughput-$precision.txt")

@@ -66,14 +66,17 @@ fn fp16_training_with_overflowing_steps_on_wgpu_matches_flex() {
     let (cpu_skipped, cpu_log, cpu) = run(Device::flex().autodiff());
     eprintln!("skipped steps: wgpu {gpu_skipped}, flex {cpu_skipped}");
     assert!(cpu_skipped > 0 && gpu_skipped == cpu_skipped);
+    assert_eq!(gpu_log.len(), cpu_log.len());
+    let mut worst = 0.0f64;
     for (gpu_entry, cpu_entry) in gpu_log.iter().zip(&cpu_log) {
         let (g, c) = (gpu_entry["loss"], cpu_entry["loss"]);
         // fp16 matmuls accumulate differently on the two backends.
-        assert!((g - c).abs() <= 1e-2 * c, "step {}: loss wgpu {g} vs flex {c}", cpu_entry["step"]);
-        assert_eq!(gpu_entry["learning_rate"], cpu_entry["learning_rate"]);
+        assert!((g - c).abs() <= 1e-3 * c, "step {}: loss wgpu {g} vs flex {c}", cpu_entry["step"]);
+        assert_eq!(gpu_entry["learning_rate"], cpu_entry["learning_rate"], "the schedule waits on the same steps");
+        worst = worst.max((g - c).abs() / c);
     }
     let scale = cpu.iter().fold(0f32, |m, v| m.max(v.abs()));
     let diff = gpu.iter().zip(&cpu).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-    eprintln!("fp16 adapters after 12 steps: max |Δ| {diff:.2e} (max {scale:.2e})");
-    assert!(diff <= 2e-2 * scale, "{diff} vs {scale}");
+    eprintln!("fp16 after 12 steps: losses within {worst:.2e} relative, adapters max |Δ| {diff:.2e} (max {scale:.2e})");
+    assert!(diff <= 5e-3 * scale, "{diff} vs {scale}");
 }
