@@ -75,7 +75,7 @@ fn device(name: &str) -> anyhow::Result<Device> {
     Ok(match name {
         "cpu" => Device::flex(),
         #[cfg(feature = "wgpu")]
-        "wgpu" => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+        "wgpu" => Device::wgpu(DeviceKind::DefaultDevice),
         #[cfg(feature = "cuda")]
         "cuda" => Device::cuda(0),
         other => bail!("device {other} is not compiled in (cargo features wgpu / cuda)"),

@@ -291,11 +291,10 @@ impl<'a> Trainer<'a> {
                 TrainerControl { should_save: at(self.args.save_strategy, self.args.save_steps), ..Default::default() };
             // The device's queue is read only here: at logging, evaluation and save steps, and at the end. Until
             // then the steps run without a host round trip (their time is counted when read).
-            if should_log || should_eval || control.should_save || state.global_step == total {
-                if let Some(last) = self.flush(&mut pending, &mut state)? {
-                    last_norm = last.norm.or(last_norm);
-                    lr_logged = schedule.lr(last.schedule_step);
-                }
+            let read = should_log || should_eval || control.should_save || state.global_step == total;
+            if read && let Some(last) = self.flush(&mut pending, &mut state)? {
+                last_norm = last.norm.or(last_norm);
+                lr_logged = schedule.lr(last.schedule_step);
             }
             state.logging_window.seconds += began.elapsed().as_secs_f64();
             if should_log && state.logging_window.steps > 0 {
