@@ -495,7 +495,10 @@ impl<'a> Trainer<'a> {
             if !loss.is_finite() {
                 return Err(TrainError::NonFinite { step: step.number, what: "loss", value: loss });
             }
-            let schedule_step = step.number - 1 - state.skipped_steps;
+            // Skipped steps hold the schedule back only in the run that skipped them (a run resumed without fp16
+            // from an fp16 checkpoint follows the global step).
+            let held_back = if step.loss_scaled { state.skipped_steps } else { 0 };
+            let schedule_step = (step.number - 1).saturating_sub(held_back);
             let step_norm = norm_sq.sqrt();
             let skipped = step.loss_scaled && v[3] > 0.5;
             if skipped {
