@@ -21,6 +21,7 @@ mod error;
 mod generate;
 mod init;
 mod input;
+mod kernels;
 mod load;
 mod loss;
 mod mlp;
