@@ -4,6 +4,7 @@ use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::DType;
 
+use crate::fused::{has_cpu_kernels, segment_attention};
 use crate::projection::Projection;
 use crate::rope::apply_rotary;
 use crate::softmax::masked_softmax;
@@ -30,18 +31,46 @@ pub struct LlamaAttention<P: Projection = Linear> {
 
 impl<P: Projection> LlamaAttention<P> {
     /// `x` `[batch, seq, hidden]`; `cos`/`sin` `[batch, 1, seq, head_dim]`; `blocked` `[batch, 1, seq, keys]`, true
-    /// where a query may not attend to a key. With a `cache`, the new keys and values are appended to the cached
-    /// ones (`keys` = cached + `seq`). Returns `[batch, seq, hidden]`.
+    /// where a query may not attend to a key, or the same mask as `segments` ([`ModelInput::segments`]). With a
+    /// `cache`, the new keys and values are appended to the cached ones (`keys` = cached + `seq`). Returns
+    /// `[batch, seq, hidden]`.
+    ///
+    /// Without a cache, with `segments`, for f32 on flex, the fused [`segment_attention`] computes it; otherwise
+    /// tensor operations over the masked square.
+    ///
+    /// [`ModelInput::segments`]: crate::ModelInput::segments
     pub fn forward(
         &self,
         x: Tensor<3>,
         cos: &Tensor<4>,
         sin: &Tensor<4>,
         blocked: &Tensor<4, Bool>,
+        segments: Option<&[(usize, usize)]>,
         cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
     ) -> Tensor<3> {
         let [batch, seq, _] = x.dims();
         let (h, kv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        if let Some(segments) = segments
+            && cache.is_none()
+            && has_cpu_kernels(&x.device(), x.dtype())
+        {
+            let tokens = batch * seq;
+            let flat = |t: Tensor<3>| {
+                let width = t.dims()[2];
+                t.reshape([tokens, width])
+            };
+            let table = |t: &Tensor<4>| t.clone().reshape([tokens, d]);
+            let out = segment_attention(
+                flat(self.q_proj.forward(x.clone())),
+                flat(self.k_proj.forward(x.clone())),
+                flat(self.v_proj.forward(x)),
+                table(cos),
+                table(sin),
+                segments.to_vec(),
+                [h, kv, d],
+            );
+            return self.o_proj.forward(out.reshape([batch, seq, h * d]));
+        }
         let heads = |t: Tensor<3>, n: usize| t.reshape([batch, seq, n, d]).swap_dims(1, 2);
         let q = apply_rotary(heads(self.q_proj.forward(x.clone()), h), cos, sin);
         let mut k = apply_rotary(heads(self.k_proj.forward(x.clone()), kv), cos, sin);

@@ -4,6 +4,7 @@ use burn::nn::{Linear, RmsNorm};
 use burn::prelude::*;
 
 use crate::attention::LlamaAttention;
+use crate::fused::rms_norm;
 use crate::mlp::LlamaMlp;
 use crate::projection::Projection;
 
@@ -21,16 +22,18 @@ pub struct LlamaDecoderLayer<P: Projection = Linear> {
 }
 
 impl<P: Projection> LlamaDecoderLayer<P> {
-    /// `[batch, seq, hidden]` → same shape.
+    /// `[batch, seq, hidden]` → same shape; the attention arguments as [`LlamaAttention::forward`]'s.
     pub fn forward(
         &self,
         x: Tensor<3>,
         cos: &Tensor<4>,
         sin: &Tensor<4>,
         blocked: &Tensor<4, Bool>,
+        segments: Option<&[(usize, usize)]>,
         cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
     ) -> Tensor<3> {
-        let h = x.clone() + self.self_attn.forward(self.input_layernorm.forward(x), cos, sin, blocked, cache);
-        h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h))
+        let normed = rms_norm(&self.input_layernorm, x.clone());
+        let h = x + self.self_attn.forward(normed, cos, sin, blocked, segments, cache);
+        h.clone() + self.mlp.forward(rms_norm(&self.post_attention_layernorm, h))
     }
 }

@@ -14,6 +14,12 @@ pub struct ModelInput {
     /// `[batch, 1, seq, seq]`, true where query `i` may not attend to key `j`: the future (`j > i`), padding keys
     /// (`attention_mask[j] == 0`), and keys of another packed example (`sequence_ids[i] != sequence_ids[j]`).
     pub blocked: Tensor<4, Bool>,
+    /// The same mask as runs of the flat `batch × seq` token axis, `(first token, length)`: each run of real tokens
+    /// (`attention_mask` 1) of one example (`sequence_ids`) attends causally within itself. `None` when the mask
+    /// is not of that form (an example split by padding, or a cache: `past > 0`); then only `blocked` describes it.
+    /// The fused attention of [`crate::fused`] reads this; padding tokens outside every run get a zero attention
+    /// output there (their hidden states are never read by real tokens, and carry no loss).
+    pub segments: Option<Vec<(usize, usize)>>,
 }
 
 impl ModelInput {
@@ -76,10 +82,47 @@ impl ModelInput {
                 }));
             }
         }
+        let segments = if past == 0 { segments(batch, seq, attention_mask, sequence_ids) } else { None };
         Ok(Self {
             input_ids: Tensor::from_data(TensorData::new(ids, [batch, seq]), device),
             position_ids: Tensor::from_data(TensorData::new(positions, [batch, seq]), device),
             blocked: Tensor::from_data(TensorData::new(blocked, [batch, 1, seq, keys]), device),
+            segments,
         })
     }
+}
+
+/// The runs of real tokens of one example per row (see [`ModelInput::segments`]); `None` when an example of a
+/// row appears in two runs (split by padding), which runs cannot express.
+fn segments(
+    batch: usize,
+    seq: usize,
+    attention_mask: Option<&[u8]>,
+    sequence_ids: Option<&[u32]>,
+) -> Option<Vec<(usize, usize)>> {
+    let mut runs = Vec::new();
+    for b in 0..batch {
+        let mut seen: Vec<u32> = Vec::new();
+        let mut current: Option<(u32, usize)> = None;
+        for t in 0..=seq {
+            let token = (t < seq && attention_mask.is_none_or(|m| m[b * seq + t] != 0))
+                .then(|| sequence_ids.map_or(0, |s| s[b * seq + t]));
+            if let Some((id, start)) = current
+                && token != Some(id)
+            {
+                runs.push((b * seq + start, t - start));
+                current = None;
+            }
+            if let Some(id) = token
+                && current.is_none()
+            {
+                if seen.contains(&id) {
+                    return None;
+                }
+                seen.push(id);
+                current = Some((id, t));
+            }
+        }
+    }
+    Some(runs)
 }

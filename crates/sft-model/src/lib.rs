@@ -18,6 +18,7 @@ mod checkpoint;
 mod config;
 mod decoder;
 mod error;
+pub mod fused;
 mod generate;
 mod init;
 mod input;

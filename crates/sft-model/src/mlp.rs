@@ -2,8 +2,8 @@
 
 use burn::nn::Linear;
 use burn::prelude::*;
-use burn::tensor::activation::silu;
 
+use crate::fused::swiglu;
 use crate::projection::Projection;
 
 /// `down_proj(silu(gate_proj(x)) * up_proj(x))`.
@@ -20,6 +20,6 @@ pub struct LlamaMlp<P: Projection = Linear> {
 impl<P: Projection> LlamaMlp<P> {
     /// `[batch, seq, hidden]` → same shape.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.down_proj.forward(silu(self.gate_proj.forward(x.clone())) * self.up_proj.forward(x))
+        self.down_proj.forward(swiglu(self.gate_proj.forward(x.clone()), self.up_proj.forward(x)))
     }
 }

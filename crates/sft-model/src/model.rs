@@ -56,9 +56,9 @@ impl<P: Projection> LlamaForCausalLM<P> {
                 }
                 &mut c.layers[l]
             });
-            x = layer.forward(x, &cos, &sin, &input.blocked, slot);
+            x = layer.forward(x, &cos, &sin, &input.blocked, input.segments.as_deref(), slot);
         }
-        self.model.norm.forward(x)
+        crate::fused::rms_norm(&self.model.norm, x)
     }
 
     /// Logits `[batch, seq, vocab]` of `hidden` `[batch, seq, hidden]`.

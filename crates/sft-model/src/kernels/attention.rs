@@ -61,15 +61,30 @@ fn causal_softmax(s: &mut [f32], len: usize, scale: f32) {
     }
 }
 
-/// What one (segment, key/value head) task of the forward produced.
-struct ForwardTask {
-    outputs: Vec<Vec<f32>>,
-    probs: Vec<Vec<f32>>,
+/// The length of the flat probabilities buffer of `segments` with `heads` query heads: Σ heads · len².
+pub(crate) fn probs_len(segments: &[(usize, usize)], heads: usize) -> usize {
+    segments.iter().map(|&(_, len)| heads * len * len).sum()
+}
+
+/// The (segment, key/value head) tasks in order, with the offset of each task's probabilities in the flat buffer
+/// (segment-major, then query head: head `h` of segment `s` at `Σ_{s' < s} heads · len_{s'}² + h · len_s²`).
+fn tasks(segments: &[(usize, usize)], heads: usize, kv_heads: usize) -> Vec<(usize, usize, usize)> {
+    let group = heads / kv_heads.max(1);
+    let mut offset = 0;
+    let mut out = Vec::with_capacity(segments.len() * kv_heads);
+    for (s, &(_, len)) in segments.iter().enumerate() {
+        for g in 0..kv_heads {
+            out.push((s, g, offset + g * group * len * len));
+        }
+        offset += heads * len * len;
+    }
+    out
 }
 
 /// `softmax(q·kᵀ · scale) · v` per head, causal within each `(start, len)` segment. `q` is `[tokens, heads × d]`,
 /// `k`/`v` `[tokens, kv_heads × d]` (query head `h` reads key/value head `h / (heads / kv_heads)`). Returns the
-/// output `[tokens, heads × d]` and the probabilities of each (segment, head), segment-major.
+/// output `[tokens, heads × d]`; with `probs` (of [`probs_len`] elements) it also keeps the probabilities of each
+/// (segment, head), `[len, len]` row-major, for [`backward`].
 pub(crate) fn forward(
     q: &[f32],
     k: &[f32],
@@ -77,45 +92,62 @@ pub(crate) fn forward(
     segments: &[(usize, usize)],
     shape: Heads,
     scale: f32,
-) -> (Vec<f32>, Vec<Vec<f32>>) {
+    mut probs: Option<&mut [f32]>,
+) -> Vec<f32> {
     let Heads { heads, kv_heads, head_dim: d } = shape;
     let group = heads / kv_heads.max(1);
-    let tasks: Vec<(usize, usize)> = (0..segments.len()).flat_map(|s| (0..kv_heads).map(move |g| (s, g))).collect();
-    let results: Vec<ForwardTask> = tasks
+    let tasks = tasks(segments, heads, kv_heads);
+    // Each task writes its query heads' probabilities into its own part of `probs`, or into a scratch block.
+    let chunks: Vec<Option<&mut [f32]>> = match probs.as_deref_mut() {
+        Some(buffer) => {
+            let mut chunks = Vec::with_capacity(tasks.len());
+            let mut rest = buffer;
+            for &(s, _, _) in &tasks {
+                let len = segments[s].1;
+                let (chunk, tail) = rest.split_at_mut(group * len * len);
+                chunks.push(Some(chunk));
+                rest = tail;
+            }
+            chunks
+        }
+        None => tasks.iter().map(|_| None).collect(),
+    };
+    let results: Vec<Vec<f32>> = tasks
         .par_iter()
-        .map(|&(s, g)| {
+        .zip(chunks)
+        .map(|(&(s, g, _), mut chunk)| {
             let (start, len) = segments[s];
             super::vectorized(|| {
                 let kg = gather(k, kv_heads, d, g, start, len);
                 let mut kt = vec![0f32; len * d];
                 transpose(&kg, len, d, &mut kt);
                 let vg = gather(v, kv_heads, d, g, start, len);
-                let mut task = ForwardTask { outputs: Vec::with_capacity(group), probs: Vec::with_capacity(group) };
-                for h in g * group..(g + 1) * group {
-                    let qh = gather(q, heads, d, h, start, len);
-                    let mut p = vec![0f32; len * len];
-                    matmul(&qh, &kt, &mut p, [len, d, len], Triangle::LowerC, false);
-                    causal_softmax(&mut p, len, scale);
-                    let mut o = vec![0f32; len * d];
-                    matmul(&p, &vg, &mut o, [len, len, d], Triangle::LowerA, false);
-                    task.outputs.push(o);
-                    task.probs.push(p);
+                let mut outputs = vec![0f32; group * len * d];
+                let mut scratch = if chunk.is_some() { Vec::new() } else { vec![0f32; len * len] };
+                for (i, o) in outputs.chunks_exact_mut(len * d).enumerate() {
+                    let qh = gather(q, heads, d, g * group + i, start, len);
+                    let p: &mut [f32] = match chunk.as_deref_mut() {
+                        Some(c) => &mut c[i * len * len..(i + 1) * len * len],
+                        None => &mut scratch,
+                    };
+                    // Writes the lower triangle; the softmax zeroes the rest.
+                    matmul(&qh, &kt, p, [len, d, len], Triangle::LowerC, false);
+                    causal_softmax(p, len, scale);
+                    matmul(p, &vg, o, [len, len, d], Triangle::LowerA, false);
                 }
-                task
+                outputs
             })
         })
         .collect();
     let tokens = q.len() / (heads * d).max(1);
     let mut out = vec![0f32; tokens * heads * d];
-    let mut probs = vec![Vec::new(); segments.len() * heads];
-    for (&(s, g), task) in tasks.iter().zip(results) {
-        for (i, (o, p)) in task.outputs.into_iter().zip(task.probs).enumerate() {
-            let h = g * group + i;
-            scatter(&o, &mut out, heads, d, h, segments[s].0);
-            probs[s * heads + h] = p;
+    for (&(s, g, _), outputs) in tasks.iter().zip(results) {
+        let (start, len) = segments[s];
+        for (i, o) in outputs.chunks_exact(len * d).enumerate() {
+            scatter(o, &mut out, heads, d, g * group + i, start);
         }
     }
-    (out, probs)
+    out
 }
 
 /// What one (segment, key/value head) task of the backward produced.
@@ -132,7 +164,7 @@ pub(crate) fn backward(
     q: &[f32],
     k: &[f32],
     v: &[f32],
-    probs: &[Vec<f32>],
+    probs: &[f32],
     dout: &[f32],
     segments: &[(usize, usize)],
     shape: Heads,
@@ -140,10 +172,10 @@ pub(crate) fn backward(
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let Heads { heads, kv_heads, head_dim: d } = shape;
     let group = heads / kv_heads.max(1);
-    let tasks: Vec<(usize, usize)> = (0..segments.len()).flat_map(|s| (0..kv_heads).map(move |g| (s, g))).collect();
+    let tasks = tasks(segments, heads, kv_heads);
     let results: Vec<BackwardTask> = tasks
         .par_iter()
-        .map(|&(s, g)| {
+        .map(|&(s, g, offset)| {
             let (start, len) = segments[s];
             super::vectorized(|| {
                 let kg = gather(k, kv_heads, d, g, start, len);
@@ -152,8 +184,8 @@ pub(crate) fn backward(
                 transpose(&vg, len, d, &mut vt);
                 let mut task = BackwardTask { dq: Vec::with_capacity(group), dk: vec![0f32; len * d], dv: vec![0f32; len * d] };
                 let mut transposed = vec![0f32; len * len];
-                for h in g * group..(g + 1) * group {
-                    let p = &probs[s * heads + h];
+                for (i, h) in (g * group..(g + 1) * group).enumerate() {
+                    let p = &probs[offset + i * len * len..offset + (i + 1) * len * len];
                     let qh = gather(q, heads, d, h, start, len);
                     let doh = gather(dout, heads, d, h, start, len);
                     // dV += Pᵀ · dO
@@ -185,7 +217,7 @@ pub(crate) fn backward(
     let mut dq = vec![0f32; tokens * heads * d];
     let mut dk = vec![0f32; tokens * kv_heads * d];
     let mut dv = vec![0f32; tokens * kv_heads * d];
-    for (&(s, g), task) in tasks.iter().zip(results) {
+    for (&(s, g, _), task) in tasks.iter().zip(results) {
         let start = segments[s].0;
         for (i, block) in task.dq.iter().enumerate() {
             scatter(block, &mut dq, heads, d, g * group + i, start);
@@ -240,7 +272,9 @@ mod tests {
         let tokens = 28;
         let (q, k, v) = (data(tokens * 32, 1, 1.0), data(tokens * 16, 2, 1.0), data(tokens * 16, 3, 1.0));
         let scale = 1.0 / 8f32.sqrt();
-        let (out, probs) = forward(&q, &k, &v, &segments, shape, scale);
+        let mut probs = vec![f32::NAN; probs_len(&segments, 4)];
+        let out = forward(&q, &k, &v, &segments, shape, scale, Some(&mut probs));
+        assert_eq!(out, forward(&q, &k, &v, &segments, shape, scale, None), "keeping P changes nothing");
         let expected = reference(&q, &k, &v, &segments, shape, f64::from(scale));
         let worst = out.iter().zip(&expected).map(|(a, b)| (f64::from(*a) - b).abs()).fold(0.0, f64::max);
         assert!(worst < 1e-5, "forward differs by {worst}");

@@ -1,0 +1,170 @@
+//! Fused operations of the decoder on flex, each a backend extension with a hand-written backward over the
+//! [`kernels`](crate::kernels): attention over causal segments with RoPE ([`segment_attention`]), RMSNorm
+//! ([`rms_norm`]) and the SwiGLU product ([`swiglu`]).
+//!
+//! Each replaces a chain of flex operations (one pass, one allocation and, for most, one core per operation;
+//! autodiff keeps every intermediate) by one parallel pass forward and one backward, keeping only what the
+//! backward needs. They run on the flex device (with or without autodiff) for f32 tensors; elsewhere, and for
+//! other dtypes, the model takes the generic tensor-op path, which computes the same function.
+
+pub(crate) mod attention;
+pub(crate) mod norm;
+pub(crate) mod swiglu;
+
+pub use attention::segment_attention;
+pub use norm::rms_norm;
+pub use swiglu::swiglu;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops};
+use burn::backend::flex::FlexTensor;
+use burn::backend::Backend;
+use burn::prelude::*;
+use burn::tensor::DType;
+
+/// Whether the fused operations run for tensors of `dtype` on `device`: the flex CPU device (with or without
+/// autodiff) and f32.
+pub fn has_cpu_kernels(device: &Device, dtype: DType) -> bool {
+    dtype == DType::F32 && device.clone().inner() == Device::flex()
+}
+
+/// The f32 elements of a flex tensor in row-major order (copied only when the layout is not contiguous).
+pub(crate) fn contiguous(tensor: FlexTensor) -> FlexTensor {
+    if tensor.is_contiguous() { tensor } else { tensor.to_contiguous() }
+}
+
+/// The row-major f32 elements of a contiguous flex tensor (empty for another dtype, which the callers exclude).
+pub(crate) fn values(tensor: &FlexTensor) -> &[f32] {
+    tensor.as_slice::<f32>().unwrap_or_default()
+}
+
+/// A flex tensor of `shape` owning `values` (no copy).
+pub(crate) fn tensor(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape.into()))
+}
+
+/// The (empty) backward of the outputs of a helper operation that autodiff never differentiates.
+#[derive(Debug)]
+pub(crate) struct ConstantBackward;
+
+impl<B: Backend> Backward<B, 0> for ConstantBackward {
+    type State = ();
+
+    fn backward(self, _ops: Ops<Self::State, 0>, _grads: &mut Gradients, _checkpointer: &mut Checkpointer) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::nn::{LinearConfig, RmsNormConfig};
+    use burn::prelude::*;
+    use burn::tensor::{DType, Distribution};
+
+    use crate::{LlamaAttention, ModelInput};
+
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.inner().into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default()
+    }
+
+    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    }
+
+    fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
+        Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
+    }
+
+    #[test]
+    fn segment_attention_equals_the_masked_path_in_value_and_gradient() {
+        let device = Device::flex().autodiff();
+        let (hidden, heads, kv, d) = (32, 4, 2, 8);
+        let linear = |i, o| LinearConfig::new(i, o).with_bias(false).init(&device);
+        let attn = LlamaAttention {
+            q_proj: linear(hidden, heads * d),
+            k_proj: linear(hidden, kv * d),
+            v_proj: linear(hidden, kv * d),
+            o_proj: linear(heads * d, hidden),
+            num_heads: heads,
+            num_kv_heads: kv,
+            head_dim: d,
+        };
+        // Row 0: one example of 9; row 1: two packed examples (4 + 3) and two padding tokens.
+        let (batch, seq) = (2, 9);
+        let mask = [[1u8; 9], [1, 1, 1, 1, 1, 1, 1, 0, 0]].concat();
+        let sequences = [[0u32; 9], [0, 0, 0, 0, 1, 1, 1, 2, 2]].concat();
+        let positions = [(0..9).collect::<Vec<u32>>(), vec![0, 1, 2, 3, 0, 1, 2, 0, 0]].concat();
+        let ids = vec![0u32; batch * seq];
+        let input =
+            ModelInput::new(&ids, [batch, seq], Some(&mask), Some(&positions), Some(&sequences), &device).unwrap();
+        let segments = input.segments.clone().unwrap();
+        assert_eq!(segments, vec![(0, 9), (9, 4), (13, 3)]);
+        let inv_freq = Tensor::<1>::from_floats(crate::rope::inv_freq(&crate::LlamaConfig::preset("tiny").unwrap())
+            [..d / 2]
+            .to_vec()
+            .as_slice(), &device);
+        let (cos, sin) = crate::rope::cos_sin(&inv_freq, input.position_ids.clone(), DType::F32);
+        let x = random([batch, seq, hidden], &device).require_grad();
+        let weights = random([batch, seq, hidden], &device)
+            * Tensor::<1>::from_floats(mask.iter().map(|&m| f32::from(m)).collect::<Vec<_>>().as_slice(), &device)
+                .reshape([batch, seq, 1]);
+        let run = |segments: Option<&[(usize, usize)]>| {
+            let out = attn.forward(x.clone(), &cos, &sin, &input.blocked, segments, None);
+            let grads = (out.clone() * weights.clone()).sum().backward();
+            let gx = values(x.grad(&grads).unwrap());
+            let gw = values(attn.q_proj.weight.val().grad(&grads).unwrap());
+            (values(out * weights.clone().abs().sign()), gx, gw)
+        };
+        let (fused, fused_gx, fused_gw) = run(Some(&segments));
+        let (reference, reference_gx, reference_gw) = run(None);
+        assert!(max_diff(&fused, &reference) < 1e-5, "outputs at real tokens: {}", max_diff(&fused, &reference));
+        assert!(max_diff(&fused_gx, &reference_gx) < 1e-4, "∂x: {}", max_diff(&fused_gx, &reference_gx));
+        assert!(max_diff(&fused_gw, &reference_gw) < 1e-4, "∂q_proj: {}", max_diff(&fused_gw, &reference_gw));
+    }
+
+    #[test]
+    fn segments_are_none_when_padding_splits_an_example() {
+        let device = Device::flex();
+        let ids = [0u32; 6];
+        let split = ModelInput::new(&ids, [1, 6], Some(&[1, 1, 0, 1, 1, 0]), None, None, &device).unwrap();
+        assert_eq!(split.segments, None);
+        let left = ModelInput::new(&ids, [2, 3], Some(&[0, 1, 1, 1, 1, 1]), None, None, &device).unwrap();
+        assert_eq!(left.segments, Some(vec![(1, 2), (3, 3)]));
+        let reused = ModelInput::new(&ids, [1, 6], None, None, Some(&[0, 0, 1, 1, 0, 0]), &device).unwrap();
+        assert_eq!(reused.segments, None);
+    }
+
+    #[test]
+    fn rms_norm_equals_burns_in_value_and_gradient() {
+        let device = Device::flex().autodiff();
+        let mut norm = RmsNormConfig::new(24).with_epsilon(1e-5).init(&device);
+        norm.gamma = burn::module::Param::from_tensor((random([24], &device) + 1.0).detach().require_grad());
+        let x = random([3, 5, 24], &device).require_grad();
+        let w = random([3, 5, 24], &device);
+        let run = |fused: bool| {
+            let y = if fused { super::rms_norm(&norm, x.clone()) } else { norm.forward(x.clone()) };
+            let grads = (y.clone() * w.clone()).sum().backward();
+            (values(y), values(x.grad(&grads).unwrap()), values(norm.gamma.val().grad(&grads).unwrap()))
+        };
+        let (a, b) = (run(true), run(false));
+        assert!(max_diff(&a.0, &b.0) < 1e-5 && max_diff(&a.1, &b.1) < 1e-4 && max_diff(&a.2, &b.2) < 1e-4);
+    }
+
+    #[test]
+    fn swiglu_equals_silu_times_up_in_value_and_gradient() {
+        let device = Device::flex().autodiff();
+        let (gate, up) = (random([2, 7, 40], &device).require_grad(), random([2, 7, 40], &device).require_grad());
+        let w = random([2, 7, 40], &device);
+        let run = |fused: bool| {
+            let y = if fused {
+                super::swiglu(gate.clone(), up.clone())
+            } else {
+                burn::tensor::activation::silu(gate.clone()) * up.clone()
+            };
+            let grads = (y.clone() * w.clone()).sum().backward();
+            (values(y), values(gate.grad(&grads).unwrap()), values(up.grad(&grads).unwrap()))
+        };
+        let (a, b) = (run(true), run(false));
+        assert!(max_diff(&a.0, &b.0) < 1e-5 && max_diff(&a.1, &b.1) < 1e-5 && max_diff(&a.2, &b.2) < 1e-5);
+    }
+}
