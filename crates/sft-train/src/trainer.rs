@@ -1,6 +1,7 @@
 //! The training loop: micro-batches, gradient accumulation normalised over the window's supervised tokens, AdamW
 //! with clipping and a schedule, evaluation, callbacks, checkpoints and exact resume.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,6 +11,8 @@ use burn::module::{ModuleMapper, Param};
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use sft_collate::Batch;
+use burn::tensor::DType;
+use sft_model::fused::has_cpu_kernels;
 use sft_model::{LlamaForCausalLM, ModelInput, chunked_causal_lm_loss, chunked_causal_lm_loss_scaled};
 use sft_peft::{BaseLinear, LoraConfig, LoraLinear, PeftError, load_adapter, save_adapter};
 
@@ -441,7 +444,7 @@ impl<'a> Trainer<'a> {
         let grads = accumulator.grads();
         let mut sums = vec![Tensor::cat(sums, 0).sum(), Tensor::cat(corrects, 0).sum()];
         let sums_device = sums[0].device();
-        let zero = || Tensor::zeros([1], (&sums_device, burn::tensor::DType::F32));
+        let zero = || Tensor::zeros([1], (&sums_device, DType::F32));
         let loss_scaled = fp16.is_some();
         let model = match fp16 {
             None => {
@@ -464,7 +467,7 @@ impl<'a> Trainer<'a> {
                 let step = fp16.device_step(step_number - 1, optimizer.steps + 1, multiplier, found_inf.clone());
                 let model = optimizer.step_on_device(model, &grads, step);
                 fp16.update(found_inf.clone());
-                sums.extend([norm_sq, found_inf.float().cast(burn::tensor::DType::F32), fp16.scaler.scale()]);
+                sums.extend([norm_sq, found_inf.float().cast(DType::F32), fp16.scaler.scale()]);
                 model
             }
         };
@@ -554,7 +557,8 @@ impl<'a> Trainer<'a> {
                 on_batch(i + 1, total);
                 continue;
             }
-            let hidden = model.hidden_states(&model_input(&batch, &device)?);
+            let (batch, input) = computed(&batch, &device, model.dtype())?;
+            let hidden = model.hidden_states(&input);
             let loss = chunked_causal_lm_loss(hidden, head.clone(), &batch.labels, chunk_rows, None)?;
             count += loss.count;
             sums.push(loss.sum);
@@ -727,6 +731,24 @@ pub fn supervised_targets(batch: &Batch) -> usize {
         .sum()
 }
 
+/// The batch the model computes and its input: without padding (one packed row of the real tokens,
+/// `Batch::padding_free`) where the fused CPU attention runs and that leaves the supervised pairs as they are;
+/// the batch as collated otherwise. The loss and its gradient are the same either way; padding costs nothing.
+fn computed<'a>(batch: &'a Batch, device: &Device, dtype: DType) -> Result<(Cow<'a, Batch>, ModelInput)> {
+    let padded = batch.batch_size > 1 || batch.num_tokens < batch.seq_len;
+    if padded && has_cpu_kernels(device, dtype) {
+        let flat = batch.padding_free();
+        if let Some(packing) = &flat.packing
+            && supervised_targets(&flat) == supervised_targets(batch)
+        {
+            let input =
+                ModelInput::padding_free(&flat.input_ids, &packing.position_ids, &packing.sequence_ids, device)?;
+            return Ok((Cow::Owned(flat), input));
+        }
+    }
+    Ok((Cow::Borrowed(batch), model_input(batch, device)?))
+}
+
 fn model_input(batch: &Batch, device: &Device) -> Result<ModelInput> {
     let packing = batch.packing.as_ref();
     Ok(ModelInput::new(
@@ -805,7 +827,7 @@ fn micro_batch(
 ) -> Result<MicroBatch> {
     sft_peft::seed_dropout(seed);
     let device = model.model.embed_tokens.weight.device();
-    let input = model_input(batch, &device)?;
+    let (batch, input) = computed(batch, &device, model.dtype())?;
     let hidden = model.hidden_states(&input);
     let head = model.head_weight();
     let loss_scale = scale.loss_scale.clone();

@@ -63,7 +63,7 @@ mod tests {
     use crate::{LlamaAttention, ModelInput};
 
     fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.inner().into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default()
+        t.inner().into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default()
     }
 
     fn max_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -109,7 +109,7 @@ mod tests {
             * Tensor::<1>::from_floats(mask.iter().map(|&m| f32::from(m)).collect::<Vec<_>>().as_slice(), &device)
                 .reshape([batch, seq, 1]);
         let run = |segments: Option<&[(usize, usize)]>| {
-            let out = attn.forward(x.clone(), &cos, &sin, &input.blocked, segments, None);
+            let out = attn.forward(x.clone(), &cos, &sin, input.blocked.as_ref(), segments, None);
             let grads = (out.clone() * weights.clone()).sum().backward();
             let gx = values(x.grad(&grads).unwrap());
             let gw = values(attn.q_proj.weight.val().grad(&grads).unwrap());
@@ -132,6 +132,19 @@ mod tests {
         assert_eq!(left.segments, Some(vec![(1, 2), (3, 3)]));
         let reused = ModelInput::new(&ids, [1, 6], None, None, Some(&[0, 0, 1, 1, 0, 0]), &device).unwrap();
         assert_eq!(reused.segments, None);
+    }
+
+    #[test]
+    fn a_padding_free_input_has_the_mask_of_the_packed_row() {
+        let device = Device::flex();
+        let ids = [3u32, 4, 5, 6, 7];
+        let (positions, sequences) = ([0u32, 1, 2, 0, 1], [1u32, 1, 1, 2, 2]);
+        let flat = ModelInput::padding_free(&ids, &positions, &sequences, &device).unwrap();
+        assert_eq!((flat.blocked.is_none(), flat.segments.clone()), (true, Some(vec![(0, 3), (3, 2)])));
+        let packed = ModelInput::new(&ids, [1, 5], None, Some(&positions), Some(&sequences), &device).unwrap();
+        let bools = |t: Tensor<4, Bool>| t.into_data().try_to_vec::<bool>().unwrap_or_default();
+        assert_eq!(bools(flat.mask()), bools(packed.blocked.unwrap()));
+        assert!(ModelInput::padding_free(&ids, &positions, &[1, 2, 1, 2, 2], &device).is_err());
     }
 
     #[test]
