@@ -12,6 +12,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{DType, IndexingUpdateOp};
 
 use crate::error::{ModelError, Result};
+use crate::fused::{cross_entropy_chunk, has_cpu_kernels};
 
 /// The summed negative log-likelihood of the supervised tokens and how many there were.
 #[derive(Debug, Clone)]
@@ -138,28 +139,41 @@ pub fn chunked_causal_lm_loss_scaled(
     let selected = flat.select(0, Tensor::from_data(TensorData::new(rows, [count]), &device));
     let weight = head.clone().detach();
     let head_grad = grad_scale.is_some() && head.is_tracked();
+    let fused = has_cpu_kernels(&device, DType::F32);
     let (mut sum, mut correct) = (zero(), zero());
     let mut hidden_grads = Vec::new();
     let mut weight_grad: Option<Tensor<2>> = None;
     for start in (0..count).step_by(chunk_rows) {
         let n = chunk_rows.min(count - start);
         let h = selected.clone().detach().narrow(0, start, n);
-        let target = Tensor::<2, Int>::from_data(TensorData::new(targets[start..start + n].to_vec(), [n, 1]), &device);
         let logits = h.clone().matmul(weight.clone()).cast(DType::F32);
-        let max = logits.clone().max_dim(1);
-        let shifted = logits.clone() - max.clone();
-        let exp = shifted.exp();
-        let total = exp.clone().sum_dim(1);
-        let lse = total.clone().log() + max;
-        let picked = logits.clone().gather(1, target.clone());
-        sum = sum + (lse - picked).sum();
-        let argmax = logits.clone().argmax(1);
-        correct = correct + argmax.equal(target.clone()).float().cast(DType::F32).sum();
-        if let Some(scale) = grad_scale {
-            // softmax = exp(logits − max) / Σ exp(logits − max): the exponentials of the loss, reused.
-            let probs = exp / total;
-            let minus_one = Tensor::<2>::full([n, 1], -1.0, (&device, DType::F32));
-            let mut grad = probs.scatter(1, target, minus_one, IndexingUpdateOp::Add).mul_scalar(scale);
+        let grad = if fused {
+            // One pass of the CPU kernel for the loss, the accuracy and the gradient.
+            let labels = targets[start..start + n].iter().map(|&t| t as u32).collect();
+            let (grad, totals) = cross_entropy_chunk(logits, labels, grad_scale.map(|s| s as f32));
+            sum = sum + totals.clone().narrow(0, 0, 1);
+            correct = correct + totals.narrow(0, 1, 1);
+            grad_scale.map(|_| grad)
+        } else {
+            let target =
+                Tensor::<2, Int>::from_data(TensorData::new(targets[start..start + n].to_vec(), [n, 1]), &device);
+            let max = logits.clone().max_dim(1);
+            let shifted = logits.clone() - max.clone();
+            let exp = shifted.exp();
+            let total = exp.clone().sum_dim(1);
+            let lse = total.clone().log() + max;
+            let picked = logits.clone().gather(1, target.clone());
+            sum = sum + (lse - picked).sum();
+            let argmax = logits.clone().argmax(1);
+            correct = correct + argmax.equal(target.clone()).float().cast(DType::F32).sum();
+            grad_scale.map(|scale| {
+                // softmax = exp(logits − max) / Σ exp(logits − max): the exponentials of the loss, reused.
+                let probs = exp / total;
+                let minus_one = Tensor::<2>::full([n, 1], -1.0, (&device, DType::F32));
+                probs.scatter(1, target, minus_one, IndexingUpdateOp::Add).mul_scalar(scale)
+            })
+        };
+        if let Some(mut grad) = grad {
             if let Some(loss_scale) = &loss_scale {
                 grad = grad * loss_scale.clone().reshape([1, 1]);
             }

@@ -1,6 +1,7 @@
 //! Fused operations of the decoder on flex, each a backend extension with a hand-written backward over the
 //! [`kernels`](crate::kernels): attention over causal segments with RoPE ([`segment_attention`]), RMSNorm
-//! ([`rms_norm`]) and the SwiGLU product ([`swiglu`]).
+//! ([`rms_norm`]) and the SwiGLU product ([`swiglu`]); and, for the chunked loss, the cross-entropy of a chunk
+//! of logits with its gradient ([`cross_entropy_chunk`]).
 //!
 //! Each replaces a chain of flex operations (one pass, one allocation and, for most, one core per operation;
 //! autodiff keeps every intermediate) by one parallel pass forward and one backward, keeping only what the
@@ -8,10 +9,12 @@
 //! other dtypes, the model takes the generic tensor-op path, which computes the same function.
 
 pub(crate) mod attention;
+pub(crate) mod cross_entropy;
 pub(crate) mod norm;
 pub(crate) mod swiglu;
 
 pub use attention::segment_attention;
+pub use cross_entropy::cross_entropy_chunk;
 pub use norm::rms_norm;
 pub use swiglu::swiglu;
 

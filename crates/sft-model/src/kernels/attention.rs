@@ -40,22 +40,39 @@ fn scatter(block: &[f32], x: &mut [f32], n: usize, d: usize, h: usize, start: us
 }
 
 /// Row-wise softmax of the lower triangle of the `[len, len]` scores (times `scale`); the upper triangle is set
-/// to 0.
+/// to 0. Maximum and sum are taken over sixteen lanes so that every loop vectorises.
 #[inline(always)]
 fn causal_softmax(s: &mut [f32], len: usize, scale: f32) {
     for (i, row) in s.chunks_exact_mut(len).enumerate() {
         let (live, future) = row.split_at_mut(i + 1);
-        let mut max = f32::NEG_INFINITY;
-        for v in live.iter_mut() {
-            *v *= scale;
-            max = max.max(*v);
+        let mut lanes = [f32::NEG_INFINITY; 16];
+        let mut chunks = live.chunks_exact_mut(16);
+        for c in chunks.by_ref() {
+            for l in 0..16 {
+                c[l] *= scale;
+                lanes[l] = lanes[l].max(c[l]);
+            }
         }
-        let mut sum = 0f32;
+        for (l, v) in chunks.into_remainder().iter_mut().enumerate() {
+            *v *= scale;
+            lanes[l] = lanes[l].max(*v);
+        }
+        let max = lanes.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         for v in live.iter_mut() {
             *v = super::exp::exp(*v - max);
-            sum += *v;
         }
-        let inv = 1.0 / sum;
+        let mut sums = [0f32; 16];
+        let chunks = live.chunks_exact(16);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for l in 0..16 {
+                sums[l] += c[l];
+            }
+        }
+        for (l, v) in rest.iter().enumerate() {
+            sums[l] += v;
+        }
+        let inv = 1.0 / super::sum16(sums);
         live.iter_mut().for_each(|v| *v *= inv);
         future.iter_mut().for_each(|v| *v = 0.0);
     }
@@ -117,7 +134,7 @@ pub(crate) fn forward(
         .zip(chunks)
         .map(|(&(s, g, _), mut chunk)| {
             let (start, len) = segments[s];
-            super::vectorized(|| {
+            super::vectorized(#[inline(always)] || {
                 let kg = gather(k, kv_heads, d, g, start, len);
                 let mut kt = vec![0f32; len * d];
                 transpose(&kg, len, d, &mut kt);
@@ -177,7 +194,7 @@ pub(crate) fn backward(
         .par_iter()
         .map(|&(s, g, offset)| {
             let (start, len) = segments[s];
-            super::vectorized(|| {
+            super::vectorized(#[inline(always)] || {
                 let kg = gather(k, kv_heads, d, g, start, len);
                 let vg = gather(v, kv_heads, d, g, start, len);
                 let mut vt = vec![0f32; len * d];

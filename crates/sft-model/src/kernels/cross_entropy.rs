@@ -25,7 +25,7 @@ pub(crate) fn cross_entropy(logits: &mut [f32], labels: &[u32], vocab: usize, gr
         .par_chunks_mut(vocab * per)
         .zip(labels.par_chunks(per))
         .map(|(rows, labels)| {
-            super::vectorized(|| {
+            super::vectorized(#[inline(always)] || {
                 let mut totals = Totals::default();
                 for (row, &label) in rows.chunks_exact_mut(vocab).zip(labels) {
                     let label = label as usize;

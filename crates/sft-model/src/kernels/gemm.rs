@@ -143,9 +143,9 @@ mod tests {
             let (a, b) = (data(m * k, 1, 1.0), data(k * n, 2, 1.0));
             let mut c = data(m * n, 3, 1.0);
             let before = c.clone();
-            crate::kernels::vectorized(|| matmul(&a, &b, &mut c, shape, Triangle::Full, false));
+            crate::kernels::vectorized(#[inline(always)] || matmul(&a, &b, &mut c, shape, Triangle::Full, false));
             assert!(max_diff(&c, &naive(&a, &b, shape)) < 1e-4, "{shape:?}");
-            crate::kernels::vectorized(|| matmul(&a, &b, &mut c, shape, Triangle::Full, true));
+            crate::kernels::vectorized(#[inline(always)] || matmul(&a, &b, &mut c, shape, Triangle::Full, true));
             let twice: Vec<f32> = naive(&a, &b, shape).iter().map(|v| 2.0 * v).collect();
             assert!(max_diff(&c, &twice) < 2e-4, "{shape:?} accumulated");
             assert_ne!(c, before);

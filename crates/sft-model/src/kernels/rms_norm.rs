@@ -14,7 +14,7 @@ pub(crate) fn forward(x: &[f32], gamma: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>
     let per = super::rows_per_task(width);
     y.par_chunks_mut(width * per).zip(rstd.par_chunks_mut(per)).zip(x.par_chunks(width * per)).for_each(
         |((y, rstd), x)| {
-            super::vectorized(|| {
+            super::vectorized(#[inline(always)] || {
                 for ((y, r), x) in y.chunks_exact_mut(width).zip(rstd.iter_mut()).zip(x.chunks_exact(width)) {
                     *r = 1.0 / (super::sum_squares(x) / width as f32 + eps).sqrt();
                     for ((y, x), g) in y.iter_mut().zip(x).zip(gamma) {
@@ -48,7 +48,7 @@ pub(crate) fn backward(
         .zip(dy.par_chunks(width * per))
         .zip(rstd.par_chunks(per))
         .map(|(((dx, x), dy), rstd)| {
-            super::vectorized(|| {
+            super::vectorized(#[inline(always)] || {
                 let mut dgamma = if gamma_grad { vec![0f32; width] } else { Vec::new() };
                 for (((dx, x), dy), &r) in
                     dx.chunks_exact_mut(width).zip(x.chunks_exact(width)).zip(dy.chunks_exact(width)).zip(rstd)

@@ -10,7 +10,7 @@ const CHUNK: usize = 16 * 1024;
 pub(crate) fn forward(gate: &[f32], up: &[f32]) -> Vec<f32> {
     let mut y = vec![0f32; gate.len()];
     y.par_chunks_mut(CHUNK).zip(gate.par_chunks(CHUNK)).zip(up.par_chunks(CHUNK)).for_each(|((y, g), u)| {
-        super::vectorized(|| {
+        super::vectorized(#[inline(always)] || {
             for ((y, &g), &u) in y.iter_mut().zip(g).zip(u) {
                 *y = g * sigmoid(g) * u;
             }
@@ -30,7 +30,7 @@ pub(crate) fn backward(gate: &[f32], up: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f
         .zip(up.par_chunks(CHUNK))
         .zip(dy.par_chunks(CHUNK))
         .for_each(|((((dg, du), g), u), dy)| {
-            super::vectorized(|| {
+            super::vectorized(#[inline(always)] || {
                 for ((((dg, du), &g), &u), &dy) in dg.iter_mut().zip(du.iter_mut()).zip(g).zip(u).zip(dy) {
                     let s = sigmoid(g);
                     *du = dy * g * s;
