@@ -118,7 +118,8 @@ fn prepare(workload: &Workload, dir: &Path) -> anyhow::Result<()> {
     let hub = HubSettings::resolve(|_| None, None)?;
     let splits = sft::load_dataset(&config.dataset_config, &hub)?;
     let rows: Vec<_> = splits.train.into_iter().chain(splits.test).collect();
-    let tokenizer = sft::load_tokenizer(root().join("models/llama-tiny").to_str().context("path")?, &hub, &Default::default())?;
+    let tokenizer =
+        sft::load_tokenizer(root().join("models/llama-tiny").to_str().context("path")?, &hub, &Default::default())?;
     let options =
         EncodeOptions { max_length: workload.max_length, masking: Masking::FullSequence, ..config.encode_options() };
     let examples = Encoder::new(&tokenizer, &options).encode_all(&rows)?.examples;
@@ -192,7 +193,10 @@ fn run(dir: &Path, workers: usize, bf16: bool) -> anyhow::Result<()> {
         .input_ids
         .iter()
         .zip(&file.labels)
-        .map(|(ids, labels)| TokenizedExample { input_ids: ids.clone(), loss_mask: labels.iter().map(|&l| l >= 0).collect() })
+        .map(|(ids, labels)| TokenizedExample {
+            input_ids: ids.clone(),
+            loss_mask: labels.iter().map(|&l| l >= 0).collect(),
+        })
         .collect();
     let collator = Collator { pad_id: file.pad_token_id, pad_to_multiple_of: None };
     let batch = file.per_device_train_batch_size;
@@ -276,7 +280,10 @@ fn lora(iterations: usize) -> anyhow::Result<()> {
     }
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
-    println!("{}", serde_json::json!({"side": "sft-rs", "workload": "lora", "iterations": iterations, "median_ms": median * 1e3}));
+    println!(
+        "{}",
+        serde_json::json!({"side": "sft-rs", "workload": "lora", "iterations": iterations, "median_ms": median * 1e3})
+    );
     Ok(())
 }
 

@@ -81,7 +81,10 @@ fn rotated(
     d: usize,
 ) -> (Vec<f32>, Vec<f32>) {
     let (q, k) = (contiguous(q), contiguous(k));
-    (rope::rotate(values(&q), values(cos), values(sin), d, false), rope::rotate(values(&k), values(cos), values(sin), d, false))
+    (
+        rope::rotate(values(&q), values(cos), values(sin), d, false),
+        rope::rotate(values(&k), values(cos), values(sin), d, false),
+    )
 }
 
 impl SegmentAttentionBackend for Flex {

@@ -18,11 +18,11 @@ pub use cross_entropy::cross_entropy_chunk;
 pub use norm::rms_norm;
 pub use swiglu::swiglu;
 
+use burn::backend::Backend;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::FlexTensor;
-use burn::backend::Backend;
 use burn::prelude::*;
 use burn::tensor::DType;
 
@@ -102,10 +102,10 @@ mod tests {
             ModelInput::new(&ids, [batch, seq], Some(&mask), Some(&positions), Some(&sequences), &device).unwrap();
         let segments = input.segments.clone().unwrap();
         assert_eq!(segments, vec![(0, 9), (9, 4), (13, 3)]);
-        let inv_freq = Tensor::<1>::from_floats(crate::rope::inv_freq(&crate::LlamaConfig::preset("tiny").unwrap())
-            [..d / 2]
-            .to_vec()
-            .as_slice(), &device);
+        let inv_freq = Tensor::<1>::from_floats(
+            crate::rope::inv_freq(&crate::LlamaConfig::preset("tiny").unwrap())[..d / 2].to_vec().as_slice(),
+            &device,
+        );
         let (cos, sin) = crate::rope::cos_sin(&inv_freq, input.position_ids.clone(), DType::F32);
         let x = random([batch, seq, hidden], &device).require_grad();
         let weights = random([batch, seq, hidden], &device)

@@ -20,8 +20,11 @@ use crate::kernels::rms_norm as kernel;
 #[backend_extension(Flex, Autodiff)]
 pub trait RmsNormBackend: Backend {
     /// `x` `[rows, width]`, `gamma` `[width]`: `(y, rstd)` with `rstd` `[rows]` = `1 / √(mean(x²) + eps)`.
-    fn rms_norm_forward(x: FloatTensor<Self>, gamma: FloatTensor<Self>, eps: f64)
-    -> (FloatTensor<Self>, FloatTensor<Self>);
+    fn rms_norm_forward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        eps: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
     /// `(∂x, ∂γ)` for the output gradient `dy`; `∂γ` only when `gamma_grad`.
     fn rms_norm_backward(

@@ -134,26 +134,29 @@ pub(crate) fn forward(
         .zip(chunks)
         .map(|(&(s, g, _), mut chunk)| {
             let (start, len) = segments[s];
-            super::vectorized(#[inline(always)] || {
-                let kg = gather(k, kv_heads, d, g, start, len);
-                let mut kt = vec![0f32; len * d];
-                transpose(&kg, len, d, &mut kt);
-                let vg = gather(v, kv_heads, d, g, start, len);
-                let mut outputs = vec![0f32; group * len * d];
-                let mut scratch = if chunk.is_some() { Vec::new() } else { vec![0f32; len * len] };
-                for (i, o) in outputs.chunks_exact_mut(len * d).enumerate() {
-                    let qh = gather(q, heads, d, g * group + i, start, len);
-                    let p: &mut [f32] = match chunk.as_deref_mut() {
-                        Some(c) => &mut c[i * len * len..(i + 1) * len * len],
-                        None => &mut scratch,
-                    };
-                    // Writes the lower triangle; the softmax zeroes the rest.
-                    matmul(&qh, &kt, p, [len, d, len], Triangle::LowerC, false);
-                    causal_softmax(p, len, scale);
-                    matmul(p, &vg, o, [len, len, d], Triangle::LowerA, false);
-                }
-                outputs
-            })
+            super::vectorized(
+                #[inline(always)]
+                || {
+                    let kg = gather(k, kv_heads, d, g, start, len);
+                    let mut kt = vec![0f32; len * d];
+                    transpose(&kg, len, d, &mut kt);
+                    let vg = gather(v, kv_heads, d, g, start, len);
+                    let mut outputs = vec![0f32; group * len * d];
+                    let mut scratch = if chunk.is_some() { Vec::new() } else { vec![0f32; len * len] };
+                    for (i, o) in outputs.chunks_exact_mut(len * d).enumerate() {
+                        let qh = gather(q, heads, d, g * group + i, start, len);
+                        let p: &mut [f32] = match chunk.as_deref_mut() {
+                            Some(c) => &mut c[i * len * len..(i + 1) * len * len],
+                            None => &mut scratch,
+                        };
+                        // Writes the lower triangle; the softmax zeroes the rest.
+                        matmul(&qh, &kt, p, [len, d, len], Triangle::LowerC, false);
+                        causal_softmax(p, len, scale);
+                        matmul(p, &vg, o, [len, len, d], Triangle::LowerA, false);
+                    }
+                    outputs
+                },
+            )
         })
         .collect();
     let tokens = q.len() / (heads * d).max(1);
@@ -194,40 +197,47 @@ pub(crate) fn backward(
         .par_iter()
         .map(|&(s, g, offset)| {
             let (start, len) = segments[s];
-            super::vectorized(#[inline(always)] || {
-                let kg = gather(k, kv_heads, d, g, start, len);
-                let vg = gather(v, kv_heads, d, g, start, len);
-                let mut vt = vec![0f32; len * d];
-                transpose(&vg, len, d, &mut vt);
-                let mut task = BackwardTask { dq: Vec::with_capacity(group), dk: vec![0f32; len * d], dv: vec![0f32; len * d] };
-                let mut transposed = vec![0f32; len * len];
-                for (i, h) in (g * group..(g + 1) * group).enumerate() {
-                    let p = &probs[offset + i * len * len..offset + (i + 1) * len * len];
-                    let qh = gather(q, heads, d, h, start, len);
-                    let doh = gather(dout, heads, d, h, start, len);
-                    // dV += Pᵀ · dO
-                    transpose(p, len, len, &mut transposed);
-                    matmul(&transposed, &doh, &mut task.dv, [len, len, d], Triangle::UpperA, true);
-                    // dP = dO · Vᵀ (lower triangle), dS = P ⊙ (dP − Σ_j P ⊙ dP) · scale
-                    let mut ds = vec![0f32; len * len];
-                    matmul(&doh, &vt, &mut ds, [len, d, len], Triangle::LowerC, false);
-                    for (i, (ds_row, p_row)) in ds.chunks_exact_mut(len).zip(p.chunks_exact(len)).enumerate() {
-                        let live = i + 1;
-                        let delta = super::dot(&ds_row[..live], &p_row[..live]);
-                        for (x, &pv) in ds_row[..live].iter_mut().zip(&p_row[..live]) {
-                            *x = pv * (*x - delta) * scale;
+            super::vectorized(
+                #[inline(always)]
+                || {
+                    let kg = gather(k, kv_heads, d, g, start, len);
+                    let vg = gather(v, kv_heads, d, g, start, len);
+                    let mut vt = vec![0f32; len * d];
+                    transpose(&vg, len, d, &mut vt);
+                    let mut task = BackwardTask {
+                        dq: Vec::with_capacity(group),
+                        dk: vec![0f32; len * d],
+                        dv: vec![0f32; len * d],
+                    };
+                    let mut transposed = vec![0f32; len * len];
+                    for (i, h) in (g * group..(g + 1) * group).enumerate() {
+                        let p = &probs[offset + i * len * len..offset + (i + 1) * len * len];
+                        let qh = gather(q, heads, d, h, start, len);
+                        let doh = gather(dout, heads, d, h, start, len);
+                        // dV += Pᵀ · dO
+                        transpose(p, len, len, &mut transposed);
+                        matmul(&transposed, &doh, &mut task.dv, [len, len, d], Triangle::UpperA, true);
+                        // dP = dO · Vᵀ (lower triangle), dS = P ⊙ (dP − Σ_j P ⊙ dP) · scale
+                        let mut ds = vec![0f32; len * len];
+                        matmul(&doh, &vt, &mut ds, [len, d, len], Triangle::LowerC, false);
+                        for (i, (ds_row, p_row)) in ds.chunks_exact_mut(len).zip(p.chunks_exact(len)).enumerate() {
+                            let live = i + 1;
+                            let delta = super::dot(&ds_row[..live], &p_row[..live]);
+                            for (x, &pv) in ds_row[..live].iter_mut().zip(&p_row[..live]) {
+                                *x = pv * (*x - delta) * scale;
+                            }
+                            ds_row[live..].iter_mut().for_each(|x| *x = 0.0);
                         }
-                        ds_row[live..].iter_mut().for_each(|x| *x = 0.0);
+                        // dQ = dS · K, dK += dSᵀ · Q
+                        let mut dq = vec![0f32; len * d];
+                        matmul(&ds, &kg, &mut dq, [len, len, d], Triangle::LowerA, false);
+                        task.dq.push(dq);
+                        transpose(&ds, len, len, &mut transposed);
+                        matmul(&transposed, &qh, &mut task.dk, [len, len, d], Triangle::UpperA, true);
                     }
-                    // dQ = dS · K, dK += dSᵀ · Q
-                    let mut dq = vec![0f32; len * d];
-                    matmul(&ds, &kg, &mut dq, [len, len, d], Triangle::LowerA, false);
-                    task.dq.push(dq);
-                    transpose(&ds, len, len, &mut transposed);
-                    matmul(&transposed, &qh, &mut task.dk, [len, len, d], Triangle::UpperA, true);
-                }
-                task
-            })
+                    task
+                },
+            )
         })
         .collect();
     let tokens = q.len() / (heads * d).max(1);

@@ -25,38 +25,41 @@ pub(crate) fn cross_entropy(logits: &mut [f32], labels: &[u32], vocab: usize, gr
         .par_chunks_mut(vocab * per)
         .zip(labels.par_chunks(per))
         .map(|(rows, labels)| {
-            super::vectorized(#[inline(always)] || {
-                let mut totals = Totals::default();
-                for (row, &label) in rows.chunks_exact_mut(vocab).zip(labels) {
-                    let label = label as usize;
-                    let (max, argmax) = max_and_argmax(row);
-                    let mut acc = [0f32; 16];
-                    let chunks = row.chunks_exact(16);
-                    let rest = chunks.remainder();
-                    for c in chunks {
-                        for l in 0..16 {
-                            acc[l] += exp(c[l] - max);
+            super::vectorized(
+                #[inline(always)]
+                || {
+                    let mut totals = Totals::default();
+                    for (row, &label) in rows.chunks_exact_mut(vocab).zip(labels) {
+                        let label = label as usize;
+                        let (max, argmax) = max_and_argmax(row);
+                        let mut acc = [0f32; 16];
+                        let chunks = row.chunks_exact(16);
+                        let rest = chunks.remainder();
+                        for c in chunks {
+                            for l in 0..16 {
+                                acc[l] += exp(c[l] - max);
+                            }
+                        }
+                        for (l, v) in rest.iter().enumerate() {
+                            acc[l] += exp(v - max);
+                        }
+                        let total = super::sum16(acc);
+                        let picked = row.get(label).copied().unwrap_or(f32::NAN);
+                        totals.sum += f64::from(total.ln() + max - picked);
+                        totals.correct += u64::from(argmax == label);
+                        if let Some(scale) = grad_scale {
+                            let factor = scale / total;
+                            for v in row.iter_mut() {
+                                *v = exp(*v - max) * factor;
+                            }
+                            if let Some(v) = row.get_mut(label) {
+                                *v -= scale;
+                            }
                         }
                     }
-                    for (l, v) in rest.iter().enumerate() {
-                        acc[l] += exp(v - max);
-                    }
-                    let total = super::sum16(acc);
-                    let picked = row.get(label).copied().unwrap_or(f32::NAN);
-                    totals.sum += f64::from(total.ln() + max - picked);
-                    totals.correct += u64::from(argmax == label);
-                    if let Some(scale) = grad_scale {
-                        let factor = scale / total;
-                        for v in row.iter_mut() {
-                            *v = exp(*v - max) * factor;
-                        }
-                        if let Some(v) = row.get_mut(label) {
-                            *v -= scale;
-                        }
-                    }
-                }
-                totals
-            })
+                    totals
+                },
+            )
         })
         .reduce(Totals::default, |a, b| Totals { sum: a.sum + b.sum, correct: a.correct + b.correct })
 }

@@ -52,7 +52,10 @@ mod tests {
         let mut x = -87.0f32;
         while x < 88.0 {
             let exact = f64::from(x).exp();
-            let ours = f64::from(crate::kernels::vectorized(#[inline(always)] || exp(x)));
+            let ours = f64::from(crate::kernels::vectorized(
+                #[inline(always)]
+                || exp(x),
+            ));
             worst = worst.max(((ours - exact) / exact).abs());
             x += 0.001_37;
         }
@@ -74,7 +77,10 @@ mod tests {
     fn a_slice_loop_gives_the_scalar_values() {
         let xs = crate::kernels::tests::data(1000, 3, 10.0);
         let mut ys = xs.clone();
-        crate::kernels::vectorized(#[inline(always)] || ys.iter_mut().for_each(|v| *v = exp(*v)));
+        crate::kernels::vectorized(
+            #[inline(always)]
+            || ys.iter_mut().for_each(|v| *v = exp(*v)),
+        );
         for (x, y) in xs.iter().zip(&ys) {
             assert_eq!(*y, exp(*x));
         }

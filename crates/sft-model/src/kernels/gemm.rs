@@ -24,14 +24,7 @@ const NR: usize = 16;
 
 /// `C = A · B` (`accumulate`: `C += A · B`). Panics if a slice is shorter than its shape (a caller bug).
 #[inline(always)]
-pub(crate) fn matmul(
-    a: &[f32],
-    b: &[f32],
-    c: &mut [f32],
-    [m, k, n]: [usize; 3],
-    triangle: Triangle,
-    accumulate: bool,
-) {
+pub(crate) fn matmul(a: &[f32], b: &[f32], c: &mut [f32], [m, k, n]: [usize; 3], triangle: Triangle, accumulate: bool) {
     let (a, b, c) = (&a[..m * k], &b[..k * n], &mut c[..m * n]);
     for i0 in (0..m).step_by(MR) {
         let rows = MR.min(m - i0);
@@ -143,9 +136,15 @@ mod tests {
             let (a, b) = (data(m * k, 1, 1.0), data(k * n, 2, 1.0));
             let mut c = data(m * n, 3, 1.0);
             let before = c.clone();
-            crate::kernels::vectorized(#[inline(always)] || matmul(&a, &b, &mut c, shape, Triangle::Full, false));
+            crate::kernels::vectorized(
+                #[inline(always)]
+                || matmul(&a, &b, &mut c, shape, Triangle::Full, false),
+            );
             assert!(max_diff(&c, &naive(&a, &b, shape)) < 1e-4, "{shape:?}");
-            crate::kernels::vectorized(#[inline(always)] || matmul(&a, &b, &mut c, shape, Triangle::Full, true));
+            crate::kernels::vectorized(
+                #[inline(always)]
+                || matmul(&a, &b, &mut c, shape, Triangle::Full, true),
+            );
             let twice: Vec<f32> = naive(&a, &b, shape).iter().map(|v| 2.0 * v).collect();
             assert!(max_diff(&c, &twice) < 2e-4, "{shape:?} accumulated");
             assert_ne!(c, before);

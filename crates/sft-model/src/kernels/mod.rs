@@ -101,7 +101,10 @@ pub(crate) mod tests {
         for n in [0, 1, 15, 16, 17, 64, 100] {
             let (a, b) = (data(n, 1, 1.0), data(n, 2, 1.0));
             let exact: f64 = a.iter().zip(&b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
-            let ours = super::vectorized(#[inline(always)] || super::dot(&a, &b));
+            let ours = super::vectorized(
+                #[inline(always)]
+                || super::dot(&a, &b),
+            );
             assert!((f64::from(ours) - exact).abs() <= 1e-5 * (1.0 + exact.abs()), "{n}: {ours} vs {exact}");
         }
     }

@@ -14,14 +14,17 @@ pub(crate) fn forward(x: &[f32], gamma: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>
     let per = super::rows_per_task(width);
     y.par_chunks_mut(width * per).zip(rstd.par_chunks_mut(per)).zip(x.par_chunks(width * per)).for_each(
         |((y, rstd), x)| {
-            super::vectorized(#[inline(always)] || {
-                for ((y, r), x) in y.chunks_exact_mut(width).zip(rstd.iter_mut()).zip(x.chunks_exact(width)) {
-                    *r = 1.0 / (super::sum_squares(x) / width as f32 + eps).sqrt();
-                    for ((y, x), g) in y.iter_mut().zip(x).zip(gamma) {
-                        *y = x * *r * g;
+            super::vectorized(
+                #[inline(always)]
+                || {
+                    for ((y, r), x) in y.chunks_exact_mut(width).zip(rstd.iter_mut()).zip(x.chunks_exact(width)) {
+                        *r = 1.0 / (super::sum_squares(x) / width as f32 + eps).sqrt();
+                        for ((y, x), g) in y.iter_mut().zip(x).zip(gamma) {
+                            *y = x * *r * g;
+                        }
                     }
-                }
-            })
+                },
+            )
         },
     );
     (y, rstd)
@@ -48,23 +51,26 @@ pub(crate) fn backward(
         .zip(dy.par_chunks(width * per))
         .zip(rstd.par_chunks(per))
         .map(|(((dx, x), dy), rstd)| {
-            super::vectorized(#[inline(always)] || {
-                let mut dgamma = if gamma_grad { vec![0f32; width] } else { Vec::new() };
-                for (((dx, x), dy), &r) in
-                    dx.chunks_exact_mut(width).zip(x.chunks_exact(width)).zip(dy.chunks_exact(width)).zip(rstd)
-                {
-                    let coefficient = super::dot3(gamma, dy, x) * r * r * r / width as f32;
-                    for (((dx, x), dy), g) in dx.iter_mut().zip(x).zip(dy).zip(gamma) {
-                        *dx = r * g * dy - x * coefficient;
-                    }
-                    if gamma_grad {
-                        for ((d, x), dy) in dgamma.iter_mut().zip(x).zip(dy) {
-                            *d += dy * x * r;
+            super::vectorized(
+                #[inline(always)]
+                || {
+                    let mut dgamma = if gamma_grad { vec![0f32; width] } else { Vec::new() };
+                    for (((dx, x), dy), &r) in
+                        dx.chunks_exact_mut(width).zip(x.chunks_exact(width)).zip(dy.chunks_exact(width)).zip(rstd)
+                    {
+                        let coefficient = super::dot3(gamma, dy, x) * r * r * r / width as f32;
+                        for (((dx, x), dy), g) in dx.iter_mut().zip(x).zip(dy).zip(gamma) {
+                            *dx = r * g * dy - x * coefficient;
+                        }
+                        if gamma_grad {
+                            for ((d, x), dy) in dgamma.iter_mut().zip(x).zip(dy) {
+                                *d += dy * x * r;
+                            }
                         }
                     }
-                }
-                dgamma
-            })
+                    dgamma
+                },
+            )
         })
         .collect();
     let dgamma = gamma_grad.then(|| {

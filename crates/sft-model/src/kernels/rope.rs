@@ -14,15 +14,18 @@ pub(crate) fn rotate(x: &[f32], cos: &[f32], sin: &[f32], d: usize, inverse: boo
     }
     let rows = super::rows_per_task(width);
     out.par_chunks_mut(width * rows).zip(x.par_chunks(width * rows)).enumerate().for_each(|(chunk, (out, x))| {
-        super::vectorized(#[inline(always)] || {
-            for (r, (out, x)) in out.chunks_exact_mut(width).zip(x.chunks_exact(width)).enumerate() {
-                let t = chunk * rows + r;
-                let (c, s) = (&cos[t * d..(t + 1) * d], &sin[t * d..(t + 1) * d]);
-                for (out, x) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
-                    rotate_head(x, c, s, out, inverse);
+        super::vectorized(
+            #[inline(always)]
+            || {
+                for (r, (out, x)) in out.chunks_exact_mut(width).zip(x.chunks_exact(width)).enumerate() {
+                    let t = chunk * rows + r;
+                    let (c, s) = (&cos[t * d..(t + 1) * d], &sin[t * d..(t + 1) * d]);
+                    for (out, x) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
+                        rotate_head(x, c, s, out, inverse);
+                    }
                 }
-            }
-        })
+            },
+        )
     });
     out
 }

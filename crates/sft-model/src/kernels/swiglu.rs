@@ -10,11 +10,14 @@ const CHUNK: usize = 16 * 1024;
 pub(crate) fn forward(gate: &[f32], up: &[f32]) -> Vec<f32> {
     let mut y = vec![0f32; gate.len()];
     y.par_chunks_mut(CHUNK).zip(gate.par_chunks(CHUNK)).zip(up.par_chunks(CHUNK)).for_each(|((y, g), u)| {
-        super::vectorized(#[inline(always)] || {
-            for ((y, &g), &u) in y.iter_mut().zip(g).zip(u) {
-                *y = g * sigmoid(g) * u;
-            }
-        })
+        super::vectorized(
+            #[inline(always)]
+            || {
+                for ((y, &g), &u) in y.iter_mut().zip(g).zip(u) {
+                    *y = g * sigmoid(g) * u;
+                }
+            },
+        )
     });
     y
 }
@@ -30,13 +33,16 @@ pub(crate) fn backward(gate: &[f32], up: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f
         .zip(up.par_chunks(CHUNK))
         .zip(dy.par_chunks(CHUNK))
         .for_each(|((((dg, du), g), u), dy)| {
-            super::vectorized(#[inline(always)] || {
-                for ((((dg, du), &g), &u), &dy) in dg.iter_mut().zip(du.iter_mut()).zip(g).zip(u).zip(dy) {
-                    let s = sigmoid(g);
-                    *du = dy * g * s;
-                    *dg = dy * u * s * (1.0 + g * (1.0 - s));
-                }
-            })
+            super::vectorized(
+                #[inline(always)]
+                || {
+                    for ((((dg, du), &g), &u), &dy) in dg.iter_mut().zip(du.iter_mut()).zip(g).zip(u).zip(dy) {
+                        let s = sigmoid(g);
+                        *du = dy * g * s;
+                        *dg = dy * u * s * (1.0 + g * (1.0 - s));
+                    }
+                },
+            )
         });
     (dgate, dup)
 }
