@@ -1,7 +1,6 @@
 //! The training loop: micro-batches, gradient accumulation normalised over the window's supervised tokens, AdamW
 //! with clipping and a schedule, evaluation, callbacks, checkpoints and exact resume.
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +11,6 @@ use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::DType;
 use sft_collate::Batch;
-use sft_model::fused::has_cpu_kernels;
 use sft_model::{LlamaForCausalLM, ModelInput, chunked_causal_lm_loss, chunked_causal_lm_loss_scaled};
 use sft_peft::{BaseLinear, LoraConfig, LoraLinear, PeftError, load_adapter, save_adapter};
 
@@ -557,8 +555,7 @@ impl<'a> Trainer<'a> {
                 on_batch(i + 1, total);
                 continue;
             }
-            let (batch, input) = computed(&batch, &device, model.dtype())?;
-            let hidden = model.hidden_states(&input);
+            let hidden = model.hidden_states(&model_input(&batch, &device)?);
             let loss = chunked_causal_lm_loss(hidden, head.clone(), &batch.labels, chunk_rows, None)?;
             count += loss.count;
             sums.push(loss.sum);
@@ -731,24 +728,6 @@ pub fn supervised_targets(batch: &Batch) -> usize {
         .sum()
 }
 
-/// The batch the model computes and its input: without padding (one packed row of the real tokens,
-/// `Batch::padding_free`) where the fused CPU attention runs and that leaves the supervised pairs as they are;
-/// the batch as collated otherwise. The loss and its gradient are the same either way; padding costs nothing.
-fn computed<'a>(batch: &'a Batch, device: &Device, dtype: DType) -> Result<(Cow<'a, Batch>, ModelInput)> {
-    let padded = batch.batch_size > 1 || batch.num_tokens < batch.seq_len;
-    if padded && has_cpu_kernels(device, dtype) {
-        let flat = batch.padding_free();
-        if let Some(packing) = &flat.packing
-            && supervised_targets(&flat) == supervised_targets(batch)
-        {
-            let input =
-                ModelInput::padding_free(&flat.input_ids, &packing.position_ids, &packing.sequence_ids, device)?;
-            return Ok((Cow::Owned(flat), input));
-        }
-    }
-    Ok((Cow::Borrowed(batch), model_input(batch, device)?))
-}
-
 fn model_input(batch: &Batch, device: &Device) -> Result<ModelInput> {
     let packing = batch.packing.as_ref();
     Ok(ModelInput::new(
@@ -827,7 +806,7 @@ fn micro_batch(
 ) -> Result<MicroBatch> {
     sft_peft::seed_dropout(seed);
     let device = model.model.embed_tokens.weight.device();
-    let (batch, input) = computed(batch, &device, model.dtype())?;
+    let input = model_input(batch, &device)?;
     let hidden = model.hidden_states(&input);
     let head = model.head_weight();
     let loss_scale = scale.loss_scale.clone();

@@ -8,7 +8,8 @@
 /// Which entries of a product are known to be zero (causal attention blocks, square `m = k` or `m = n`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Triangle {
-    /// A full product.
+    /// A full product (used by the tests as the reference shape).
+    #[cfg_attr(not(test), allow(dead_code))]
     Full,
     /// `A[i][p] = 0` for `p > i` (lower-triangular `A`, e.g. the probabilities `P`): row `i` sums `p ≤ i`.
     LowerA,
