@@ -109,13 +109,13 @@ pub(crate) fn forward(
     segments: &[(usize, usize)],
     shape: Heads,
     scale: f32,
-    mut probs: Option<&mut [f32]>,
+    probs: Option<&mut [f32]>,
 ) -> Vec<f32> {
     let Heads { heads, kv_heads, head_dim: d } = shape;
     let group = heads / kv_heads.max(1);
     let tasks = tasks(segments, heads, kv_heads);
     // Each task writes its query heads' probabilities into its own part of `probs`, or into a scratch block.
-    let chunks: Vec<Option<&mut [f32]>> = match probs.as_deref_mut() {
+    let chunks: Vec<Option<&mut [f32]>> = match probs {
         Some(buffer) => {
             let mut chunks = Vec::with_capacity(tasks.len());
             let mut rest = buffer;

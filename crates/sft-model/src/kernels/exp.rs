@@ -28,7 +28,7 @@ pub(crate) fn exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let e_r = p * r2 + r + 1.0;
     // The low bits of `shifted` hold n + 2²² (two's complement in the mantissa); 2^n has exponent field n + 127.
     let biased = shifted.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127);
