@@ -30,7 +30,7 @@ def train(args):
     import torch
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, TrainerCallback
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast, TrainerCallback
 
     torch.set_num_threads(args.threads)
     with open(os.path.join(args.dir, "workload.json")) as f:
@@ -79,11 +79,11 @@ def train(args):
         # --bf16: CPU autocast to bf16 (AMX on CPUs that have it), weights kept in f32.
         bf16=args.bf16,
     )
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=os.path.join(args.dir, "model", "tokenizer.json"))
+    tokenizer.pad_token_id = w["pad_token_id"]
     if args.trainer == "hf":
-        from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerFast, Trainer, TrainingArguments
+        from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
-        tokenizer = PreTrainedTokenizerFast(tokenizer_file=os.path.join(args.dir, "model", "tokenizer.json"))
-        tokenizer.pad_token_id = w["pad_token_id"]
         model = get_peft_model(model, lora)
         trainer = Trainer(
             model=model,
@@ -93,11 +93,8 @@ def train(args):
             callbacks=[StepClock()],
         )
     else:
-        from transformers import PreTrainedTokenizerFast
         from trl import SFTConfig, SFTTrainer
 
-        tokenizer = PreTrainedTokenizerFast(tokenizer_file=os.path.join(args.dir, "model", "tokenizer.json"))
-        tokenizer.pad_token_id = w["pad_token_id"]
         trainer = SFTTrainer(
             model=model,
             args=SFTConfig(

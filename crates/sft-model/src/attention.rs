@@ -31,10 +31,9 @@ pub struct LlamaAttention<P: Projection = Linear> {
 
 impl<P: Projection> LlamaAttention<P> {
     /// `x` `[batch, seq, hidden]`; `cos`/`sin` `[batch, 1, seq, head_dim]`; `blocked` `[batch, 1, seq, keys]`, true
-    /// where a query may not attend to a key, and/or the same mask as `segments` ([`ModelInput::segments`]; one
-    /// of the two must be given: without either, every key is visible). With a
-    /// `cache`, the new keys and values are appended to the cached ones (`keys` = cached + `seq`). Returns
-    /// `[batch, seq, hidden]`.
+    /// where a query may not attend to a key; `segments`, when given, the same mask as runs
+    /// ([`ModelInput::segments`]). With a `cache`, the new keys and values are appended to the cached ones
+    /// (`keys` = cached + `seq`). Returns `[batch, seq, hidden]`.
     ///
     /// Without a cache, with `segments`, for f32 on flex, the fused [`segment_attention`] computes it; otherwise
     /// tensor operations over the masked square.
@@ -45,7 +44,7 @@ impl<P: Projection> LlamaAttention<P> {
         x: Tensor<3>,
         cos: &Tensor<4>,
         sin: &Tensor<4>,
-        blocked: Option<&Tensor<4, Bool>>,
+        blocked: &Tensor<4, Bool>,
         segments: Option<&[(usize, usize)]>,
         cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
     ) -> Tensor<3> {
@@ -87,11 +86,7 @@ impl<P: Projection> LlamaAttention<P> {
         let (k, v) = (repeat_kv(k, h / kv), repeat_kv(v, h / kv));
         let dtype = q.dtype();
         let scores = q.matmul(k.transpose()).div_scalar((d as f64).sqrt()).cast(DType::F32);
-        let probs = match blocked {
-            Some(blocked) => masked_softmax(scores, blocked.clone().expand([batch, h, seq, keys])),
-            None => burn::tensor::activation::softmax(scores, 3),
-        }
-        .cast(dtype);
+        let probs = masked_softmax(scores, blocked.clone().expand([batch, h, seq, keys])).cast(dtype);
         let out = probs.matmul(v).swap_dims(1, 2).reshape([batch, seq, h * d]);
         self.o_proj.forward(out)
     }

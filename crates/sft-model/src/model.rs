@@ -7,7 +7,6 @@ use burn::tensor::DType;
 use crate::attention::LlamaAttention;
 use crate::config::LlamaConfig;
 use crate::decoder::LlamaDecoderLayer;
-use crate::fused::has_cpu_kernels;
 use crate::input::ModelInput;
 use crate::mlp::LlamaMlp;
 use crate::projection::{PROJECTIONS, Projection};
@@ -50,10 +49,6 @@ impl<P: Projection> LlamaForCausalLM<P> {
     fn run(&self, input: &ModelInput, mut cache: Option<&mut KvCache>) -> Tensor<3> {
         let mut x = self.model.embed_tokens.forward(input.input_ids.clone());
         let (cos, sin) = cos_sin(&self.inv_freq, input.position_ids.clone(), x.dtype());
-        // The mask is only built from the segments where the fused attention cannot run.
-        let fused = input.segments.is_some() && cache.is_none() && has_cpu_kernels(&x.device(), x.dtype());
-        let built = (input.blocked.is_none() && !fused).then(|| input.mask());
-        let blocked = input.blocked.as_ref().or(built.as_ref());
         for (l, layer) in self.model.layers.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| {
                 if c.layers.len() <= l {
@@ -61,7 +56,7 @@ impl<P: Projection> LlamaForCausalLM<P> {
                 }
                 &mut c.layers[l]
             });
-            x = layer.forward(x, &cos, &sin, blocked, input.segments.as_deref(), slot);
+            x = layer.forward(x, &cos, &sin, &input.blocked, input.segments.as_deref(), slot);
         }
         crate::fused::rms_norm(&self.model.norm, x)
     }

@@ -16,7 +16,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
 
-use super::{ConstantBackward, contiguous, tensor, values};
+use super::{constant, contiguous, tensor, values};
 use crate::kernels::attention::{self, Heads};
 use crate::kernels::rope;
 
@@ -72,19 +72,34 @@ fn scale(head_dim: usize) -> f32 {
     (1.0 / (head_dim as f64).sqrt()) as f32
 }
 
-/// Rotated q and k, and the contiguous v and tables.
-fn rotated(
+/// The forward pass on flex: `[output, rotated q, rotated k, probabilities]`, the probabilities `[0]` unless
+/// `keep`.
+#[allow(clippy::too_many_arguments)]
+fn flex_forward(
     q: FloatTensor<Flex>,
     k: FloatTensor<Flex>,
-    cos: &FloatTensor<Flex>,
-    sin: &FloatTensor<Flex>,
-    d: usize,
-) -> (Vec<f32>, Vec<f32>) {
-    let (q, k) = (contiguous(q), contiguous(k));
-    (
-        rope::rotate(values(&q), values(cos), values(sin), d, false),
-        rope::rotate(values(&k), values(cos), values(sin), d, false),
-    )
+    v: FloatTensor<Flex>,
+    cos: FloatTensor<Flex>,
+    sin: FloatTensor<Flex>,
+    segments: &[(usize, usize)],
+    shape: [usize; 3],
+    keep: bool,
+) -> [FloatTensor<Flex>; 4] {
+    let (cos, sin, v) = (contiguous(cos), contiguous(sin), contiguous(v));
+    let d = shape[2];
+    let rotate = |x: FloatTensor<Flex>| rope::rotate(values(&contiguous(x)), values(&cos), values(&sin), d, false);
+    let (q_rot, k_rot) = (rotate(q), rotate(k));
+    let tokens = q_rot.len() / (shape[0] * d).max(1);
+    let mut probs = vec![0f32; if keep { attention::probs_len(segments, shape[0]) } else { 0 }];
+    let kept = keep.then_some(probs.as_mut_slice());
+    let out = attention::forward(&q_rot, &k_rot, values(&v), segments, heads(shape), scale(d), kept);
+    let n = probs.len();
+    [
+        tensor(out, [tokens, shape[0] * d]),
+        tensor(q_rot, [tokens, shape[0] * d]),
+        tensor(k_rot, [tokens, shape[1] * d]),
+        tensor(probs, [n]),
+    ]
 }
 
 impl SegmentAttentionBackend for Flex {
@@ -97,11 +112,8 @@ impl SegmentAttentionBackend for Flex {
         segments: Vec<(usize, usize)>,
         shape: [usize; 3],
     ) -> FloatTensor<Self> {
-        let (cos, sin, v) = (contiguous(cos), contiguous(sin), contiguous(v));
-        let (q_rot, k_rot) = rotated(q, k, &cos, &sin, shape[2]);
-        let tokens = q_rot.len() / (shape[0] * shape[2]).max(1);
-        let out = attention::forward(&q_rot, &k_rot, values(&v), &segments, heads(shape), scale(shape[2]), None);
-        tensor(out, [tokens, shape[0] * shape[2]])
+        let [out, ..] = flex_forward(q, k, v, cos, sin, &segments, shape, false);
+        out
     }
 
     fn segment_attention_forward(
@@ -113,19 +125,8 @@ impl SegmentAttentionBackend for Flex {
         segments: Vec<(usize, usize)>,
         shape: [usize; 3],
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let (cos, sin, v) = (contiguous(cos), contiguous(sin), contiguous(v));
-        let (q_rot, k_rot) = rotated(q, k, &cos, &sin, shape[2]);
-        let tokens = q_rot.len() / (shape[0] * shape[2]).max(1);
-        let mut probs = vec![0f32; attention::probs_len(&segments, shape[0])];
-        let n = probs.len();
-        let out =
-            attention::forward(&q_rot, &k_rot, values(&v), &segments, heads(shape), scale(shape[2]), Some(&mut probs));
-        (
-            tensor(out, [tokens, shape[0] * shape[2]]),
-            tensor(q_rot, [tokens, shape[0] * shape[2]]),
-            tensor(k_rot, [tokens, shape[1] * shape[2]]),
-            tensor(probs, [n]),
-        )
+        let [out, q_rot, k_rot, probs] = flex_forward(q, k, v, cos, sin, &segments, shape, true);
+        (out, q_rot, k_rot, probs)
     }
 
     fn segment_attention_backward(
@@ -238,8 +239,7 @@ impl<B: Backend + SegmentAttentionBackend, C: CheckpointStrategy> SegmentAttenti
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let [q, k, v, cos, sin] = [q, k, v, cos, sin].map(|t| t.into_primitive());
         let (a, b, c, d) = B::segment_attention_forward(q, k, v, cos, sin, segments, shape);
-        let constant = |t| ConstantBackward.prepare::<C>([]).compute_bound().stateless(t);
-        (constant(a), constant(b), constant(c), constant(d))
+        (constant::<B, C>(a), constant::<B, C>(b), constant::<B, C>(c), constant::<B, C>(d))
     }
 
     fn segment_attention_backward(
@@ -256,8 +256,7 @@ impl<B: Backend + SegmentAttentionBackend, C: CheckpointStrategy> SegmentAttenti
         let [q_rot, k_rot, v, probs, dout, cos, sin] =
             [q_rot, k_rot, v, probs, dout, cos, sin].map(|t| t.into_primitive());
         let (a, b, c) = B::segment_attention_backward(q_rot, k_rot, v, probs, dout, cos, sin, segments, shape);
-        let constant = |t| ConstantBackward.prepare::<C>([]).compute_bound().stateless(t);
-        (constant(a), constant(b), constant(c))
+        (constant::<B, C>(a), constant::<B, C>(b), constant::<B, C>(c))
     }
 }
 

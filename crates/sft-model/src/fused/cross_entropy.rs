@@ -5,12 +5,11 @@
 
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::ops::Backward;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::prelude::*;
 
-use super::{ConstantBackward, contiguous, tensor};
+use super::{constant, contiguous, tensor};
 use crate::kernels::cross_entropy as kernel;
 
 /// Cross-entropy of logit rows against labels.
@@ -49,8 +48,7 @@ impl<B: Backend + CrossEntropyBackend, C: CheckpointStrategy> CrossEntropyBacken
         grad_scale: Option<f32>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let (grad, totals) = B::cross_entropy_chunk(logits.into_primitive(), labels, grad_scale);
-        let constant = |t| ConstantBackward.prepare::<C>([]).compute_bound().stateless(t);
-        (constant(grad), constant(totals))
+        (constant::<B, C>(grad), constant::<B, C>(totals))
     }
 }
 

@@ -19,10 +19,13 @@ pub use norm::rms_norm;
 pub use swiglu::swiglu;
 
 use burn::backend::Backend;
+use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
 use burn::prelude::*;
 use burn::tensor::DType;
 
@@ -47,9 +50,15 @@ pub(crate) fn tensor(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape.into()))
 }
 
-/// The (empty) backward of the outputs of a helper operation that autodiff never differentiates.
+/// An output of a helper operation (a forward that keeps state, a backward) on the autodiff backend as a
+/// constant: autodiff never differentiates it.
+pub(crate) fn constant<B: Backend, C: CheckpointStrategy>(tensor: FloatTensor<B>) -> FloatTensor<Autodiff<B, C>> {
+    ConstantBackward.prepare::<C>([]).compute_bound().stateless(tensor)
+}
+
+/// The (empty) backward of [`constant`].
 #[derive(Debug)]
-pub(crate) struct ConstantBackward;
+struct ConstantBackward;
 
 impl<B: Backend> Backward<B, 0> for ConstantBackward {
     type State = ();
@@ -112,7 +121,7 @@ mod tests {
             * Tensor::<1>::from_floats(mask.iter().map(|&m| f32::from(m)).collect::<Vec<_>>().as_slice(), &device)
                 .reshape([batch, seq, 1]);
         let run = |segments: Option<&[(usize, usize)]>| {
-            let out = attn.forward(x.clone(), &cos, &sin, input.blocked.as_ref(), segments, None);
+            let out = attn.forward(x.clone(), &cos, &sin, &input.blocked, segments, None);
             let grads = (out.clone() * weights.clone()).sum().backward();
             let gx = values(x.grad(&grads).unwrap());
             let gw = values(attn.q_proj.weight.val().grad(&grads).unwrap());
@@ -135,19 +144,6 @@ mod tests {
         assert_eq!(left.segments, Some(vec![(1, 2), (3, 3)]));
         let reused = ModelInput::new(&ids, [1, 6], None, None, Some(&[0, 0, 1, 1, 0, 0]), &device).unwrap();
         assert_eq!(reused.segments, None);
-    }
-
-    #[test]
-    fn a_padding_free_input_has_the_mask_of_the_packed_row() {
-        let device = Device::flex();
-        let ids = [3u32, 4, 5, 6, 7];
-        let (positions, sequences) = ([0u32, 1, 2, 0, 1], [1u32, 1, 1, 2, 2]);
-        let flat = ModelInput::padding_free(&ids, &positions, &sequences, &device).unwrap();
-        assert_eq!((flat.blocked.is_none(), flat.segments.clone()), (true, Some(vec![(0, 3), (3, 2)])));
-        let packed = ModelInput::new(&ids, [1, 5], None, Some(&positions), Some(&sequences), &device).unwrap();
-        let bools = |t: Tensor<4, Bool>| t.into_data().try_to_vec::<bool>().unwrap_or_default();
-        assert_eq!(bools(flat.mask()), bools(packed.blocked.unwrap()));
-        assert!(ModelInput::padding_free(&ids, &positions, &[1, 2, 1, 2, 2], &device).is_err());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use burn::backend::{Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::nn::RmsNorm;
 use burn::prelude::*;
 
-use super::{ConstantBackward, contiguous, tensor, values};
+use super::{constant, contiguous, tensor, values};
 use crate::kernels::rms_norm as kernel;
 
 /// RMSNorm over the last dimension of a `[rows, width]` tensor.
@@ -96,8 +96,7 @@ impl<B: Backend + RmsNormBackend, C: CheckpointStrategy> RmsNormBackend for Auto
         eps: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let (y, rstd) = B::rms_norm_forward(x.into_primitive(), gamma.into_primitive(), eps);
-        let constant = |t| ConstantBackward.prepare::<C>([]).compute_bound().stateless(t);
-        (constant(y), constant(rstd))
+        (constant::<B, C>(y), constant::<B, C>(rstd))
     }
 
     fn rms_norm_backward(
@@ -109,8 +108,7 @@ impl<B: Backend + RmsNormBackend, C: CheckpointStrategy> RmsNormBackend for Auto
     ) -> (FloatTensor<Self>, Option<FloatTensor<Self>>) {
         let [x, gamma, rstd, dy] = [x, gamma, rstd, dy].map(|t| t.into_primitive());
         let (dx, dgamma) = B::rms_norm_backward(x, gamma, rstd, dy, gamma_grad);
-        let constant = |t| ConstantBackward.prepare::<C>([]).compute_bound().stateless(t);
-        (constant(dx), dgamma.map(constant))
+        (constant::<B, C>(dx), dgamma.map(constant::<B, C>))
     }
 
     fn rms_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {

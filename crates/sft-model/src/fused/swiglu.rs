@@ -13,7 +13,7 @@ use burn::backend::{Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 
-use super::{ConstantBackward, contiguous, tensor, values};
+use super::{constant, contiguous, tensor, values};
 use crate::kernels::swiglu as kernel;
 
 /// The SwiGLU product of two tensors of the same shape.
@@ -85,8 +85,7 @@ impl<B: Backend + SwigluBackend, C: CheckpointStrategy> SwigluBackend for Autodi
         dy: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let (dgate, dup) = B::swiglu_backward(gate.into_primitive(), up.into_primitive(), dy.into_primitive());
-        let constant = |t| ConstantBackward.prepare::<C>([]).compute_bound().stateless(t);
-        (constant(dgate), constant(dup))
+        (constant::<B, C>(dgate), constant::<B, C>(dup))
     }
 }
 
