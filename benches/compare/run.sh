@@ -69,6 +69,6 @@ for w in $workloads; do
     done
 done
 
-cpu="$(lscpu | sed -n 's/^Model name: *//p' | head -1), family $(lscpu | sed -n 's/^CPU family: *//p' | head -1) model $(lscpu | sed -n 's/^Model: *//p' | head -1), $(nproc) CPUs$(grep -qw avx512f /proc/cpuinfo && echo ', AVX-512')$(grep -qw amx_tile /proc/cpuinfo && echo ', AMX')"
+cpu="$(lscpu | sed -n 's/^Model name: *//p' | head -1), family $(lscpu | sed -n 's/^CPU family: *//p' | head -1) model $(lscpu | sed -n 's/^Model: *//p' | head -1), $(nproc) CPUs$(grep -qw avx512f /proc/cpuinfo && echo ', AVX-512' || true)$(grep -qw amx_tile /proc/cpuinfo && echo ', AMX' || true)"
 "$python" "$here/table.py" "$results" "$cpu" | tee "$out/table.md"
 echo "results: $results" >&2
