@@ -17,7 +17,7 @@ mod error;
 mod pack;
 mod plan;
 
-pub use batch::{Batch, IGNORE_INDEX, PackedPositions};
+pub use batch::{Batch, IGNORE_INDEX, PADDING_KEY, PackedPositions};
 pub use collator::{Collate, Collator};
 pub use error::{CollateError, Result};
 pub use pack::pack_best_fit_decreasing;

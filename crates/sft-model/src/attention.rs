@@ -31,8 +31,8 @@ pub struct LlamaAttention<P: Projection = Linear> {
 
 impl<P: Projection> LlamaAttention<P> {
     /// `x` `[batch, seq, hidden]`; `cos`/`sin` `[batch, 1, seq, head_dim]`; `blocked` `[batch, 1, seq, keys]`, true
-    /// where a query may not attend to a key; `segments`, when given, the same mask as runs
-    /// ([`ModelInput::segments`]). With a `cache`, the new keys and values are appended to the cached ones
+    /// where a query may not attend to a key (`None`: causal over every key, the new positions last); `segments`,
+    /// when given, the same mask as runs ([`ModelInput::segments`]). With a `cache`, the new keys and values are appended to the cached ones
     /// (`keys` = cached + `seq`). Returns `[batch, seq, hidden]`.
     ///
     /// Without a cache, with `segments`, for f32 on flex, the fused [`segment_attention`] computes it; otherwise
@@ -44,7 +44,7 @@ impl<P: Projection> LlamaAttention<P> {
         x: Tensor<3>,
         cos: &Tensor<4>,
         sin: &Tensor<4>,
-        blocked: &Tensor<4, Bool>,
+        blocked: Option<&Tensor<4, Bool>>,
         segments: Option<&[(usize, usize)]>,
         cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
     ) -> Tensor<3> {
@@ -86,10 +86,21 @@ impl<P: Projection> LlamaAttention<P> {
         let (k, v) = (repeat_kv(k, h / kv), repeat_kv(v, h / kv));
         let dtype = q.dtype();
         let scores = q.matmul(k.transpose()).div_scalar((d as f64).sqrt()).cast(DType::F32);
-        let probs = masked_softmax(scores, blocked.clone().expand([batch, h, seq, keys])).cast(dtype);
+        let blocked = match blocked {
+            Some(blocked) => blocked.clone(),
+            None => causal(seq, keys, &scores.device()),
+        };
+        let probs = masked_softmax(scores, blocked.expand([batch, h, seq, keys])).cast(dtype);
         let out = probs.matmul(v).swap_dims(1, 2).reshape([batch, seq, h * d]);
         self.o_proj.forward(out)
     }
+}
+
+/// `[1, 1, seq, keys]`: query `i` (position `keys − seq + i`) may not attend to key `j` after it.
+fn causal(seq: usize, keys: usize, device: &Device) -> Tensor<4, Bool> {
+    let past = keys - seq;
+    let blocked: Vec<bool> = (0..seq).flat_map(|i| (0..keys).map(move |j| j > past + i)).collect();
+    Tensor::from_data(TensorData::new(blocked, [1, 1, seq, keys]), device)
 }
 
 /// `[b, kv, s, d]` → `[b, kv × n_rep, s, d]`, each key/value head repeated for its `n_rep` query heads in order

@@ -28,7 +28,7 @@ impl<P: Projection> LlamaDecoderLayer<P> {
         x: Tensor<3>,
         cos: &Tensor<4>,
         sin: &Tensor<4>,
-        blocked: &Tensor<4, Bool>,
+        blocked: Option<&Tensor<4, Bool>>,
         segments: Option<&[(usize, usize)]>,
         cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
     ) -> Tensor<3> {

@@ -11,9 +11,11 @@ pub struct ModelInput {
     pub input_ids: Tensor<2, Int>,
     /// RoPE positions `[batch, seq]`.
     pub position_ids: Tensor<2, Int>,
-    /// `[batch, 1, seq, seq]`, true where query `i` may not attend to key `j`: the future (`j > i`), padding keys
+    /// `[batch, 1, seq, keys]`, true where query `i` may not attend to key `j`: the future (`j > i`), padding keys
     /// (`attention_mask[j] == 0`), and keys of another packed example (`sequence_ids[i] != sequence_ids[j]`).
-    pub blocked: Tensor<4, Bool>,
+    /// `None` for a [`padding_free`](Self::padding_free) input, whose `segments` say the same: the model builds
+    /// the mask from them ([`mask`](Self::mask)) only where the fused attention does not run.
+    pub blocked: Option<Tensor<4, Bool>>,
     /// The same mask as runs of the flat `batch × seq` token axis, `(first token, length)`: each run of real tokens
     /// (`attention_mask` 1) of one example (`sequence_ids`) attends causally within itself. `None` when the mask
     /// is not of that form (an example split by padding, or a cache: `past > 0`); then only `blocked` describes it.
@@ -86,9 +88,62 @@ impl ModelInput {
         Ok(Self {
             input_ids: Tensor::from_data(TensorData::new(ids, [batch, seq]), device),
             position_ids: Tensor::from_data(TensorData::new(positions, [batch, seq]), device),
-            blocked: Tensor::from_data(TensorData::new(blocked, [batch, 1, seq, keys]), device),
+            blocked: Some(Tensor::from_data(TensorData::new(blocked, [batch, 1, seq, keys]), device)),
             segments,
         })
+    }
+
+    /// The input of one packed row without padding (`sft-collate`'s `Batch::padding_free`): `input_ids`,
+    /// `position_ids` and `sequence_ids` of the same length, each example's tokens contiguous. No `[seq, seq]`
+    /// mask is built: the segments describe it. Errors when the lengths differ or an example's tokens are split.
+    pub fn padding_free(
+        input_ids: &[u32],
+        position_ids: &[u32],
+        sequence_ids: &[u32],
+        device: &Device,
+    ) -> Result<Self> {
+        let tokens = input_ids.len();
+        for (name, len) in [("position_ids", position_ids.len()), ("sequence_ids", sequence_ids.len())] {
+            if len != tokens {
+                return Err(ModelError::Input(format!("{name} has {len} entries, expected {tokens}")));
+            }
+        }
+        let segments = segments(1, tokens, None, Some(sequence_ids))
+            .ok_or_else(|| ModelError::Input("an example's tokens are not contiguous in the packed row".into()))?;
+        let ids: Vec<i64> = input_ids.iter().map(|&t| i64::from(t)).collect();
+        let positions: Vec<i64> = position_ids.iter().map(|&t| i64::from(t)).collect();
+        Ok(Self {
+            input_ids: Tensor::from_data(TensorData::new(ids, [1, tokens]), device),
+            position_ids: Tensor::from_data(TensorData::new(positions, [1, tokens]), device),
+            blocked: None,
+            segments: Some(segments),
+        })
+    }
+
+    /// `blocked`, or the mask the segments describe (`[batch, 1, seq, seq]`: each segment causal within itself,
+    /// everything else blocked); the plain causal mask when there is neither.
+    pub fn mask(&self) -> Tensor<4, Bool> {
+        if let Some(blocked) = &self.blocked {
+            return blocked.clone();
+        }
+        let [batch, seq] = self.input_ids.dims();
+        let mut owner = vec![usize::MAX; batch * seq];
+        match &self.segments {
+            Some(segments) => {
+                for (s, &(start, len)) in segments.iter().enumerate() {
+                    owner[start..start + len].fill(s);
+                }
+            }
+            None => owner.fill(0),
+        }
+        let mut blocked = Vec::with_capacity(batch * seq * seq);
+        for b in 0..batch {
+            let row = &owner[b * seq..(b + 1) * seq];
+            for i in 0..seq {
+                blocked.extend((0..seq).map(|j| j > i || row[j] == usize::MAX || row[j] != row[i]));
+            }
+        }
+        Tensor::from_data(TensorData::new(blocked, [batch, 1, seq, seq]), &self.input_ids.device())
     }
 }
 

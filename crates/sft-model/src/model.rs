@@ -7,6 +7,7 @@ use burn::tensor::DType;
 use crate::attention::LlamaAttention;
 use crate::config::LlamaConfig;
 use crate::decoder::LlamaDecoderLayer;
+use crate::fused::has_cpu_kernels;
 use crate::input::ModelInput;
 use crate::mlp::LlamaMlp;
 use crate::projection::{PROJECTIONS, Projection};
@@ -41,7 +42,7 @@ impl<P: Projection> LlamaForCausalLM<P> {
     }
 
     /// Like [`hidden_states`](Self::hidden_states), appending this step's keys and values to `cache`; `input.blocked`
-    /// is `[batch, 1, seq, cached + seq]`.
+    /// is `[batch, 1, seq, cached + seq]`, or `None` for causal attention over every cached and new key.
     pub fn hidden_states_cached(&self, input: &ModelInput, cache: &mut KvCache) -> Tensor<3> {
         self.run(input, Some(cache))
     }
@@ -49,6 +50,12 @@ impl<P: Projection> LlamaForCausalLM<P> {
     fn run(&self, input: &ModelInput, mut cache: Option<&mut KvCache>) -> Tensor<3> {
         let mut x = self.model.embed_tokens.forward(input.input_ids.clone());
         let (cos, sin) = cos_sin(&self.inv_freq, input.position_ids.clone(), x.dtype());
+        // A padding-free input has no mask: it is built from the segments only where the fused attention won't run
+        // (with a cache and no mask, the attention is causal over every key).
+        let fused = input.segments.is_some() && cache.is_none() && has_cpu_kernels(&x.device(), x.dtype());
+        let built =
+            (input.blocked.is_none() && input.segments.is_some() && cache.is_none() && !fused).then(|| input.mask());
+        let blocked = input.blocked.as_ref().or(built.as_ref());
         for (l, layer) in self.model.layers.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| {
                 if c.layers.len() <= l {
@@ -56,7 +63,7 @@ impl<P: Projection> LlamaForCausalLM<P> {
                 }
                 &mut c.layers[l]
             });
-            x = layer.forward(x, &cos, &sin, &input.blocked, input.segments.as_deref(), slot);
+            x = layer.forward(x, &cos, &sin, blocked, input.segments.as_deref(), slot);
         }
         crate::fused::rms_norm(&self.model.norm, x)
     }

@@ -14,7 +14,13 @@ pub trait Projection: Module + ModuleDisplay + core::fmt::Debug {
 }
 
 impl Projection for Linear {
+    /// A frozen f32 weight on flex runs as the fused [`low_rank_linear`](crate::fused::low_rank_linear) (no
+    /// update); anything else as Burn's `Linear`.
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let w = self.weight.val();
+        if self.bias.is_none() && crate::fused::fits_low_rank_linear(&x, &w) {
+            return crate::fused::low_rank_linear_3d(x, w, None);
+        }
         Linear::forward(self, x)
     }
 }

@@ -23,7 +23,7 @@ mod quantization;
 mod target;
 
 pub use config::{ALL_LINEAR, InitLoraWeights, LayerSelection, LoraBias, LoraConfig, TargetModules};
-pub use dropout::seed_dropout;
+pub use dropout::{seed_dropout, seed_dropout_tokens};
 pub use error::{PeftError, Result};
 pub use files::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_key, load_adapter, read_adapter_config, save_adapter};
 pub use inject::{ParameterCount, SavedModule, inject, modules_to_save, parameter_count};

@@ -5,6 +5,7 @@ use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::DType;
 use sft_model::Projection;
+use sft_model::fused::{LowRank, fits_low_rank_linear, low_rank_linear_3d};
 use sft_rand::SplitMix64;
 
 use crate::config::{InitLoraWeights, LoraConfig};
@@ -226,7 +227,26 @@ fn frozen(linear: Linear, weight: Tensor<2>) -> Linear {
 }
 
 impl Projection for LoraLinear {
+    /// A dense f32 base on flex with an f32 adapter (or none) runs as one fused operation
+    /// ([`sft_model::fused::low_rank_linear`]: the same function, dropout mask included); anything else as
+    /// `base(x) + adapter(x)` in tensor operations.
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        if let BaseLinear::Dense(linear) = &self.base
+            && linear.bias.is_none()
+        {
+            let w = linear.weight.val();
+            let adapter = self.adapter.as_ref().filter(|_| !self.merged);
+            if fits_low_rank_linear(&x, &w) && adapter.is_none_or(|a| a.lora_a.val().dtype() == DType::F32) {
+                let [batch, seq, d_in] = x.dims();
+                let update = adapter.map(|a| LowRank {
+                    a: a.lora_a.val(),
+                    b: a.lora_b.val(),
+                    mask: crate::dropout::mask([batch * seq, d_in], a.dropout, &x.device()),
+                    scaling: a.scaling,
+                });
+                return low_rank_linear_3d(x, w, update);
+            }
+        }
         match (&self.adapter, self.merged) {
             (Some(adapter), false) => {
                 let y = self.base.forward(x.clone());

@@ -1,6 +1,7 @@
 //! The training loop: micro-batches, gradient accumulation normalised over the window's supervised tokens, AdamW
 //! with clipping and a schedule, evaluation, callbacks, checkpoints and exact resume.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,6 +12,7 @@ use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::DType;
 use sft_collate::Batch;
+use sft_model::fused::has_cpu_kernels;
 use sft_model::{LlamaForCausalLM, ModelInput, chunked_causal_lm_loss, chunked_causal_lm_loss_scaled};
 use sft_peft::{BaseLinear, LoraConfig, LoraLinear, PeftError, load_adapter, save_adapter};
 
@@ -555,7 +557,8 @@ impl<'a> Trainer<'a> {
                 on_batch(i + 1, total);
                 continue;
             }
-            let hidden = model.hidden_states(&model_input(&batch, &device)?);
+            let (batch, input) = computed(&batch, &device, model.dtype())?;
+            let hidden = model.hidden_states(&input);
             let loss = chunked_causal_lm_loss(hidden, head.clone(), &batch.labels, chunk_rows, None)?;
             count += loss.count;
             sums.push(loss.sum);
@@ -728,6 +731,26 @@ pub fn supervised_targets(batch: &Batch) -> usize {
         .sum()
 }
 
+/// The batch the model computes, and its input: without padding (one packed row of the real tokens,
+/// [`Batch::padding_free`]) where the fused CPU attention runs and that leaves the supervised pairs as they are;
+/// the batch as collated otherwise. The loss and its gradient are the same either way (padding carries no loss and
+/// is never attended to), and so are the dropout masks (drawn per token, see [`micro_batch`]); only the padding's
+/// work is saved.
+fn computed<'a>(batch: &'a Batch, device: &Device, dtype: DType) -> Result<(Cow<'a, Batch>, ModelInput)> {
+    let padded = batch.batch_size > 1 || batch.num_tokens < batch.seq_len;
+    if padded && has_cpu_kernels(device, dtype) {
+        let flat = batch.padding_free();
+        if let Some(packing) = &flat.packing
+            && supervised_targets(&flat) == supervised_targets(batch)
+        {
+            let input =
+                ModelInput::padding_free(&flat.input_ids, &packing.position_ids, &packing.sequence_ids, device)?;
+            return Ok((Cow::Owned(flat), input));
+        }
+    }
+    Ok((Cow::Borrowed(batch), model_input(batch, device)?))
+}
+
 fn model_input(batch: &Batch, device: &Device) -> Result<ModelInput> {
     let packing = batch.packing.as_ref();
     Ok(ModelInput::new(
@@ -796,7 +819,9 @@ struct MicroBatch {
     grads: Option<GradientsParams>,
 }
 
-/// Forward and backward of one micro-batch with dropout seeded by `seed` (on the calling thread).
+/// Forward and backward of one micro-batch with dropout seeded by `seed` (on the calling thread). Dropout masks are
+/// drawn per token, keyed by (example, index in it), so the padded and the padding-free layout (see [`computed`])
+/// of the same micro-batch draw the same masks.
 fn micro_batch(
     model: &LlamaForCausalLM<LoraLinear>,
     batch: &Batch,
@@ -804,9 +829,9 @@ fn micro_batch(
     chunk_rows: usize,
     scale: &LossGrad,
 ) -> Result<MicroBatch> {
-    sft_peft::seed_dropout(seed);
     let device = model.model.embed_tokens.weight.device();
-    let input = model_input(batch, &device)?;
+    let (batch, input) = computed(batch, &device, model.dtype())?;
+    sft_peft::seed_dropout_tokens(seed, batch.token_keys());
     let hidden = model.hidden_states(&input);
     let head = model.head_weight();
     let loss_scale = scale.loss_scale.clone();

@@ -10,11 +10,13 @@
 
 pub(crate) mod attention;
 pub(crate) mod cross_entropy;
+pub(crate) mod linear;
 pub(crate) mod norm;
 pub(crate) mod swiglu;
 
 pub use attention::segment_attention;
 pub use cross_entropy::cross_entropy_chunk;
+pub use linear::{LowRank, fits_low_rank_linear, low_rank_linear, low_rank_linear_3d};
 pub use norm::rms_norm;
 pub use swiglu::swiglu;
 
@@ -121,7 +123,7 @@ mod tests {
             * Tensor::<1>::from_floats(mask.iter().map(|&m| f32::from(m)).collect::<Vec<_>>().as_slice(), &device)
                 .reshape([batch, seq, 1]);
         let run = |segments: Option<&[(usize, usize)]>| {
-            let out = attn.forward(x.clone(), &cos, &sin, &input.blocked, segments, None);
+            let out = attn.forward(x.clone(), &cos, &sin, input.blocked.as_ref(), segments, None);
             let grads = (out.clone() * weights.clone()).sum().backward();
             let gx = values(x.grad(&grads).unwrap());
             let gw = values(attn.q_proj.weight.val().grad(&grads).unwrap());
@@ -144,6 +146,61 @@ mod tests {
         assert_eq!(left.segments, Some(vec![(1, 2), (3, 3)]));
         let reused = ModelInput::new(&ids, [1, 6], None, None, Some(&[0, 0, 1, 1, 0, 0]), &device).unwrap();
         assert_eq!(reused.segments, None);
+    }
+
+    #[test]
+    fn a_padding_free_input_has_the_mask_of_the_packed_row() {
+        let device = Device::flex();
+        let ids = [3u32, 4, 5, 6, 7];
+        let (positions, sequences) = ([0u32, 1, 2, 0, 1], [1u32, 1, 1, 2, 2]);
+        let flat = ModelInput::padding_free(&ids, &positions, &sequences, &device).unwrap();
+        assert_eq!((flat.blocked.is_none(), flat.segments.clone()), (true, Some(vec![(0, 3), (3, 2)])));
+        let packed = ModelInput::new(&ids, [1, 5], None, Some(&positions), Some(&sequences), &device).unwrap();
+        let bools = |t: Tensor<4, Bool>| t.into_data().try_to_vec::<bool>().unwrap_or_default();
+        assert_eq!(bools(flat.mask()), bools(packed.blocked.unwrap()));
+        assert!(ModelInput::padding_free(&ids, &positions, &[1, 2, 1, 2, 2], &device).is_err());
+        assert!(ModelInput::padding_free(&ids, &positions[..4], &sequences, &device).is_err());
+    }
+
+    #[test]
+    fn low_rank_linear_equals_tensor_ops_in_value_and_gradient() {
+        let device = Device::flex().autodiff();
+        let (tokens, d_in, d_out, r) = (37, 48, 40, 4);
+        // The weight as checkpoints give it: the transpose of an [out, in] matrix (a strided view), frozen.
+        let w = random([d_out, d_in], &device).transpose();
+        let x = random([tokens, d_in], &device).require_grad();
+        let a = random([d_in, r], &device).require_grad();
+        let b = random([r, d_out], &device).require_grad();
+        let keep = Tensor::<2>::random([tokens, d_in], Distribution::Uniform(0.0, 1.0), &device).greater_elem(0.2);
+        let mask = keep.float().mul_scalar(1.0 / 0.8);
+        let upstream = random([tokens, d_out], &device);
+        let grads_of = |y: Tensor<2>| {
+            let grads = (y.clone() * upstream.clone()).sum().backward();
+            let g = |t: &Tensor<2>| t.grad(&grads).map(values).unwrap_or_default();
+            (values(y), g(&x), g(&a), g(&b))
+        };
+        for mask in [Some(mask.clone()), None] {
+            let update = super::LowRank { a: a.clone(), b: b.clone(), mask: mask.clone(), scaling: 0.75 };
+            assert!(super::fits_low_rank_linear(&x, &w));
+            let fused = grads_of(super::low_rank_linear(x.clone(), w.clone(), Some(update)));
+            let xm = mask.map_or_else(|| x.clone(), |m| x.clone() * m);
+            let generic =
+                grads_of(x.clone().matmul(w.clone()) + xm.matmul(a.clone()).matmul(b.clone()).mul_scalar(0.75));
+            for (name, f, g) in [
+                ("y", &fused.0, &generic.0),
+                ("∂x", &fused.1, &generic.1),
+                ("∂a", &fused.2, &generic.2),
+                ("∂b", &fused.3, &generic.3),
+            ] {
+                assert!(!g.is_empty() && max_diff(f, g) < 1e-4, "{name}: {}", max_diff(f, g));
+            }
+        }
+        // Without an update: the frozen product and its input gradient.
+        let (y, dx, _, _) = grads_of(super::low_rank_linear(x.clone(), w.clone(), None));
+        let (y_ref, dx_ref, _, _) = grads_of(x.clone().matmul(w.clone()));
+        assert!(max_diff(&y, &y_ref) < 1e-4 && max_diff(&dx, &dx_ref) < 1e-4);
+        // A trainable weight does not fit (its gradient would be missing).
+        assert!(!super::fits_low_rank_linear(&x, &w.clone().require_grad()));
     }
 
     #[test]

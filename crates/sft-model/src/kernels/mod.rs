@@ -11,6 +11,7 @@
 //! the baseline), chosen at run time with `pulp`. Parallelism: rayon's global pool, the one flex's matmuls use.
 
 pub(crate) mod attention;
+pub(crate) mod blas;
 pub(crate) mod cross_entropy;
 pub(crate) mod exp;
 pub(crate) mod gemm;

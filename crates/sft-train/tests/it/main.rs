@@ -6,6 +6,7 @@ mod accumulation;
 mod callbacks;
 mod crash;
 mod fp16;
+mod padding_free;
 mod plot;
 mod precision;
 mod resume;
