@@ -7,7 +7,7 @@
 /// mimalloc, as the project's training binaries use: with glibc's allocator every large tensor is a fresh `mmap`
 /// and page-faults on each step (`benches/README.md`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: sft::allocator::Allocator = sft::allocator::Allocator;
 
 mod common;
 
@@ -31,6 +31,7 @@ fn step(forward: impl Fn(Tensor<3>) -> Tensor<3>, x: &Tensor<3>) -> f32 {
 }
 
 fn lora(c: &mut Criterion) {
+    sft::allocator::keep_freed_memory();
     let device = common::bench_device().autodiff();
     let linear: Linear = LinearConfig::new(D, D).with_bias(false).init(&device);
     let frozen =

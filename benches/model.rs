@@ -6,13 +6,14 @@
 /// mimalloc, as the project's training binaries use: with glibc's allocator every large tensor is a fresh `mmap`
 /// and page-faults on each step (`benches/README.md`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: sft::allocator::Allocator = sft::allocator::Allocator;
 
 use burn::prelude::*;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sft::model_stage::{LlamaConfig, LlamaForCausalLM, ModelInput, causal_lm_loss, chunked_causal_lm_loss};
 
 fn model(c: &mut Criterion) {
+    sft::allocator::keep_freed_memory();
     let config = LlamaConfig::preset("tiny").unwrap();
     let (batch, seq) = (4, 128);
     let ids: Vec<u32> = (0..batch * seq).map(|i| ((i * 7919) % 4096) as u32).collect();

@@ -7,7 +7,7 @@
 
 /// mimalloc, as the project's training binaries use (`benches/README.md`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: sft::allocator::Allocator = sft::allocator::Allocator;
 
 mod common;
 
@@ -19,6 +19,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sft::peft::nf4::{Nf4Linear, Nf4Weight};
 
 fn dequantize(c: &mut Criterion) {
+    sft::allocator::keep_freed_memory();
     let n = 4096;
     let weight = sft_rand::SplitMix64::new(0).normals(n * n, 0.02);
     let q = Nf4Weight::quantize(&weight, [n, n], false);
@@ -44,6 +45,7 @@ fn step(forward: impl Fn(Tensor<3>) -> Tensor<3>, x: &Tensor<3>) -> f32 {
 }
 
 fn linear(c: &mut Criterion) {
+    sft::allocator::keep_freed_memory();
     let d = 2048;
     let weight = sft_rand::SplitMix64::new(1).normals(d * d, 0.02);
     let device = common::bench_device().autodiff();

@@ -8,7 +8,7 @@
 
 /// mimalloc, as the project's training binaries use (`benches/README.md`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: sft::allocator::Allocator = sft::allocator::Allocator;
 
 mod common;
 
@@ -23,6 +23,7 @@ use sft::train::{BatchSource, IntervalStrategy, Trainer, TrainingArguments, supe
 const STEPS: u64 = 2;
 
 fn train_step(c: &mut Criterion) {
+    sft::allocator::keep_freed_memory();
     let tokenizer = common::tokenizer();
     let options =
         EncodeOptions { max_length: 2048, masking: Masking::FullSequence, ..common::config().encode_options() };

@@ -12,7 +12,7 @@
 
 /// mimalloc: glibc's allocator page-faults on every large tensor (`benches/README.md`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: sft::allocator::Allocator = sft::allocator::Allocator;
 
 use anyhow::{Context, bail};
 use burn::module::{Module, ModuleMapper, Param};
@@ -93,6 +93,7 @@ impl ModuleMapper for ToDtype {
 }
 
 fn main() -> anyhow::Result<()> {
+    sft::allocator::keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

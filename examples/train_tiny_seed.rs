@@ -11,7 +11,7 @@
 
 /// mimalloc: glibc's allocator page-faults on every large tensor (`benches/README.md`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: sft::allocator::Allocator = sft::allocator::Allocator;
 
 use anyhow::Context;
 use burn::prelude::*;
@@ -24,6 +24,7 @@ use sft::train::{BatchSource, EarlyStopping, Trainer, TrainingArguments};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
+    sft::allocator::keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();

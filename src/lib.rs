@@ -16,6 +16,7 @@
 //! | Hugging Face Hub downloads, tokens, cache | [`hub`] (`sft-hub`) |
 #![deny(missing_docs)]
 
+pub mod allocator;
 pub mod config;
 mod dataset;
 mod error;

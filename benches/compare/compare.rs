@@ -19,7 +19,7 @@
 
 /// mimalloc, as the project's training binaries use (`benches/README.md`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: sft::allocator::Allocator = sft::allocator::Allocator;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -288,6 +288,7 @@ fn lora(iterations: usize) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
+    sft::allocator::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     match args.first().map(String::as_str) {

@@ -7,7 +7,7 @@
 
 /// mimalloc: glibc's allocator page-faults on every large tensor (`benches/README.md`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: sft::allocator::Allocator = sft::allocator::Allocator;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -110,6 +110,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    sft::allocator::keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
         .with_writer(std::io::stderr)
