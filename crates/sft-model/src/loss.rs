@@ -12,7 +12,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{DType, IndexingUpdateOp};
 
 use crate::error::{ModelError, Result};
-use crate::fused::{cross_entropy_chunk, has_cpu_kernels};
+use crate::fused::{cross_entropy_chunk, has_cpu_kernels, head_cross_entropy};
 
 /// The summed negative log-likelihood of the supervised tokens and how many there were.
 #[derive(Debug, Clone)]
@@ -146,6 +146,17 @@ pub fn chunked_causal_lm_loss_scaled(
     for start in (0..count).step_by(chunk_rows) {
         let n = chunk_rows.min(count - start);
         let h = selected.clone().detach().narrow(0, start, n);
+        if fused && dtype == DType::F32 && !head_grad && loss_scale.is_none() {
+            // The logits, the cross-entropy and the hidden states' gradient in one operation.
+            let labels = targets[start..start + n].iter().map(|&t| t as u32).collect();
+            let (dh, totals) = head_cross_entropy(h, weight.clone(), labels, grad_scale.map(|s| s as f32));
+            sum = sum + totals.clone().narrow(0, 0, 1);
+            correct = correct + totals.narrow(0, 1, 1);
+            if grad_scale.is_some() {
+                hidden_grads.push(dh);
+            }
+            continue;
+        }
         let logits = h.clone().matmul(weight.clone()).cast(DType::F32);
         let grad = if fused {
             // One pass of the CPU kernel for the loss, the accuracy and the gradient.

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use burn::prelude::*;
 use burn::tensor::DType;
+use rayon::prelude::*;
 use sft_rand::SplitMix64;
 
 /// This thread's dropout state.
@@ -85,29 +86,28 @@ pub(crate) fn mask<const D: usize>(dims: [usize; D], p: f64, device: &Device) ->
     let keep = (1.0 / (1.0 - p)) as f32;
     // An element is dropped when its 32 random bits fall below p · 2³².
     let threshold = (p * 4_294_967_296.0) as u64;
-    let mut mask = Vec::with_capacity(n + 1);
-    let mut draw = |g: &mut SplitMix64, count: usize| {
-        let end = mask.len() + count;
-        while mask.len() < end {
+    let draw = |g: &mut SplitMix64, out: &mut [f32]| {
+        for pair in out.chunks_mut(2) {
             let bits = g.next_u64();
-            for half in [bits & 0xffff_ffff, bits >> 32] {
-                mask.push(if half < threshold { 0.0 } else { keep });
+            for (slot, half) in pair.iter_mut().zip([bits & 0xffff_ffff, bits >> 32]) {
+                *slot = if half < threshold { 0.0 } else { keep };
             }
         }
-        mask.truncate(end);
     };
+    let mut mask = vec![0f32; n];
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         let call = s.calls;
         s.calls += 1;
         match s.tokens.clone() {
+            // Each token's generator is its own, so the rows are drawn in parallel.
             Some(tokens) if tokens.len() * width == n => {
                 let seed = mix(s.seed, call);
-                for &key in tokens.iter() {
-                    draw(&mut SplitMix64::new(mix(seed, key)), width);
-                }
+                mask.par_chunks_mut(width).zip(tokens.par_iter()).with_min_len(64).for_each(|(row, &key)| {
+                    draw(&mut SplitMix64::new(mix(seed, key)), row);
+                });
             }
-            _ => draw(&mut s.generator, n),
+            _ => draw(&mut s.generator, &mut mask),
         }
     });
     Some(Tensor::from_data(TensorData::new(mask, dims), (device, DType::F32)))

@@ -22,8 +22,8 @@ use burn::backend::{Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use super::{constant, contiguous, tensor, values};
-use crate::kernels::blas::{View, matmul};
+use super::{constant, contiguous, strided, tensor, values, view};
+use crate::kernels::blas::{View, matmul, product};
 
 /// The fused projection (see the module docs). An absent mask is an empty tensor (no elements), as is `x` in the
 /// backward when `∂a` is not wanted.
@@ -67,37 +67,14 @@ fn present(t: FlexTensor) -> Option<FlexTensor> {
     (t.shape().num_elements() > 0).then_some(t)
 }
 
-/// A 2-D f32 flex tensor as a strided view (negative strides are made contiguous first by [`strided`]).
-fn view(t: &FlexTensor) -> View<'_> {
-    let layout = t.layout();
-    let (shape, strides) = (layout.shape(), layout.strides());
-    let data = t.storage::<f32>().get(layout.start_offset()..).unwrap_or_default();
-    View { data, rows: shape[0], cols: shape[1], rs: strides[0].unsigned_abs(), cs: strides[1].unsigned_abs() }
-}
-
-/// `t` as it is when its strides are non-negative (a transposed weight stays a view), else a contiguous copy.
-fn strided(t: FlexTensor) -> FlexTensor {
-    if t.layout().strides().iter().all(|&s| s >= 0) { t } else { t.to_contiguous() }
-}
-
 /// `x ⊙ mask` (row-major, both `[tokens, in]`), in parallel.
 fn masked(x: &[f32], mask: &[f32]) -> Vec<f32> {
-    let mut out = vec![0f32; x.len()];
-    out.par_chunks_mut(16 * 1024).zip(x.par_chunks(16 * 1024)).zip(mask.par_chunks(16 * 1024)).for_each(
-        |((o, x), m)| {
-            for ((o, x), m) in o.iter_mut().zip(x).zip(m) {
-                *o = x * m;
-            }
-        },
-    );
-    out
+    x.par_iter().with_min_len(16 * 1024).zip(mask).map(|(x, m)| x * m).collect()
 }
 
 /// `dy·wᵀ` `[tokens, in]` for `dy` `[tokens, out]`.
 fn input_grad(dyv: View<'_>, wv: View<'_>) -> Vec<f32> {
-    let mut dx = vec![0f32; dyv.rows * wv.rows];
-    matmul(&mut dx, dyv, wv.t(), 1.0, false);
-    dx
+    product(dyv, wv.t(), 1.0)
 }
 
 impl LowRankLinearBackend for Flex {
@@ -112,12 +89,10 @@ impl LowRankLinearBackend for Flex {
         let (x, w, a, b) = (contiguous(x), strided(w), contiguous(a), contiguous(b));
         let (wv, [tokens, d_in]) = (view(&w), x.shape().dims::<2>());
         let (d_out, r) = (wv.cols, a.shape().dims::<2>()[1]);
-        let mut y = vec![0f32; tokens * d_out];
-        matmul(&mut y, View::row_major(values(&x), tokens, d_in), wv, 1.0, false);
+        let mut y = product(View::row_major(values(&x), tokens, d_in), wv, 1.0);
         let xm = present(mask).map(|m| masked(values(&x), values(&contiguous(m))));
         let xm = View::row_major(xm.as_deref().unwrap_or(values(&x)), tokens, d_in);
-        let mut h = vec![0f32; tokens * r];
-        matmul(&mut h, xm, View::row_major(values(&a), d_in, r), 1.0, false);
+        let h = product(xm, View::row_major(values(&a), d_in, r), 1.0);
         matmul(&mut y, View::row_major(&h, tokens, r), View::row_major(values(&b), r, d_out), scaling, true);
         (tensor(y, [tokens, d_out]), tensor(h, [tokens, r]))
     }
@@ -141,16 +116,14 @@ impl LowRankLinearBackend for Flex {
         let (av, bv) = (View::row_major(values(&a), d_in, r), View::row_major(values(&b), r, d_out));
         let mask = present(mask).map(contiguous);
         // g = ∂y·Bᵀ `[tokens, r]`: the gradient reaching h (before the scaling).
-        let mut g = vec![0f32; tokens * r];
-        matmul(&mut g, dyv, bv.t(), 1.0, false);
+        let g = product(dyv, bv.t(), 1.0);
         let gv = View::row_major(&g, tokens, r);
         let dx = want_x.then(|| {
             let mut dx = input_grad(dyv, wv);
             match &mask {
                 None => matmul(&mut dx, gv, av.t(), scaling, true),
                 Some(m) => {
-                    let mut t = vec![0f32; tokens * d_in];
-                    matmul(&mut t, gv, av.t(), scaling, false);
+                    let t = product(gv, av.t(), scaling);
                     let chunk = 16 * 1024;
                     dx.par_chunks_mut(chunk).zip(t.par_chunks(chunk)).zip(values(m).par_chunks(chunk)).for_each(
                         |((dx, t), m)| {
@@ -167,15 +140,11 @@ impl LowRankLinearBackend for Flex {
             let x = contiguous(x);
             let xm = mask.as_ref().map(|m| masked(values(&x), values(m)));
             let xmv = View::row_major(xm.as_deref().unwrap_or(values(&x)), tokens, d_in);
-            let mut da = vec![0f32; d_in * r];
-            matmul(&mut da, xmv.t(), gv, scaling, false);
-            tensor(da, [d_in, r])
+            tensor(product(xmv.t(), gv, scaling), [d_in, r])
         });
         let db = want_b.then(|| {
             let h = contiguous(h);
-            let mut db = vec![0f32; r * d_out];
-            matmul(&mut db, View::row_major(values(&h), tokens, r).t(), dyv, scaling, false);
-            tensor(db, [r, d_out])
+            tensor(product(View::row_major(values(&h), tokens, r).t(), dyv, scaling), [r, d_out])
         });
         let empty = || tensor(Vec::new(), [0]);
         (dx.unwrap_or_else(empty), da.unwrap_or_else(empty), db.unwrap_or_else(empty))
@@ -184,9 +153,7 @@ impl LowRankLinearBackend for Flex {
     fn frozen_linear(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
         let (x, w) = (contiguous(x), strided(w));
         let (wv, [tokens, d_in]) = (view(&w), x.shape().dims::<2>());
-        let mut y = vec![0f32; tokens * wv.cols];
-        matmul(&mut y, View::row_major(values(&x), tokens, d_in), wv, 1.0, false);
-        tensor(y, [tokens, wv.cols])
+        tensor(product(View::row_major(values(&x), tokens, d_in), wv, 1.0), [tokens, wv.cols])
     }
 
     fn frozen_linear_backward(dy: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {

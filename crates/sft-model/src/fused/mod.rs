@@ -15,7 +15,7 @@ pub(crate) mod norm;
 pub(crate) mod swiglu;
 
 pub use attention::segment_attention;
-pub use cross_entropy::cross_entropy_chunk;
+pub use cross_entropy::{cross_entropy_chunk, head_cross_entropy};
 pub use linear::{LowRank, fits_low_rank_linear, low_rank_linear, low_rank_linear_3d};
 pub use norm::rms_norm;
 pub use swiglu::swiglu;
@@ -31,6 +31,8 @@ use burn::backend::tensor::FloatTensor;
 use burn::prelude::*;
 use burn::tensor::DType;
 
+use crate::kernels::blas::View;
+
 /// Whether the fused operations run for tensors of `dtype` on `device`: the flex CPU device (with or without
 /// autodiff) and f32.
 pub fn has_cpu_kernels(device: &Device, dtype: DType) -> bool {
@@ -40,6 +42,19 @@ pub fn has_cpu_kernels(device: &Device, dtype: DType) -> bool {
 /// The f32 elements of a flex tensor in row-major order (copied only when the layout is not contiguous).
 pub(crate) fn contiguous(tensor: FlexTensor) -> FlexTensor {
     if tensor.is_contiguous() { tensor } else { tensor.to_contiguous() }
+}
+
+/// A 2-D f32 flex tensor as a strided view (negative strides are made contiguous first by [`strided`]).
+pub(crate) fn view(t: &FlexTensor) -> View<'_> {
+    let layout = t.layout();
+    let (shape, strides) = (layout.shape(), layout.strides());
+    let data = t.storage::<f32>().get(layout.start_offset()..).unwrap_or_default();
+    View { data, rows: shape[0], cols: shape[1], rs: strides[0].unsigned_abs(), cs: strides[1].unsigned_abs() }
+}
+
+/// `t` as it is when its strides are non-negative (a transposed weight stays a view), else a contiguous copy.
+pub(crate) fn strided(t: FlexTensor) -> FlexTensor {
+    if t.layout().strides().iter().all(|&s| s >= 0) { t } else { t.to_contiguous() }
 }
 
 /// The row-major f32 elements of a contiguous flex tensor (empty for another dtype, which the callers exclude).
@@ -201,6 +216,26 @@ mod tests {
         assert!(max_diff(&y, &y_ref) < 1e-4 && max_diff(&dx, &dx_ref) < 1e-4);
         // A trainable weight does not fit (its gradient would be missing).
         assert!(!super::fits_low_rank_linear(&x, &w.clone().require_grad()));
+    }
+
+    #[test]
+    fn head_cross_entropy_equals_the_logits_path() {
+        let device = Device::flex();
+        let (rows, hidden, vocab) = (19, 24, 300);
+        // A tied head: the transposed embeddings (a strided view).
+        let w = random([vocab, hidden], &device).transpose();
+        let h = random([rows, hidden], &device);
+        let labels: Vec<u32> = (0..rows as u32).map(|i| (i * 37) % vocab as u32).collect();
+        let (grad, totals) = super::cross_entropy_chunk(h.clone().matmul(w.clone()), labels.clone(), Some(0.5));
+        let reference = values(grad.matmul(w.clone().transpose()));
+        let (dh, fused_totals) = super::head_cross_entropy(h.clone(), w.clone(), labels.clone(), Some(0.5));
+        assert!(max_diff(&values(dh), &reference) < 1e-5);
+        let (t, f) = (values(totals), values(fused_totals));
+        assert!((t[0] - f[0]).abs() < 1e-3 * t[0].abs() && t[1] == f[1], "{t:?} vs {f:?}");
+        // Without a gradient: the totals alone.
+        let (none, no_grad_totals) = super::head_cross_entropy(h, w, labels, None);
+        assert_eq!(none.dims(), [0, hidden]);
+        assert_eq!(values(no_grad_totals), f);
     }
 
     #[test]

@@ -45,16 +45,57 @@ const PARALLEL_WORK: usize = 192 * 192 * 192;
 /// `dst = alpha · lhs · rhs` (`accumulate`: `dst += alpha · lhs · rhs`) with `dst` row-major `[lhs.rows, rhs.cols]`.
 /// Panics when the shapes disagree or a view reaches outside its slice (a caller bug, never user data).
 pub(crate) fn matmul(dst: &mut [f32], lhs: View<'_>, rhs: View<'_>, alpha: f32, accumulate: bool) {
-    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
-    assert!(rhs.rows == k && dst.len() >= m * n, "matmul shapes: [{m}, {k}] · [{}, {n}] into {}", rhs.rows, dst.len());
-    assert!(lhs.in_bounds() && rhs.in_bounds(), "matmul: a strided view reaches outside its slice");
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
+    let (m, n) = check(lhs, rhs);
+    assert!(dst.len() >= m * n, "matmul: [{m}, {n}] into {}", dst.len());
+    if lhs.cols == 0 {
         if !accumulate {
             dst[..m * n].fill(0.0);
         }
+        return;
+    }
+    // SAFETY: `dst` holds `m × n` elements and is borrowed mutably, so it aliases neither input.
+    #[allow(unsafe_code)]
+    unsafe {
+        gemm_into(dst.as_mut_ptr(), lhs, rhs, alpha, accumulate);
+    }
+}
+
+/// `alpha · lhs · rhs` as a new row-major `[lhs.rows, rhs.cols]` buffer, written once by `gemm` (never zeroed
+/// first).
+pub(crate) fn product(lhs: View<'_>, rhs: View<'_>, alpha: f32) -> Vec<f32> {
+    let (m, n) = check(lhs, rhs);
+    if lhs.cols == 0 {
+        return vec![0.0; m * n];
+    }
+    let mut out = Vec::<f32>::with_capacity(m * n);
+    // SAFETY: the buffer has capacity for `m × n` elements and is not shared. With `read_dst` false and `k > 0`,
+    // `gemm` assigns every element of the `m × n` destination (it never reads it), so all `m × n` are
+    // initialised when `set_len` runs.
+    #[allow(unsafe_code)]
+    unsafe {
+        gemm_into(out.as_mut_ptr(), lhs, rhs, alpha, false);
+        out.set_len(m * n);
+    }
+    out
+}
+
+/// The output shape `(m, n)` of `lhs · rhs`, after checking the inner dimensions and that both views stay inside
+/// their slices.
+fn check(lhs: View<'_>, rhs: View<'_>) -> (usize, usize) {
+    assert!(rhs.rows == lhs.cols, "matmul shapes: [{}, {}] · [{}, {}]", lhs.rows, lhs.cols, rhs.rows, rhs.cols);
+    assert!(lhs.in_bounds() && rhs.in_bounds(), "matmul: a strided view reaches outside its slice");
+    (lhs.rows, rhs.cols)
+}
+
+/// `gemm` into the row-major `m × n` destination at `dst` (`accumulate`: added to what is there).
+///
+/// # Safety
+/// `dst` must be valid for writes (and, with `accumulate`, reads) of `lhs.rows × rhs.cols` f32 and alias neither
+/// input; the views must have passed [`check`].
+#[allow(unsafe_code)]
+unsafe fn gemm_into(dst: *mut f32, lhs: View<'_>, rhs: View<'_>, alpha: f32, accumulate: bool) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    if m == 0 || n == 0 {
         return;
     }
     let parallelism = if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_WORK {
@@ -63,16 +104,14 @@ pub(crate) fn matmul(dst: &mut [f32], lhs: View<'_>, rhs: View<'_>, alpha: f32, 
         gemm::Parallelism::None
     };
     let stride = |s: usize| s as isize;
-    // SAFETY: `dst` holds the row-major `m × n` output (checked above), and every element `lhs` and `rhs` reach
-    // through their strides lies inside their slices (`in_bounds`); the slices outlive the call, and `dst` is
-    // borrowed mutably, so it aliases neither input. With `read_dst` false, `gemm` writes `dst` without reading it.
-    #[allow(unsafe_code)]
+    // SAFETY: the caller guarantees `dst`; every element `lhs` and `rhs` reach through their strides lies inside
+    // their slices (`check`), which outlive the call.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             stride(n),
             accumulate,
@@ -120,6 +159,9 @@ mod tests {
             let lhs = View::row_major(&a, m, k);
             let rhs = View::row_major(&b, n, k).t();
             let want = reference(lhs, rhs);
+            let fresh = product(lhs, rhs, 2.0);
+            let err = fresh.iter().zip(&want).map(|(x, y)| (f64::from(*x) - 2.0 * y).abs()).fold(0.0, f64::max);
+            assert!(err < 1e-4, "product: {err}");
             let mut dst = vec![f32::NAN; m * n];
             matmul(&mut dst, lhs, rhs, 1.0, false);
             let err = dst.iter().zip(&want).map(|(x, y)| (f64::from(*x) - y).abs()).fold(0.0, f64::max);
