@@ -40,7 +40,7 @@ mod tests {
         #[allow(unsafe_code)]
         // SAFETY: as above, an integer read from mimalloc's option table.
         let delay = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
-        let from_env = std::env::var("MIMALLOC_PURGE_DELAY").ok().and_then(|v| v.parse::<i64>().ok());
-        assert_eq!(i64::from(delay), from_env.unwrap_or(-1));
+        let from_env = std::env::var("MIMALLOC_PURGE_DELAY").ok().and_then(|v| v.parse::<std::os::raw::c_long>().ok());
+        assert_eq!(delay, from_env.unwrap_or(-1));
     }
 }
