@@ -31,7 +31,7 @@ fn step(forward: impl Fn(Tensor<3>) -> Tensor<3>, x: &Tensor<3>) -> f32 {
 }
 
 fn lora(c: &mut Criterion) {
-    sft::allocator::keep_freed_memory();
+    sft::allocator::configure_for_training();
     let device = common::bench_device().autodiff();
     let linear: Linear = LinearConfig::new(D, D).with_bias(false).init(&device);
     let frozen =

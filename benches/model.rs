@@ -13,7 +13,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sft::model_stage::{LlamaConfig, LlamaForCausalLM, ModelInput, causal_lm_loss, chunked_causal_lm_loss};
 
 fn model(c: &mut Criterion) {
-    sft::allocator::keep_freed_memory();
+    sft::allocator::configure_for_training();
     let config = LlamaConfig::preset("tiny").unwrap();
     let (batch, seq) = (4, 128);
     let ids: Vec<u32> = (0..batch * seq).map(|i| ((i * 7919) % 4096) as u32).collect();

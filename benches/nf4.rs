@@ -19,7 +19,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sft::peft::nf4::{Nf4Linear, Nf4Weight};
 
 fn dequantize(c: &mut Criterion) {
-    sft::allocator::keep_freed_memory();
+    sft::allocator::configure_for_training();
     let n = 4096;
     let weight = sft_rand::SplitMix64::new(0).normals(n * n, 0.02);
     let q = Nf4Weight::quantize(&weight, [n, n], false);
@@ -45,7 +45,7 @@ fn step(forward: impl Fn(Tensor<3>) -> Tensor<3>, x: &Tensor<3>) -> f32 {
 }
 
 fn linear(c: &mut Criterion) {
-    sft::allocator::keep_freed_memory();
+    sft::allocator::configure_for_training();
     let d = 2048;
     let weight = sft_rand::SplitMix64::new(1).normals(d * d, 0.02);
     let device = common::bench_device().autodiff();

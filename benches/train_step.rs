@@ -23,7 +23,7 @@ use sft::train::{BatchSource, IntervalStrategy, Trainer, TrainingArguments, supe
 const STEPS: u64 = 2;
 
 fn train_step(c: &mut Criterion) {
-    sft::allocator::keep_freed_memory();
+    sft::allocator::configure_for_training();
     let tokenizer = common::tokenizer();
     let options =
         EncodeOptions { max_length: 2048, masking: Masking::FullSequence, ..common::config().encode_options() };

@@ -93,7 +93,7 @@ impl ModuleMapper for ToDtype {
 }
 
 fn main() -> anyhow::Result<()> {
-    sft::allocator::keep_freed_memory();
+    sft::allocator::configure_for_training();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -24,7 +24,7 @@ use sft::train::{BatchSource, EarlyStopping, Trainer, TrainingArguments};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
-    sft::allocator::keep_freed_memory();
+    sft::allocator::configure_for_training();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();

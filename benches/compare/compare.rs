@@ -288,7 +288,7 @@ fn lora(iterations: usize) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
-    sft::allocator::keep_freed_memory();
+    sft::allocator::configure_for_training();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     match args.first().map(String::as_str) {

@@ -110,7 +110,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    sft::allocator::keep_freed_memory();
+    sft::allocator::configure_for_training();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
         .with_writer(std::io::stderr)
