@@ -3,8 +3,8 @@
 //! glibc's allocator page-faults on every large tensor (`benches/README.md`). mimalloc reuses freed memory, but by
 //! default hands it back to the OS ("purges" it) a while after it is freed (1 s in mimalloc v3), so micro-batches
 //! fault their buffers in again and the kernel zeroes each page anew (a 2 MiB huge page at a time). A training
-//! process reaches the same peak every step, so keeping the memory costs no peak RSS. Arenas are also committed eagerly, which halved the kernel time of a
-//! tiny-model run here (1.07 → 0.53 s of 7 s CPU: fewer, larger faults). Binaries declare
+//! process reaches the same peak every step, so keeping the memory costs no peak RSS. Arenas are also committed
+//! eagerly, which halved the kernel time of a tiny-model run here (1.07 → 0.53 s of 7 s CPU). Binaries declare
 //! `#[global_allocator] static A: sft::allocator::Allocator = sft::allocator::Allocator;` and call
 //! [`configure_for_training`] first in `main`.
 
