@@ -212,8 +212,6 @@ impl Checkpoint {
     }
 }
 
-/// Memory-maps `path` read-only.
-#[allow(unsafe_code)]
 /// Opens a safetensors file and parses its header: `(file, offset of the data, metadata)`. A header that does not
 /// parse, or data shorter or longer than the header describes (a truncated download), is an error naming the file.
 fn read_header(path: &Path) -> Result<(File, usize, Metadata)> {
