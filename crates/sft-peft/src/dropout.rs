@@ -21,7 +21,7 @@ use std::sync::Arc;
 use burn::prelude::*;
 use burn::tensor::DType;
 use rayon::prelude::*;
-use sft_rand::SplitMix64;
+use sft_rand::{SplitMix64, mix};
 
 /// This thread's dropout state.
 struct Stream {
@@ -111,14 +111,6 @@ pub(crate) fn mask<const D: usize>(dims: [usize; D], p: f64, device: &Device) ->
         }
     });
     Some(Tensor::from_data(TensorData::new(mask, dims), (device, DType::F32)))
-}
-
-/// SplitMix64's finaliser of `seed` combined with `index`.
-fn mix(seed: u64, index: u64) -> u64 {
-    let mut z = seed ^ index.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]

@@ -21,11 +21,8 @@ impl SplitMix64 {
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.state = self.state.wrapping_add(GOLDEN);
+        finalise(self.state)
     }
 
     /// A uniform integer in `0..bound` (`bound > 0`), without modulo bias.
@@ -66,6 +63,23 @@ impl SplitMix64 {
     }
 }
 
+/// SplitMix64's increment, the golden ratio as a 64-bit fraction.
+const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// SplitMix64's output function of a state.
+fn finalise(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A seed derived from `seed` and `index`: SplitMix64's output function of `seed ^ (index + 1) · φ` (so `mix(s, 0)`
+/// is the first output of `SplitMix64::new(s)` when `s` is 0). The seeds of optimizer steps and micro-batches, and
+/// of each token's dropout stream.
+pub fn mix(seed: u64, index: u64) -> u64 {
+    finalise(seed ^ index.wrapping_add(1).wrapping_mul(GOLDEN))
+}
+
 /// The permutation of `0..n` for `seed`: Fisher–Yates, `for i in (1..n).rev() { swap(i, below(i + 1)) }`.
 pub fn permutation(n: usize, seed: u64) -> Vec<usize> {
     let mut rng = SplitMix64::new(seed);
@@ -88,6 +102,14 @@ mod tests {
         assert_eq!(rng.next_u64(), 0xE220_A839_7B1D_CDAF);
         assert_eq!(rng.next_u64(), 0x6E78_9E6A_A1B9_65F4);
         assert_eq!(rng.next_u64(), 0x06C4_5D18_8009_454F);
+    }
+
+    #[test]
+    fn mix_is_the_output_function_of_the_xored_increment() {
+        // seed 0, index 0: the state after one increment, whose output is the reference's first value.
+        assert_eq!(mix(0, 0), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(mix(0, 1), finalise(2u64.wrapping_mul(GOLDEN)));
+        assert_ne!(mix(1, 0), mix(0, 0));
     }
 
     #[test]

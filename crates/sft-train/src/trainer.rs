@@ -15,6 +15,7 @@ use sft_collate::Batch;
 use sft_model::fused::has_cpu_kernels;
 use sft_model::{LlamaForCausalLM, ModelInput, chunked_causal_lm_loss, chunked_causal_lm_loss_scaled};
 use sft_peft::{BaseLinear, LoraConfig, LoraLinear, PeftError, load_adapter, save_adapter};
+use sft_rand::mix;
 
 use crate::args::{IntervalStrategy, ResumeFrom, TrainingArguments};
 use crate::callback::{Callback, Metrics, TrainerControl};
@@ -838,15 +839,6 @@ fn micro_batch(
     let loss = chunked_causal_lm_loss_scaled(hidden, head, &batch.labels, chunk_rows, Some(scale.scale), loss_scale)?;
     let grads = loss.surrogate.map(|s| GradientsParams::from_grads(s.backward(), model));
     Ok(MicroBatch { sum: loss.sum, correct: loss.correct, grads })
-}
-
-/// SplitMix64's finaliser of `seed` combined with `index`: the seed of optimizer step `index`, and of micro-batch
-/// `index` within a step (its dropout stream).
-fn mix(seed: u64, index: u64) -> u64 {
-    let mut z = seed ^ index.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// The model with its adapters (and `modules_to_save`) replaced by those saved in `dir`.
