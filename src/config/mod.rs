@@ -7,6 +7,8 @@
 //! out-of-range value is an [`SftError::Config`] naming the file and the key path
 //! (`configs/x.json: training_args.learning_rate: expected a number > 0`).
 
+mod json;
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -17,7 +19,8 @@ pub use sft_peft::{
 };
 use sft_tokenize::{EncodeOptions, Masking, SpecialTokenOverrides};
 pub use sft_train::{
-    EarlyStoppingConfig, IntervalStrategy, ReportTo, ResumeFrom, SchedulerType, TrainError, TrainingArguments,
+    EVAL_METRICS, EarlyStoppingConfig, IntervalStrategy, ReportTo, ResumeFrom, SchedulerType, TrainError,
+    TrainingArguments,
 };
 
 use crate::error::{Result, SftError};
@@ -115,6 +118,27 @@ fn peft_invalid(section: &'static str) -> impl Fn(PeftError) -> Invalid {
     }
 }
 
+/// `text` without a byte-order mark, or an error naming the first key given twice in one object and both its lines
+/// (serde would keep the last value without a word).
+fn strict_text<'a>(text: &'a str, path: &Path) -> Result<&'a str> {
+    let text = json::strip_bom(text);
+    match json::duplicate_key(text) {
+        None => Ok(text),
+        Some(json::Duplicate { path: key, lines: (first, second) }) => Err(SftError::Config {
+            path: path.into(),
+            key,
+            message: format!("given twice (lines {first} and {second}); keep one"),
+        }),
+    }
+}
+
+/// serde's error with the key path (`(top level)` for the root) and "did you mean" for a misspelled key or value.
+fn serde_error(e: serde_path_to_error::Error<serde_json::Error>, path: &Path) -> SftError {
+    let key = e.path().to_string();
+    let key = if key == "." { "(top level)".to_owned() } else { key };
+    SftError::Config { path: path.into(), key, message: json::with_suggestion(e.into_inner().to_string()) }
+}
+
 impl RunConfig {
     /// Reads, parses and validates the config file at `path`.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
@@ -131,8 +155,9 @@ impl RunConfig {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| SftError::Io { path: path.into(), source })?;
         let error = |key: &str, message: String| SftError::Config { path: path.into(), key: key.into(), message };
+        let text = strict_text(&text, path)?;
         let mut value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| error("(top level)", e.to_string()))?;
+            serde_json::from_str(text).map_err(|e| error("(top level)", e.to_string()))?;
         for item in overrides {
             let (key, raw) =
                 item.split_once('=').ok_or_else(|| error(item, "expected `key.path=value` after --set".into()))?;
@@ -151,23 +176,16 @@ impl RunConfig {
                 at = object.entry((*part).to_owned()).or_insert_with(|| serde_json::json!({}));
             }
         }
-        let config: Self = serde_path_to_error::deserialize(value).map_err(|e| {
-            let key = e.path().to_string();
-            let key = if key == "." { "(top level)".to_owned() } else { key };
-            SftError::Config { path: path.into(), key, message: e.into_inner().to_string() }
-        })?;
+        let config: Self = serde_path_to_error::deserialize(value).map_err(|e| serde_error(e, path))?;
         config.validate().map_err(|Invalid { key, message }| SftError::Config { path: path.into(), key, message })?;
         Ok(Self { origin: Some(path.into()), ..config })
     }
 
     /// Parses and validates `text`; `origin` names the file in errors.
     pub fn from_json(text: &str, origin: &Path) -> Result<Self> {
+        let text = strict_text(text, origin)?;
         let deserializer = &mut serde_json::Deserializer::from_str(text);
-        let config: Self = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            let key = e.path().to_string();
-            let key = if key == "." { "(top level)".to_owned() } else { key };
-            SftError::Config { path: origin.into(), key, message: e.into_inner().to_string() }
-        })?;
+        let config: Self = serde_path_to_error::deserialize(deserializer).map_err(|e| serde_error(e, origin))?;
         config.validate().map_err(|Invalid { key, message }| SftError::Config { path: origin.into(), key, message })?;
         Ok(Self { origin: Some(origin.into()), ..config })
     }
@@ -181,7 +199,9 @@ impl RunConfig {
             other => Invalid { key: "dataset_config".into(), message: other.to_string() },
         })?;
         self.lora_config.validate().map_err(peft_invalid("lora_config"))?;
+        self.check_target_modules()?;
         self.training_args.validate().map_err(train_invalid)?;
+        self.check_metric_for_best_model()?;
         if let Some(q) = &self.quantization_config {
             q.validate().map_err(peft_invalid("quantization_config"))?;
             check(
@@ -220,6 +240,50 @@ impl RunConfig {
             )?;
         }
         Ok(())
+    }
+
+    /// Every entry of a `lora_config.target_modules` list names a projection that a Llama model has, whatever its
+    /// number of layers (a regex, or `"all-linear"`, is matched against the model's names once it is loaded).
+    fn check_target_modules(&self) -> Result<(), Invalid> {
+        let Some(TargetModules::List(entries)) = &self.lora_config.target_modules else { return Ok(()) };
+        for entry in entries {
+            let last = entry.rsplit('.').next().unwrap_or(entry);
+            let message = if sft_peft::NOT_ADAPTABLE.contains(&last) {
+                format!(
+                    "`{entry}` is not a projection: LoRA on embeddings or the output head is not supported; list it \
+                     in lora_config.modules_to_save to train it in full"
+                )
+            } else if !sft_peft::matches_llama_projection(entry) {
+                let names = sft_model::PROJECTIONS.map(|p| p.rsplit('.').next().unwrap_or(p));
+                let hint = json::closest(last, names).map(|n| format!("; did you mean `{n}`?")).unwrap_or_default();
+                format!(
+                    "`{entry}` matches no projection of a Llama model ({}, or one of them with its path, such as \
+                     `self_attn.q_proj` or `model.layers.0.self_attn.q_proj`){hint}",
+                    names.join(", ")
+                )
+            } else {
+                continue;
+            };
+            return Err(Invalid { key: "lora_config.target_modules".into(), message });
+        }
+        Ok(())
+    }
+
+    /// `training_args.metric_for_best_model` names a metric that evaluation produces (with or without `eval_`).
+    fn check_metric_for_best_model(&self) -> Result<(), Invalid> {
+        let Some(given) = &self.training_args.metric_for_best_model else { return Ok(()) };
+        let metric = self.training_args.best_metric();
+        if EVAL_METRICS.contains(&metric.as_str()) {
+            return Ok(());
+        }
+        let hint = json::closest(&metric, EVAL_METRICS).map(|n| format!("; did you mean `{n}`?")).unwrap_or_default();
+        Err(Invalid {
+            key: "training_args.metric_for_best_model".into(),
+            message: format!(
+                "`{given}` is not a metric that evaluation produces ({}; the `eval_` prefix may be left out){hint}",
+                EVAL_METRICS.join(", ")
+            ),
+        })
     }
 
     /// The quantization in effect: `quantization_config` when `use_qlora`, else none. `use_qlora` without a

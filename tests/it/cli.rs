@@ -119,6 +119,8 @@ fn bad_configs_fail_with_one_line_naming_the_key_and_write_nothing() {
         ("lora_config.rank=3", "lora_config.rank"),
         ("training_args.eval_strategy=\"sometimes\"", "training_args.eval_strategy"),
         ("nonsense", "nonsense"),
+        ("training_args.metric_for_best_model=\"eval_los\"", "training_args.metric_for_best_model"),
+        ("lora_config.target_modules=[\"q_prj\"]", "lora_config.target_modules"),
     ] {
         let result = sft(&["train", "--config", "configs/legal_clauses.json", "--set", &set_output, "--set", set]);
         assert_eq!(result.status.code(), Some(1), "{set}");
@@ -128,6 +130,36 @@ fn bad_configs_fail_with_one_line_naming_the_key_and_write_nothing() {
         assert!(lines[0].starts_with("error: configs/legal_clauses.json: ") && lines[0].contains(key), "{stderr}");
         assert!(!output_dir.exists(), "{set}: nothing is written");
     }
+}
+
+#[test]
+fn a_key_given_twice_fails_naming_it_with_both_lines_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let output_dir = dir.path().join("never");
+    let text = std::fs::read_to_string(root().join("configs/legal_clauses.json")).unwrap();
+    // The training arguments start with the output directory, given a second time right after it.
+    let (head, tail) = text.split_once("\"training_args\": {").unwrap();
+    let config = format!(
+        "\u{feff}{head}\"training_args\": {{\n    \"output_dir\": {:?},\n    \"learning_rate\": 1e-3,\n    \
+         \"learning_rate\": 2e-3,{tail}",
+        output_dir.display().to_string()
+    );
+    let path = dir.path().join("twice.json");
+    std::fs::write(&path, &config).unwrap();
+    let first = config[..config.find("\"learning_rate\": 1e-3").unwrap()].lines().count();
+    let result = sft(&["train", "--config", path.to_str().unwrap()]);
+    assert_eq!(result.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "error: {}: training_args.learning_rate: given twice (lines {first} and {}); keep one",
+            path.display(),
+            first + 1
+        )
+    );
+    assert!(!output_dir.exists(), "nothing is written");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), config, "the input is untouched");
 }
 
 #[test]

@@ -212,3 +212,74 @@ fn config_files_errors_name_the_file() {
     let message = RunConfig::from_file(dir.path().join("missing.json")).unwrap_err().to_string();
     assert!(message.starts_with(&dir.path().join("missing.json").display().to_string()), "{message}");
 }
+
+#[test]
+fn a_byte_order_mark_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("windows.json");
+    std::fs::write(&path, format!("\u{feff}{SEED}")).unwrap();
+    let config = RunConfig::from_file(&path).unwrap();
+    assert_eq!(config.training_args, parse(SEED).unwrap().training_args);
+    assert_eq!(RunConfig::from_file_with_overrides(&path, &[]).unwrap().lora_config, config.lora_config);
+}
+
+#[test]
+fn keys_given_twice_are_refused_with_both_lines() {
+    // The seed config's `lora_config` opens on some line; `r` is given on the next two.
+    let (head, tail) = SEED.split_once("\"lora_config\": {").unwrap();
+    let text = format!("{head}\"lora_config\": {{\n    \"r\": 4,\n    \"r\": 16,{tail}");
+    let line = head.lines().count() + 1;
+    let message = error(&text);
+    assert_eq!(message, format!("run.json: lora_config.r: given twice (lines {line} and {}); keep one", line + 1));
+    // With `--set` overrides the file is checked before they apply (an override replacing a key is no duplicate).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("twice.json");
+    std::fs::write(&path, &text).unwrap();
+    let message = RunConfig::from_file_with_overrides(&path, &["lora_config.r=8".into()]).unwrap_err().to_string();
+    assert!(message.ends_with(&format!("lora_config.r: given twice (lines {line} and {}); keep one", line + 1)));
+    let once = dir.path().join("once.json");
+    std::fs::write(&once, SEED).unwrap();
+    assert_eq!(RunConfig::from_file_with_overrides(&once, &["lora_config.r=8".into()]).unwrap().lora_config.r, 8);
+}
+
+#[test]
+fn misspelled_keys_and_values_get_a_suggestion() {
+    let message = error(&seed_with(&[("/training_args/learning_rte", Some(2e-4.into()))]));
+    assert!(message.ends_with("did you mean `learning_rate`?"), "{message}");
+    let message = error(&seed_with(&[("/training_args/eval_strategy", Some("step".into()))]));
+    assert!(message.contains("unknown variant `step`") && message.ends_with("did you mean `steps`?"), "{message}");
+    let message = error(&seed_with(&[("/lora_config/lora_alfa", Some(16.into()))]));
+    assert!(message.ends_with("did you mean `lora_alpha`?"), "{message}");
+    // Nothing close: no suggestion.
+    let message = error(&seed_with(&[("/training_args/zzz", Some(1.into()))]));
+    assert!(!message.contains("did you mean"), "{message}");
+}
+
+#[test]
+fn metric_for_best_model_must_be_an_evaluation_metric() {
+    for ok in ["eval_loss", "loss", "mean_token_accuracy", "eval_mean_token_accuracy", "eval_runtime"] {
+        let text = seed_with(&[("/training_args/metric_for_best_model", Some(ok.into()))]);
+        assert!(parse(&text).is_ok(), "{ok}");
+    }
+    let message = error(&seed_with(&[("/training_args/metric_for_best_model", Some("eval_los".into()))]));
+    assert!(message.starts_with("run.json: training_args.metric_for_best_model: `eval_los` is not a metric"));
+    assert!(message.ends_with("did you mean `eval_loss`?"), "{message}");
+    let message = error(&seed_with(&[("/training_args/metric_for_best_model", Some("accuracy".into()))]));
+    assert!(message.contains("eval_loss, eval_mean_token_accuracy, eval_tokens, eval_runtime"), "{message}");
+}
+
+#[test]
+fn target_modules_a_llama_model_cannot_have_are_refused_at_load() {
+    for ok in ["q_proj", "self_attn.o_proj", "model.layers.0.mlp.down_proj"] {
+        let text = seed_with(&[("/lora_config/target_modules", Some(serde_json::json!([ok])))]);
+        assert!(parse(&text).is_ok(), "{ok}");
+    }
+    let message = error(&seed_with(&[("/lora_config/target_modules", Some(serde_json::json!(["q_proj", "v_prj"])))]));
+    assert!(message.starts_with("run.json: lora_config.target_modules: `v_prj` matches no projection"), "{message}");
+    assert!(message.ends_with("did you mean `v_proj`?"), "{message}");
+    let message = error(&seed_with(&[("/lora_config/target_modules", Some(serde_json::json!(["lm_head"])))]));
+    assert!(message.contains("`lm_head` is not a projection") && message.contains("modules_to_save"), "{message}");
+    // A regex is only matched once the model's names are known.
+    let text = seed_with(&[("/lora_config/target_modules", Some(".*q_prj".into()))]);
+    assert!(parse(&text).is_ok());
+}

@@ -1,6 +1,7 @@
 //! Which projections get an adapter: PEFT's `target_modules` and `layers_to_transform` rules.
 
 use regex::Regex;
+use sft_model::PROJECTIONS;
 
 use crate::config::{ALL_LINEAR, LayerSelection, LoraConfig, TargetModules};
 use crate::error::{PeftError, Result, invalid};
@@ -9,7 +10,22 @@ use crate::error::{PeftError, Result, invalid};
 pub const LLAMA_DEFAULT_TARGETS: [&str; 2] = ["q_proj", "v_proj"];
 
 /// Modules of the model that are not projections and so cannot take a LoRA adapter here.
-const NOT_ADAPTABLE: [&str; 2] = ["lm_head", "embed_tokens"];
+pub const NOT_ADAPTABLE: [&str; 2] = ["lm_head", "embed_tokens"];
+
+/// Whether the `target_modules` list entry `entry` matches a projection of a Llama model by PEFT's suffix rule
+/// for some number of layers (`q_proj`, `self_attn.q_proj`, `model.layers.3.self_attn.q_proj`), so that it can be
+/// checked when the config loads, before the model's own module names are known.
+pub fn matches_llama_projection(entry: &str) -> bool {
+    let parts: Vec<&str> = entry.split('.').collect();
+    PROJECTIONS.iter().any(|projection| {
+        let name: Vec<&str> = ["model", "layers", "#"].into_iter().chain(projection.split('.')).collect();
+        parts.len() <= name.len()
+            && parts.iter().rev().zip(name.iter().rev()).all(|(part, n)| match *n {
+                "#" => !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()),
+                n => *part == n,
+            })
+    })
+}
 
 /// The layer index of a module name `model.layers.N.…` (PEFT's default `layers_pattern`).
 pub fn layer_index(name: &str) -> Option<usize> {
@@ -94,4 +110,40 @@ fn describe(names: &[String]) -> String {
         "{} (and the same in each of the {layers} layers; the output head `lm_head` is not a target)",
         first.join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_checked_against_every_layer_count() {
+        for entry in [
+            "q_proj",
+            "down_proj",
+            "self_attn.v_proj",
+            "mlp.up_proj",
+            "7.mlp.up_proj",
+            "model.layers.31.self_attn.o_proj",
+        ] {
+            assert!(matches_llama_projection(entry), "{entry}");
+        }
+        for entry in [
+            "q_prj",
+            "proj",
+            "attn.q_proj",
+            "mlp.q_proj",
+            "x.model.layers.0.mlp.up_proj",
+            "model.layers..mlp.up_proj",
+            "lm_head",
+            "",
+        ] {
+            assert!(!matches_llama_projection(entry), "{entry}");
+        }
+        // The same verdict as the model's own names give for one layer count.
+        let names: Vec<String> = (0..2).flat_map(|l| PROJECTIONS.map(|p| format!("model.layers.{l}.{p}"))).collect();
+        for entry in ["o_proj", "layers.1.mlp.down_proj", "self_attn.k_proj"] {
+            assert!(names.iter().any(|n| matches_suffix(n, entry)) && matches_llama_projection(entry), "{entry}");
+        }
+    }
 }

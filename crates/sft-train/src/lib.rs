@@ -41,7 +41,7 @@ pub use checkpoint::{
 pub use data::BatchSource;
 pub use early_stopping::{EarlyStopping, EarlyStoppingConfig};
 pub use error::{Result, TrainError};
-pub use metrics::{METRICS_FILE, MetricsFile};
+pub use metrics::{EVAL_METRICS, METRICS_FILE, MetricsFile};
 pub use optimizer::{
     AdamW, DeviceStep, clip_coefficient, device_clip_coefficient, grad_norm, grad_norm_squared,
     grad_norm_squared_scaled,

@@ -22,7 +22,7 @@ use crate::callback::{Callback, Metrics, TrainerControl};
 use crate::checkpoint::{latest_checkpoint, remove_partial_checkpoints, rotate_checkpoints, write_checkpoint};
 use crate::data::BatchSource;
 use crate::error::{Result, TrainError};
-use crate::metrics::MetricsFile;
+use crate::metrics::{EVAL_METRICS, MetricsFile};
 use crate::optimizer::{AdamW, device_clip_coefficient, grad_norm_squared, grad_norm_squared_scaled};
 use crate::scaler::{GradScaler, GradScalerConfig, LossScaledSteps, SCALER_FILE};
 use crate::schedule::LrSchedule;
@@ -571,11 +571,12 @@ impl<'a> Trainer<'a> {
         }
         let (loss_sum, correct) = read_totals(sums, corrects)?;
         let mut metrics = Metrics::new();
-        metrics.insert("eval_loss".into(), loss_sum / count as f64);
-        metrics.insert("eval_mean_token_accuracy".into(), correct / count as f64);
-        metrics.insert("eval_tokens".into(), count as f64);
-        metrics.insert("eval_runtime".into(), began.elapsed().as_secs_f64());
-        tracing::info!(eval_loss = metrics["eval_loss"], accuracy = metrics["eval_mean_token_accuracy"], "evaluation");
+        let [loss, accuracy, tokens, runtime] = EVAL_METRICS;
+        metrics.insert(loss.into(), loss_sum / count as f64);
+        metrics.insert(accuracy.into(), correct / count as f64);
+        metrics.insert(tokens.into(), count as f64);
+        metrics.insert(runtime.into(), began.elapsed().as_secs_f64());
+        tracing::info!(eval_loss = metrics[loss], accuracy = metrics[accuracy], "evaluation");
         Ok(metrics)
     }
 
