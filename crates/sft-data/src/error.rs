@@ -82,6 +82,20 @@ pub enum DataError {
         /// What was found.
         found: String,
     },
+    /// A required text field (instruction, output, prompt or completion) is null, empty or only whitespace.
+    #[error(
+        "{location}: column `{column}` (set by `{key}`) is {found}; every row needs it, so fill it in or remove the row"
+    )]
+    EmptyField {
+        /// The record.
+        location: Location,
+        /// The column.
+        column: String,
+        /// The configuration key that names the column.
+        key: String,
+        /// `null`, `empty` or `only whitespace`.
+        found: &'static str,
+    },
     /// A Parquet column has an Arrow type that has no record representation.
     #[error("{path}: column `{column}` has unsupported type {data_type}")]
     UnsupportedColumnType {

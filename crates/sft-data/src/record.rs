@@ -96,6 +96,24 @@ impl Record {
         }
     }
 
+    /// The text of a column every row must fill: an error if the column is missing or not a string, and
+    /// [`DataError::EmptyField`] if it is null, empty or only whitespace (Python's `str.isspace()` set). The text is
+    /// returned as it is, untrimmed.
+    pub fn required_text(&self, column: &str, key: &str) -> Result<&str> {
+        let found = match self.text(column, key)? {
+            Some(text) if !text.trim().is_empty() => return Ok(text),
+            Some("") => "empty",
+            Some(_) => "only whitespace",
+            None => "null",
+        };
+        Err(DataError::EmptyField {
+            location: self.location.clone(),
+            column: column.to_owned(),
+            key: key.to_owned(),
+            found,
+        })
+    }
+
     /// A [`DataError::WrongType`] for `column` of this record.
     pub fn wrong_type(&self, column: &str, expected: &'static str, found: &Value) -> DataError {
         DataError::WrongType {

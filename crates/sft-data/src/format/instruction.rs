@@ -17,8 +17,9 @@ pub struct InstructionColumns {
     pub output: String,
 }
 
-/// Formats instruction records: every field is trimmed of surrounding whitespace (Python's `str.strip()`), the
-/// prompt comes from `prompt_template.prompt` (or `prompt_no_input` when the input is empty or null), and the
+/// Formats instruction records: every field is trimmed of surrounding whitespace (Python's `str.strip()`); an
+/// instruction or output that is null, empty or only whitespace is an error naming the file, row and column
+/// ([`DataError::EmptyField`](crate::DataError::EmptyField)), while the input may be empty; the prompt comes from `prompt_template.prompt` (or `prompt_no_input` when the input is empty or null), and the
 /// completion from `prompt_template.completion`.
 ///
 /// With the default template, a row with input gives
@@ -64,20 +65,18 @@ impl InstructionFormat {
 
 impl PromptFormat for InstructionFormat {
     fn format(&self, record: &Record) -> Result<Segments> {
-        let field = |column: &str, key: &str| -> Result<String> {
-            Ok(record.text(column, key)?.map(str::trim).unwrap_or_default().to_owned())
-        };
-        let instruction = field(&self.columns.instruction, "dataset_config.instruction_column")?;
+        let required = |column: &str, key: &str| record.required_text(column, key).map(str::trim);
+        let instruction = required(&self.columns.instruction, "dataset_config.instruction_column")?;
         let input = match &self.columns.input {
-            Some(column) => field(column, "dataset_config.input_column")?,
-            None => String::new(),
+            Some(column) => record.text(column, "dataset_config.input_column")?.map(str::trim).unwrap_or_default(),
+            None => "",
         };
-        let output = field(&self.columns.output, "dataset_config.output_column")?;
+        let output = required(&self.columns.output, "dataset_config.output_column")?;
         let prompt = if input.is_empty() {
-            self.prompt_no_input.render(&[&instruction])
+            self.prompt_no_input.render(&[instruction])
         } else {
-            self.prompt.render(&[&instruction, &input])
+            self.prompt.render(&[instruction, input])
         };
-        Ok(Segments::Completion { prompt, completion: self.completion.render(&[&output]) })
+        Ok(Segments::Completion { prompt, completion: self.completion.render(&[output]) })
     }
 }

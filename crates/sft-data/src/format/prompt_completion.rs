@@ -8,7 +8,8 @@ use crate::error::Result;
 use crate::record::Record;
 
 /// Formats TRL's prompt-completion layouts: two text columns give [`Segments::Completion`] as they are (no
-/// template, no trimming); two message-list columns give [`Segments::ChatCompletion`].
+/// template, no trimming; a null, empty or whitespace-only one is an error naming the file, row and column);
+/// two message-list columns give [`Segments::ChatCompletion`].
 #[derive(Debug, Clone)]
 pub struct PromptCompletionFormat {
     prompt: String,
@@ -31,12 +32,13 @@ impl PromptFormat for PromptCompletionFormat {
                 prompt: messages(record, &self.prompt, PROMPT_KEY)?,
                 completion: messages(record, &self.completion, COMPLETION_KEY)?,
             }),
-            Value::String(prompt) => {
+            Value::String(_) => {
+                let prompt = record.required_text(&self.prompt, PROMPT_KEY)?;
                 let completion = match record.get(&self.completion, COMPLETION_KEY)? {
-                    Value::String(c) => c.clone(),
+                    Value::String(_) | Value::Null => record.required_text(&self.completion, COMPLETION_KEY)?,
                     other => return Err(record.wrong_type(&self.completion, "text, like the prompt", other)),
                 };
-                Ok(Segments::Completion { prompt: prompt.clone(), completion })
+                Ok(Segments::Completion { prompt: prompt.to_owned(), completion: completion.to_owned() })
             }
             other => Err(record.wrong_type(&self.prompt, "text or a list of messages", other)),
         }

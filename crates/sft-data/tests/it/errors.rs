@@ -140,3 +140,83 @@ fn bad_templates_fail_at_validation() {
     let err = config.validate().unwrap_err();
     assert!(err.to_string().contains("unknown placeholder `{output}`"), "{err}");
 }
+
+/// `rows` (instruction, input, output; `None` = null) as a Parquet file of three nullable text columns.
+fn parquet_bytes(rows: &[[Option<&str>; 3]]) -> Vec<u8> {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, RecordBatch, StringArray};
+    use parquet::arrow::arrow_writer::ArrowWriter;
+
+    let columns: Vec<(&str, ArrayRef)> = ["Instruction", "Input", "Output"]
+        .iter()
+        .enumerate()
+        .map(|(c, name)| (*name, Arc::new(rows.iter().map(|r| r[c]).collect::<StringArray>()) as ArrayRef))
+        .collect();
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    let mut bytes = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut bytes, batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    bytes
+}
+
+#[test]
+fn required_fields_that_are_blank_are_errors_in_every_format() {
+    // Row 1 has an output of spaces, a tab and a newline; the input may be blank.
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("blank.csv", b"Instruction,Input,Output\na,,b\nc, ,\" \t\n\"\n".to_vec(), "row 1 (line 3)"),
+        (
+            "blank.jsonl",
+            b"{\"Instruction\": \"a\", \"Input\": \"\", \"Output\": \"b\"}\n{\"Instruction\": \"c\", \"Input\": \" \", \"Output\": \" \\t\\n\"}\n".to_vec(),
+            "row 1 (line 2)",
+        ),
+        (
+            "blank.json",
+            b"[{\"Instruction\": \"a\", \"Input\": \"\", \"Output\": \"b\"},\n {\"Instruction\": \"c\", \"Input\": \" \", \"Output\": \" \\t\\n\"}]".to_vec(),
+            "element 1",
+        ),
+        ("blank.parquet", parquet_bytes(&[[Some("a"), None, Some("b")], [Some("c"), Some(" "), Some(" \t\n")]]), "row 1"),
+    ];
+    for (name, bytes, position) in cases {
+        let (_dir, path) = temp_file(name, &bytes);
+        let err = load_one(path.clone(), &legal()).unwrap_err();
+        assert!(matches!(err, DataError::EmptyField { found: "only whitespace", .. }), "{name}: {err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: {position}: column `Output` (set by `dataset_config.output_column`) is only whitespace; every row \
+                 needs it, so fill it in or remove the row",
+                path.display()
+            )
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{name}: the input is untouched");
+    }
+    // Null and empty are refused the same way, for the instruction too.
+    let (_dir, path) = temp_file("null.jsonl", b"{\"Instruction\": null, \"Input\": \"x\", \"Output\": \"y\"}\n");
+    let err = load_one(path, &legal()).unwrap_err();
+    assert!(err.to_string().contains("column `Instruction` (set by `dataset_config.instruction_column`) is null"));
+    let (_dir, path) = temp_file("empty.csv", b"Instruction,Input,Output\n,x,y\n");
+    let err = load_one(path, &legal()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("row 0 (line 2): column `Instruction` (set by `dataset_config.instruction_column`) is empty")
+    );
+    // Prompt-completion text columns as well.
+    let (_dir, path) = temp_file(
+        "pc.jsonl",
+        b"{\"prompt\": \"Q\", \"completion\": \"A\"}\n{\"prompt\": \"  \", \"completion\": \"A\"}\n",
+    );
+    let err = load_one(path, &DataConfig::new("pc")).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("row 1 (line 2): column `prompt` (set by `dataset_config.prompt_column`) is only whitespace"),
+        "{err}"
+    );
+    let (_dir, path) = temp_file("pc2.jsonl", b"{\"prompt\": \"Q\", \"completion\": null}\n");
+    let err = load_one(path, &DataConfig::new("pc")).unwrap_err();
+    assert!(
+        err.to_string().contains("column `completion` (set by `dataset_config.completion_column`) is null"),
+        "{err}"
+    );
+}
