@@ -69,6 +69,10 @@ pub struct Record {
     pub location: Location,
     /// Column name → cell.
     pub fields: Map<String, Value>,
+    /// The file's own type of each column where its format declares one (Parquet: pyarrow's names, such as
+    /// `int64` or `list<item: string>`), for errors about a cell's type; `None` for CSV and JSON, whose cells
+    /// carry their own (JSON) types.
+    pub column_types: Option<Arc<[(String, String)]>>,
 }
 
 impl Record {
@@ -115,13 +119,16 @@ impl Record {
     }
 
     /// A [`DataError::WrongType`] for `column` of this record.
+    /// The column's type is named as the file declares it where it does (`found int64 3` for a Parquet column).
     pub fn wrong_type(&self, column: &str, expected: &'static str, found: &Value) -> DataError {
-        DataError::WrongType {
-            location: self.location.clone(),
-            column: column.to_owned(),
-            expected,
-            found: describe(found),
-        }
+        let declared = self.column_types.as_deref().and_then(|types| types.iter().find(|(name, _)| name == column));
+        let found = match (declared, found) {
+            (Some((_, type_name)), Value::Null) => format!("null (a {type_name} column)"),
+            (Some((_, type_name)), Value::Array(_) | Value::Object(_)) => format!("{type_name} ({})", describe(found)),
+            (Some((_, type_name)), scalar) => format!("{type_name} {scalar}"),
+            (None, _) => describe(found),
+        };
+        DataError::WrongType { location: self.location.clone(), column: column.to_owned(), expected, found }
     }
 }
 

@@ -61,7 +61,7 @@ pub(super) fn read(path: &Path) -> Result<Vec<Record>> {
             })?;
             fields.insert(name.clone(), Value::String(text.to_owned()));
         }
-        records.push(Record { location, fields });
+        records.push(Record { location, fields, column_types: None });
     }
     Ok(records)
 }

@@ -31,7 +31,7 @@ pub(super) fn read(path: &Path) -> Result<Vec<Record>> {
             message: format!("malformed JSON at column {}: {e}", e.column()),
         })?;
         match value {
-            Value::Object(fields) => records.push(Record { location, fields }),
+            Value::Object(fields) => records.push(Record { location, fields, column_types: None }),
             other => {
                 return Err(DataError::Parse {
                     location,

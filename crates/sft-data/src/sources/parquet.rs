@@ -31,10 +31,12 @@ pub(super) fn read(path: &Path) -> Result<Vec<Record>> {
             return Err(DataError::UnsupportedColumnType {
                 path: path.to_path_buf(),
                 column: field.name().clone(),
-                data_type: field.data_type().to_string(),
+                data_type: type_name(field.data_type()),
             });
         }
     }
+    let types: Arc<[(String, String)]> =
+        builder.schema().fields().iter().map(|f| (f.name().clone(), type_name(f.data_type()))).collect();
     let reader = builder.build().map_err(parse)?;
     let mut records = Vec::new();
     for batch in reader {
@@ -54,10 +56,44 @@ pub(super) fn read(path: &Path) -> Result<Vec<Record>> {
                 fields.insert(field.name().clone(), column.next().unwrap_or(Value::Null));
             }
             let location = Location::new(path.clone(), Position::Row { row: records.len(), line: None });
-            records.push(Record { location, fields });
+            records.push(Record { location, fields, column_types: Some(types.clone()) });
         }
     }
     Ok(records)
+}
+
+/// The name pyarrow and `datasets` give `data_type` (`int64`, `double`, `string`, `list<item: string>`), which is
+/// what a user sees when they inspect the file in Python; Arrow's own names (`Int64`, `Float64`, `Utf8`) for the
+/// types that have no pyarrow spelling here.
+fn type_name(data_type: &DataType) -> String {
+    match data_type {
+        DataType::Null => "null".into(),
+        DataType::Boolean => "bool".into(),
+        DataType::Int8 => "int8".into(),
+        DataType::Int16 => "int16".into(),
+        DataType::Int32 => "int32".into(),
+        DataType::Int64 => "int64".into(),
+        DataType::UInt8 => "uint8".into(),
+        DataType::UInt16 => "uint16".into(),
+        DataType::UInt32 => "uint32".into(),
+        DataType::UInt64 => "uint64".into(),
+        DataType::Float16 => "halffloat".into(),
+        DataType::Float32 => "float".into(),
+        DataType::Float64 => "double".into(),
+        DataType::Utf8 => "string".into(),
+        DataType::LargeUtf8 => "large_string".into(),
+        DataType::Utf8View => "string_view".into(),
+        DataType::Binary => "binary".into(),
+        DataType::LargeBinary => "large_binary".into(),
+        DataType::List(item) => format!("list<{}: {}>", item.name(), type_name(item.data_type())),
+        DataType::LargeList(item) => format!("large_list<{}: {}>", item.name(), type_name(item.data_type())),
+        DataType::Struct(fields) => {
+            let fields: Vec<String> =
+                fields.iter().map(|f| format!("{}: {}", f.name(), type_name(f.data_type()))).collect();
+            format!("struct<{}>", fields.join(", "))
+        }
+        other => other.to_string(),
+    }
 }
 
 /// Whether [`values`] can convert arrays of this type.

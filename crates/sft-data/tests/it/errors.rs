@@ -74,7 +74,25 @@ fn malformed_json_line_names_its_line() {
 
     let (_dir, path) = temp_file("object.json", b"{\"a\": [1]}");
     let err = FileSource::new(&path).unwrap().records().unwrap_err();
-    assert!(err.to_string().contains("expected a JSON array of objects"), "{err}");
+    assert!(
+        err.to_string().ends_with(
+            "object.json: expected a JSON array of objects at the top level, found an object with keys `a`, none of \
+             which holds a list of objects"
+        ),
+        "{err}"
+    );
+    let (_dir, path) = temp_file("wrapped.json", b"{\"version\": 2, \"data\": [{\"a\": 1}, {\"a\": 2}]}");
+    let err = FileSource::new(&path).unwrap().records().unwrap_err();
+    assert!(
+        err.to_string().ends_with(
+            "wrapped.json: expected a JSON array of objects at the top level, found an object with keys `version`, \
+             `data`; the records are under `data` (a list of 2 objects): write that list as the top level of the file"
+        ),
+        "{err}"
+    );
+    let (_dir, path) = temp_file("scalar.json", b"3");
+    let err = FileSource::new(&path).unwrap().records().unwrap_err();
+    assert!(err.to_string().ends_with("scalar.json: expected a JSON array of objects, found number 3"), "{err}");
 }
 
 #[test]
@@ -219,4 +237,26 @@ fn required_fields_that_are_blank_are_errors_in_every_format() {
         err.to_string().contains("column `completion` (set by `dataset_config.completion_column`) is null"),
         "{err}"
     );
+}
+
+#[test]
+fn parquet_type_errors_name_the_column_type_as_the_file_declares_it() {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+    use parquet::arrow::arrow_writer::ArrowWriter;
+
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("Instruction", Arc::new(StringArray::from(vec!["a", "b"]))),
+        ("Input", Arc::new(StringArray::from(vec!["", ""]))),
+        ("Output", Arc::new(Int64Array::from(vec![Some(1), Some(3)]))),
+    ];
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    let mut bytes = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut bytes, batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let (_dir, path) = temp_file("typed.parquet", &bytes);
+    let err = load_one(path, &legal()).unwrap_err();
+    assert!(err.to_string().ends_with("typed.parquet: row 0: column `Output`: expected text, found int64 1"), "{err}");
 }
