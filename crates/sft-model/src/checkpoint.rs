@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use burn::tensor::{DType, FloatDType};
 use safetensors::Dtype;
-use safetensors::tensor::Metadata;
+use safetensors::tensor::{Metadata, TensorInfo};
 
 use crate::error::{ModelError, Result};
 
@@ -212,6 +212,49 @@ impl Checkpoint {
     }
 }
 
+/// Which tensor makes a header that does not parse as safetensors metadata inconsistent, and how: an entry that is
+/// not a tensor description, a byte range that its shape and dtype do not fill, or ranges that leave a gap or
+/// overlap. `None` when the header is not a JSON object at all (serde's message then says where). The safetensors
+/// crate names no tensor for a size mismatch, which leaves a user with hundreds of tensors nothing to look for.
+fn inconsistent_tensor(header: &str) -> Option<String> {
+    let entries: serde_json::Map<String, serde_json::Value> = serde_json::from_str(header).ok()?;
+    let mut tensors = Vec::with_capacity(entries.len());
+    for (name, value) in entries {
+        if name == "__metadata__" {
+            continue;
+        }
+        match serde_json::from_value::<TensorInfo>(value) {
+            Ok(info) => tensors.push((name, info)),
+            Err(e) => return Some(format!("tensor `{name}`: {e}")),
+        }
+    }
+    tensors.sort_by_key(|(_, info)| info.data_offsets);
+    let mut end = 0;
+    for (name, info) in tensors {
+        let (start, stop) = info.data_offsets;
+        let bits = info.shape.iter().try_fold(info.dtype.bitsize(), |n, &d| n.checked_mul(d));
+        let need = bits.map(|b| b.div_ceil(8));
+        if stop < start || need != Some(stop - start) {
+            let need = need.map_or_else(|| "more bytes than fit in memory".to_owned(), |n| format!("{n} bytes"));
+            return Some(format!(
+                "tensor `{name}`: shape {:?} in {:?} needs {need}, its data_offsets [{start}, {stop}] span {}",
+                info.shape,
+                info.dtype,
+                stop.saturating_sub(start)
+            ));
+        }
+        if start != end {
+            let how = if start > end { "leaving a gap after" } else { "overlapping" };
+            return Some(format!(
+                "tensor `{name}`: data_offsets [{start}, {stop}] start at byte {start}, {how} the previous tensor's \
+                 end at {end}"
+            ));
+        }
+        end = stop;
+    }
+    None
+}
+
 /// Opens a safetensors file and parses its header: `(file, offset of the data, metadata)`. A header that does not
 /// parse, or data shorter or longer than the header describes (a truncated download), is an error naming the file.
 fn read_header(path: &Path) -> Result<(File, usize, Metadata)> {
@@ -231,7 +274,8 @@ fn read_header(path: &Path) -> Result<(File, usize, Metadata)> {
     let mut header = vec![0u8; header_len as usize];
     file.read_exact(&mut header).map_err(io)?;
     let text = std::str::from_utf8(&header).map_err(|e| invalid(format!("header is not UTF-8: {e}")))?;
-    let metadata: Metadata = serde_json::from_str(text).map_err(|e| invalid(format!("header: {e}")))?;
+    let metadata: Metadata = serde_json::from_str(text)
+        .map_err(|e| invalid(format!("header: {}", inconsistent_tensor(text).unwrap_or_else(|| e.to_string()))))?;
     let data_len = metadata.tensors().values().map(|info| info.data_offsets.1).max().unwrap_or(0) as u64;
     if 8 + header_len + data_len != file_len {
         return Err(invalid(format!(

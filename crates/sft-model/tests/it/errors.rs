@@ -142,3 +142,66 @@ fn a_shape_mismatch_names_the_tensor() {
     assert!(matches!(err, ModelError::ShapeMismatch { .. }), "{err:?}");
     assert!(err.to_string().contains("expected shape [128, 64], found [176, 64]"), "{err}");
 }
+
+/// The micro checkpoint with its header edited by `edit` (the data bytes unchanged).
+fn with_header(dir: &Path, edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) -> std::path::PathBuf {
+    copy_micro(dir);
+    let path = dir.join("model.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    edit(&mut header);
+    let text = serde_json::to_vec(&header).unwrap();
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[8 + n..]);
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+#[test]
+fn an_inconsistent_header_names_the_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    // A shape that does not fill its byte range.
+    let path = with_header(dir.path(), |h| {
+        let shape = &mut h["model.norm.weight"]["shape"];
+        let n = shape[0].as_u64().unwrap();
+        *shape = serde_json::json!([n + 1]);
+    });
+    let message = load_err(dir.path()).to_string();
+    assert!(
+        message.starts_with(&format!(
+            "{}: not a valid safetensors file: header: tensor `model.norm.weight`: shape",
+            path.display()
+        )),
+        "{message}"
+    );
+    assert!(message.contains("needs") && message.contains("its data_offsets"), "{message}");
+
+    // A range moved by 4 bytes: a gap before it.
+    let dir = tempfile::tempdir().unwrap();
+    let mut moved = String::new();
+    with_header(dir.path(), |h| {
+        let (name, info) = h
+            .iter_mut()
+            .filter(|(n, _)| *n != "__metadata__")
+            .max_by_key(|(_, i)| i["data_offsets"][0].as_u64().unwrap())
+            .unwrap();
+        moved = name.clone();
+        let [s, e] = [0, 1].map(|k| info["data_offsets"][k].as_u64().unwrap());
+        info["data_offsets"] = serde_json::json!([s + 4, e + 4]);
+    });
+    let message = load_err(dir.path()).to_string();
+    assert!(
+        message.contains(&format!("tensor `{moved}`: data_offsets [")) && message.contains("leaving a gap"),
+        "{message}"
+    );
+
+    // An entry that is not a tensor description.
+    let dir = tempfile::tempdir().unwrap();
+    with_header(dir.path(), |h| {
+        h["model.norm.weight"]["dtype"] = "F33".into();
+    });
+    let message = load_err(dir.path()).to_string();
+    assert!(message.contains("header: tensor `model.norm.weight`: unknown variant `F33`"), "{message}");
+}
