@@ -188,6 +188,21 @@ impl Checkpoint {
         Ok(TensorData::from_bytes_vec(bytes, expected.to_vec(), stored))
     }
 
+    /// Renames tensor `from` to `to`, for readers that accept another spelling of a key (PEFT's in-memory adapter
+    /// keys). False, changing nothing, when `from` is absent or `to` is already a tensor.
+    pub fn rename(&mut self, from: &str, to: &str) -> bool {
+        if self.entries.contains_key(to) {
+            return false;
+        }
+        match self.entries.remove(from) {
+            Some(entry) => {
+                self.entries.insert(to.to_owned(), entry);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Marks `name` as deliberately unused (e.g. `lm_head.weight` saved next to tied embeddings).
     pub fn skip(&mut self, name: &str) {
         if self.entries.contains_key(name) {

@@ -30,6 +30,16 @@ pub enum PeftError {
         /// What is wrong.
         message: String,
     },
+    /// An error about the adapter in the file `path` (a target module its config names that the model lacks, a
+    /// tensor of the wrong shape, a tensor the config does not explain).
+    #[error("{}: {source}", path.display())]
+    InAdapter {
+        /// `adapter_config.json` or `adapter_model.safetensors`.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: Box<PeftError>,
+    },
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {

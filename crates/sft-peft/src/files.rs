@@ -274,8 +274,27 @@ pub fn load_adapter<P: Projection + Into<BaseLinear>>(
         };
         return Err(PeftError::Adapter { path: dir.into(), message: message.into() });
     }
-    let mut checkpoint = Checkpoint::open(&[weights])?;
+    let mut checkpoint = Checkpoint::open(std::slice::from_ref(&weights))?;
+    strip_adapter_name(&mut checkpoint, &weights)?;
     let (r, scaling, dropout) = (config.r, config.scaling(), config.lora_dropout);
+    // Which file an error comes from: the tensors' file for a tensor's error, the config for a target's.
+    let in_file = |e: PeftError| {
+        let path = match &e {
+            PeftError::Target { .. } | PeftError::InvalidConfig { .. } => dir.join(ADAPTER_CONFIG),
+            _ => weights.clone(),
+        };
+        match e {
+            // These already name their file.
+            PeftError::Adapter { .. }
+            | PeftError::Io { .. }
+            | PeftError::Model(
+                sft_model::ModelError::Checkpoint { .. }
+                | sft_model::ModelError::Io { .. }
+                | sft_model::ModelError::MissingTensor { .. },
+            ) => e,
+            other => PeftError::InAdapter { path, source: Box::new(other) },
+        }
+    };
     let mut model = inject_with(
         model,
         &config,
@@ -286,7 +305,8 @@ pub fn load_adapter<P: Projection + Into<BaseLinear>>(
             Ok(LoraAdapter::from_peft(&a, &b, [r, d_in, d_out], scaling, dropout, device))
         },
         0,
-    )?;
+    )
+    .map_err(in_file)?;
     for module in modules_to_save(&config)? {
         let embed = &model.model.embed_tokens.weight;
         let [vocab, hidden] = embed.dims();
@@ -297,7 +317,9 @@ pub fn load_adapter<P: Projection + Into<BaseLinear>>(
             DType::F16 => FloatDType::F16,
             _ => FloatDType::F32,
         };
-        let weight = checkpoint.tensor(&adapter_key(module.name(), None), [vocab, hidden], &device, dtype)?;
+        let weight = checkpoint
+            .tensor(&adapter_key(module.name(), None), [vocab, hidden], &device, dtype)
+            .map_err(|e| in_file(e.into()))?;
         match module {
             SavedModule::LmHead => {
                 model.lm_head = Some(Linear { weight: Param::from_tensor(weight.transpose()), bias: None });
@@ -305,8 +327,57 @@ pub fn load_adapter<P: Projection + Into<BaseLinear>>(
             SavedModule::EmbedTokens => model.model.embed_tokens.weight = Param::from_tensor(weight),
         }
     }
-    checkpoint.finish()?;
+    checkpoint.finish().map_err(|e| in_file(e.into()))?;
     Ok((model, config))
+}
+
+/// PEFT's in-memory keys carry the adapter's name (`…q_proj.lora_A.default.weight`,
+/// `…lm_head.modules_to_save.default.weight`); `save_pretrained` writes them without it, and
+/// `PeftModel.from_pretrained` accepts both. Such keys are renamed to the saved form (and logged); a file with the
+/// tensors of several adapter names, or with a key in both forms, is refused naming them.
+fn strip_adapter_name(checkpoint: &mut Checkpoint, path: &Path) -> Result<()> {
+    let renames: Vec<(String, String, String)> = checkpoint
+        .names()
+        .into_iter()
+        .filter_map(|key| saved_form(&key).map(|(saved, adapter)| (key, saved, adapter)))
+        .collect();
+    let adapters: std::collections::BTreeSet<&str> = renames.iter().map(|(_, _, a)| a.as_str()).collect();
+    if adapters.len() > 1 {
+        let names: Vec<String> = adapters.iter().map(|a| format!("`{a}`")).collect();
+        return Err(PeftError::Adapter {
+            path: path.into(),
+            message: format!(
+                "holds the tensors of {} adapters ({}); save each adapter on its own (PEFT's save_pretrained does)",
+                names.len(),
+                names.join(", ")
+            ),
+        });
+    }
+    for (key, saved, adapter) in &renames {
+        if !checkpoint.rename(key, saved) {
+            return Err(PeftError::Adapter {
+                path: path.into(),
+                message: format!("holds both `{key}` and `{saved}` (with and without the adapter name `{adapter}`)"),
+            });
+        }
+    }
+    if let Some(adapter) = adapters.first() {
+        tracing::info!(file = %path.display(), adapter, tensors = renames.len(), "keys carry PEFT's adapter name; read without it");
+    }
+    Ok(())
+}
+
+/// `(saved key, adapter name)` for a key with PEFT's adapter-name segment after `lora_A` / `lora_B` /
+/// `modules_to_save`; `None` for a key in the saved form.
+fn saved_form(key: &str) -> Option<(String, String)> {
+    let stem = key.strip_suffix(".weight")?;
+    let (head, adapter) = stem.rsplit_once('.')?;
+    for part in ["lora_A", "lora_B"] {
+        if head.ends_with(&format!(".{part}")) {
+            return Some((format!("{head}.weight"), adapter.to_owned()));
+        }
+    }
+    head.strip_suffix(".modules_to_save").map(|module| (format!("{module}.weight"), adapter.to_owned()))
 }
 
 /// The values of `data` as f32.

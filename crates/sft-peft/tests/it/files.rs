@@ -130,13 +130,24 @@ fn bad_adapters_are_clear_errors() {
     expect_adapter_error(&edit("ia3", &|v| v["peft_type"] = "IA3".into()), "peft_type `IA3`");
     expect_adapter_error(&edit("r0", &|v| v["r"] = 0.into()), "lora_config.r");
     expect_adapter_error(&edit("dora", &|v| v["use_dora"] = true.into()), "use_dora");
-    // A different rank than the tensors: the shape mismatch names the tensor.
+    // A different rank than the tensors: the shape mismatch names the file and the tensor.
+    let r8 = edit("r8", &|v| v["r"] = 8.into());
     expect_adapter_error(
-        &edit("r8", &|v| v["r"] = 8.into()),
-        "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`: expected shape [8, 64]",
+        &r8,
+        &format!(
+            "{}: tensor `base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`: expected shape [8, 64]",
+            r8.join(ADAPTER_WEIGHTS).display()
+        ),
     );
-    // Targets the file lacks.
-    expect_adapter_error(&edit("fewer", &|v| v["target_modules"] = serde_json::json!(["q_proj"])), "unexpected");
+    // Targets the file lacks: the tensors it does have are unexpected, in that file.
+    let fewer = edit("fewer", &|v| v["target_modules"] = serde_json::json!(["q_proj"]));
+    expect_adapter_error(&fewer, &format!("{}: unexpected tensors", fewer.join(ADAPTER_WEIGHTS).display()));
+    // A target the model lacks: named with the config file it came from.
+    let unknown = edit("unknown", &|v| v["target_modules"] = serde_json::json!(["q_proj", "qkv_proj"]));
+    expect_adapter_error(
+        &unknown,
+        &format!("{}: target_modules entry `qkv_proj` matches no module", unknown.join(ADAPTER_CONFIG).display()),
+    );
     let missing = tmp.path().join("missing");
     copy_dir(&python_adapter(), &missing);
     std::fs::remove_file(missing.join(ADAPTER_WEIGHTS)).unwrap();
@@ -145,7 +156,48 @@ fn bad_adapters_are_clear_errors() {
     let config = sft_model::LlamaConfig::preset("tiny").unwrap();
     let other = sft_model::LlamaForCausalLM::init(&config, &Device::flex(), 0);
     match load_adapter(other, &python_adapter()) {
-        Err(PeftError::Model(e)) => assert!(e.to_string().contains("expected shape [4, 256], found [4, 64]"), "{e}"),
+        Err(PeftError::InAdapter { path, source }) => {
+            assert_eq!(path, python_adapter().join(ADAPTER_WEIGHTS));
+            assert!(source.to_string().contains("expected shape [4, 256], found [4, 64]"), "{source}");
+        }
         other => panic!("expected a shape mismatch, got {other:?}"),
     }
+}
+
+/// The Python adapter with its tensors renamed by `rename` (`None` keeps the key), written to `dir`.
+fn renamed_adapter(dir: &std::path::Path, rename: impl Fn(&str) -> Option<String>) {
+    copy_dir(&python_adapter(), dir);
+    let bytes = std::fs::read(python_adapter().join(ADAPTER_WEIGHTS)).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> =
+        st.names().into_iter().map(|n| (rename(n).unwrap_or_else(|| n.to_owned()), st.tensor(n).unwrap())).collect();
+    safetensors::serialize_to_file(views, None, &dir.join(ADAPTER_WEIGHTS)).unwrap();
+}
+
+/// PEFT's in-memory key: the adapter name after `lora_A` / `lora_B` / `modules_to_save`.
+fn in_memory_key(key: &str, adapter: &str) -> Option<String> {
+    let stem = key.strip_suffix(".weight")?;
+    if stem.ends_with(".lora_A") || stem.ends_with(".lora_B") {
+        Some(format!("{stem}.{adapter}.weight"))
+    } else {
+        Some(format!("{stem}.modules_to_save.{adapter}.weight"))
+    }
+}
+
+#[test]
+fn keys_with_peft_s_adapter_name_load_as_peft_loads_them() {
+    let device = Device::flex();
+    let (input, _, _) = batch(&device);
+    let (reference, _) = load_adapter(base(&device), &python_adapter()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let named = tmp.path().join("named");
+    renamed_adapter(&named, |k| in_memory_key(k, "default"));
+    assert!(Tensors::open(&named.join(ADAPTER_WEIGHTS)).names().iter().all(|n| n.contains(".default.")));
+    let (loaded, _) = load_adapter(base(&device), &named).unwrap();
+    assert_eq!(values(loaded.forward(&input)), values(reference.forward(&input)));
+
+    // Two adapter names in one file: refused, naming both.
+    let mixed = tmp.path().join("mixed");
+    renamed_adapter(&mixed, |k| in_memory_key(k, if k.contains(".lora_A") { "default" } else { "other" }));
+    expect_adapter_error(&mixed, "holds the tensors of 2 adapters (`default`, `other`)");
 }
