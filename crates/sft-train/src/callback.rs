@@ -50,6 +50,9 @@ pub trait Callback {
         None
     }
 
-    /// Restores what [`state`](Callback::state) returned.
-    fn restore(&mut self, _state: &serde_json::Value) {}
+    /// Restores what [`state`](Callback::state) returned. A state that does not parse is an error (the resume
+    /// stops naming the checkpoint and the callback), never a silent fresh start.
+    fn restore(&mut self, _state: &serde_json::Value) -> Result<(), serde_json::Error> {
+        Ok(())
+    }
 }

@@ -95,10 +95,16 @@ impl Callback for EarlyStopping {
         Some(serde_json::json!({ "early_stopping_patience_counter": self.patience_counter }))
     }
 
-    fn restore(&mut self, state: &serde_json::Value) {
-        if let Some(n) = state.get("early_stopping_patience_counter").and_then(serde_json::Value::as_u64) {
-            self.patience_counter = n as usize;
+    fn restore(&mut self, state: &serde_json::Value) -> Result<(), serde_json::Error> {
+        /// What [`state`](Callback::state) writes.
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Saved {
+            early_stopping_patience_counter: usize,
         }
+        let saved = Saved::deserialize(state)?;
+        self.patience_counter = saved.early_stopping_patience_counter;
+        Ok(())
     }
 }
 

@@ -37,6 +37,32 @@ pub enum TrainError {
         /// What is wrong.
         message: String,
     },
+    /// Writing `checkpoint-<step>` failed part-way (a full disk, a permission): nothing of it was kept, and the
+    /// checkpoints written before are intact.
+    #[error(
+        "could not write checkpoint-{step} in {}: {source}; the checkpoints written before it are intact",
+        output_dir.display()
+    )]
+    CheckpointWrite {
+        /// The optimizer step of the checkpoint.
+        step: u64,
+        /// Where the checkpoints are.
+        output_dir: PathBuf,
+        /// What failed.
+        #[source]
+        source: Box<TrainError>,
+    },
+    /// A callback's state saved in a checkpoint cannot be restored (it does not parse as the callback's state).
+    #[error("{}: stateful_callbacks.{callback}: {source}", path.display())]
+    CallbackState {
+        /// The checkpoint's `trainer_state.json`.
+        path: PathBuf,
+        /// The callback's name.
+        callback: String,
+        /// Why it does not parse.
+        #[source]
+        source: serde_json::Error,
+    },
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {

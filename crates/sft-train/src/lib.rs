@@ -35,8 +35,8 @@ mod trainer;
 pub use args::{IntervalStrategy, ReportTo, ResumeFrom, SchedulerType, TrainingArguments};
 pub use callback::{Callback, Metrics, TrainerControl};
 pub use checkpoint::{
-    CHECKPOINT_PREFIX, checkpoint_dir, latest_checkpoint, list_checkpoints, remove_partial_checkpoints,
-    rotate_checkpoints, write_checkpoint,
+    CHECKPOINT_PREFIX, CHECKSUMS_FILE, checkpoint_dir, latest_checkpoint, list_checkpoints, remove_partial_checkpoints,
+    rotate_checkpoints, verify_checkpoint, write_checkpoint,
 };
 pub use data::BatchSource;
 pub use early_stopping::{EarlyStopping, EarlyStoppingConfig};

@@ -19,7 +19,9 @@ use sft_rand::mix;
 
 use crate::args::{IntervalStrategy, ResumeFrom, TrainingArguments};
 use crate::callback::{Callback, Metrics, TrainerControl};
-use crate::checkpoint::{latest_checkpoint, remove_partial_checkpoints, rotate_checkpoints, write_checkpoint};
+use crate::checkpoint::{
+    latest_checkpoint, remove_partial_checkpoints, rotate_checkpoints, verify_checkpoint, write_checkpoint,
+};
 use crate::data::BatchSource;
 use crate::error::{Result, TrainError};
 use crate::metrics::{EVAL_METRICS, MetricsFile};
@@ -216,13 +218,18 @@ impl<'a> Trainer<'a> {
         let device = model.model.embed_tokens.weight.device();
         let mut state = TrainerState::new(total, epochs, self.train.batches_per_epoch(), self.args.seed);
         if let Some(dir) = self.resume_dir()? {
+            verify_checkpoint(&dir)?;
             state = TrainerState::load(&dir)?;
             self.check_resumable(&state, &dir, total)?;
             model = reload_adapter(model, &dir)?.train();
             optimizer.load(&dir.join(OPTIMIZER_FILE), &device.clone().inner())?;
             for callback in &mut self.callbacks {
                 if let Some(saved) = state.stateful_callbacks.get(callback.name()) {
-                    callback.restore(saved);
+                    callback.restore(saved).map_err(|source| TrainError::CallbackState {
+                        path: dir.join(crate::state::TRAINER_STATE),
+                        callback: callback.name().to_owned(),
+                        source,
+                    })?;
                 }
             }
             tracing::info!(checkpoint = %dir.display(), step = state.global_step, "resuming");

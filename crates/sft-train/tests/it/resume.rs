@@ -112,3 +112,94 @@ pub(crate) fn without_runtimes(
         })
         .collect()
 }
+
+/// A run stopped after step 2 with a checkpoint in `dir` (an early-stopping callback keeps state in it).
+fn stopped_run(dir: &std::path::Path) -> std::path::PathBuf {
+    let config = lora();
+    let train = examples(12, 5);
+    let stopping = sft_train::EarlyStopping::new(
+        sft_train::EarlyStoppingConfig { early_stopping_patience: 5, early_stopping_threshold: 0.0 },
+        "eval_loss",
+        false,
+    );
+    let args = TrainingArguments { eval_strategy: IntervalStrategy::No, ..resume_args(dir) };
+    let mut trainer = Trainer::new(args, config.clone(), "micro", source(&train, 3, Sampling::Sequential), None)
+        .unwrap()
+        .with_callback(stopping)
+        .with_callback(StopAt(2));
+    let out = trainer.train(model(&config)).unwrap();
+    out.last_checkpoint.unwrap()
+}
+
+/// The error of resuming from the latest checkpoint in `dir`.
+fn resume_error(dir: &std::path::Path) -> String {
+    let config = lora();
+    let args = TrainingArguments {
+        resume_from_checkpoint: Some(ResumeFrom::Latest(true)),
+        eval_strategy: IntervalStrategy::No,
+        ..resume_args(dir)
+    };
+    let stopping = sft_train::EarlyStopping::new(
+        sft_train::EarlyStoppingConfig { early_stopping_patience: 5, early_stopping_threshold: 0.0 },
+        "eval_loss",
+        false,
+    );
+    let train = examples(12, 5);
+    let mut trainer = Trainer::new(args, config.clone(), "micro", source(&train, 3, Sampling::Sequential), None)
+        .unwrap()
+        .with_callback(stopping);
+    match trainer.train(model(&config)) {
+        Ok(_) => panic!("resumed from a damaged checkpoint"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn a_damaged_checkpoint_is_refused_naming_the_file() {
+    // One byte flipped in the optimizer state (inside its tensor data, past the header).
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = stopped_run(dir.path());
+    let optimizer = checkpoint.join("optimizer.safetensors");
+    let mut bytes = std::fs::read(&optimizer).unwrap();
+    let last = bytes.len() - 3;
+    bytes[last] ^= 0x10;
+    std::fs::write(&optimizer, &bytes).unwrap();
+    let message = resume_error(dir.path());
+    assert!(message.starts_with(&format!("{}: its SHA-256 differs", optimizer.display())), "{message}");
+
+    // A file removed.
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = stopped_run(dir.path());
+    let adapter = checkpoint.join(sft_peft::ADAPTER_WEIGHTS);
+    std::fs::remove_file(&adapter).unwrap();
+    let message = resume_error(dir.path());
+    assert!(message.starts_with(&format!("{}: is missing", adapter.display())), "{message}");
+
+    // trainer_state.json removed: the newest checkpoint is named, not skipped for an older one.
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = stopped_run(dir.path());
+    std::fs::remove_file(checkpoint.join(sft_train::TRAINER_STATE)).unwrap();
+    let message = resume_error(dir.path());
+    assert!(message.starts_with(&checkpoint.join(sft_train::TRAINER_STATE).display().to_string()), "{message}");
+}
+
+#[test]
+fn a_callback_state_that_does_not_parse_stops_the_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = stopped_run(dir.path());
+    // Edit the early-stopping state and the checksum list with it (as a hand edit that keeps the list valid).
+    let state_path = checkpoint.join(sft_train::TRAINER_STATE);
+    let mut state: serde_json::Value = serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
+    state["stateful_callbacks"]["EarlyStoppingCallback"] =
+        serde_json::json!({"early_stopping_patience_counter": "two"});
+    std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
+    std::fs::remove_file(checkpoint.join(sft_train::CHECKSUMS_FILE)).unwrap();
+    let message = resume_error(dir.path());
+    assert!(
+        message.starts_with(&format!(
+            "{}: stateful_callbacks.EarlyStoppingCallback: invalid type: string \"two\"",
+            state_path.display()
+        )),
+        "{message}"
+    );
+}
