@@ -230,3 +230,77 @@ fn a_gpu_device_without_its_cargo_feature_is_a_clear_error() {
     );
     assert!(!output_dir.exists(), "nothing is written");
 }
+
+/// Bytes a directory's files take on a tmpfs (whole 4 KiB pages per file).
+fn pages(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().metadata().unwrap().len().div_ceil(4096) * 4096).sum()
+}
+
+/// A full disk while `checkpoint-2` is written: the run stops with "No space left on device" (exit status 1),
+/// `checkpoint-1` stays whole (its checksums hold) and nothing of `checkpoint-2` remains. The disk is a tmpfs
+/// sized between one and two checkpoints, mounted in a private mount namespace (`unshare`), so the test needs
+/// no privileges; where user namespaces are not allowed it says so and checks nothing (the injected-error test
+/// of `sft_train::write_checkpoint` covers the same path everywhere).
+#[test]
+fn a_full_disk_while_a_checkpoint_is_written_keeps_the_previous_one() {
+    let namespaces = Command::new("unshare").args(["--user", "--map-root-user", "--mount", "true"]).status();
+    if !namespaces.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: `unshare --user --map-root-user --mount` is not available here");
+        return;
+    }
+    let quick = [
+        "training_args.save_steps=1",
+        "training_args.eval_strategy=\"no\"",
+        "training_args.load_best_model_at_end=false",
+        "training_args.save_total_limit=null",
+        "early_stopping=null",
+    ];
+    // How much one checkpoint takes: a run of one step.
+    let probe = tempfile::tempdir().unwrap();
+    let mut overrides = quick.to_vec();
+    overrides.push("training_args.max_steps=1");
+    let args = short_train_args(&probe.path().join("run"), &overrides);
+    let result = sft(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let checkpoint = pages(&probe.path().join("run/checkpoint-1"));
+    assert!(checkpoint > 1 << 20, "a checkpoint of {checkpoint} bytes");
+
+    // Two steps with a checkpoint after each, on a disk with room for one and a half.
+    let work = tempfile::tempdir().unwrap();
+    let (mount, kept) = (work.path().join("disk"), work.path().join("kept"));
+    std::fs::create_dir_all(&mount).unwrap();
+    std::fs::create_dir_all(&kept).unwrap();
+    let size = checkpoint * 3 / 2 + (64 << 10);
+    let args = short_train_args(&mount.join("run"), &quick);
+    let quoted: Vec<String> = args.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect();
+    let script = format!(
+        "mount -t tmpfs -o size={size} tmpfs '{mnt}' || exit 99\n\
+         '{sft}' {args} >'{kept}/stdout' 2>'{kept}/stderr'\n\
+         echo $? >'{kept}/status'\n\
+         cp -r '{mnt}/run' '{kept}/run'",
+        mnt = mount.display(),
+        sft = env!("CARGO_BIN_EXE_sft"),
+        args = quoted.join(" "),
+        kept = kept.display(),
+    );
+    let status = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c", &script])
+        .current_dir(root())
+        .env("HF_HUB_OFFLINE", "1")
+        .status()
+        .unwrap();
+    assert!(status.success(), "the namespace script failed: {status}");
+    let stderr = std::fs::read_to_string(kept.join("stderr")).unwrap();
+    assert_eq!(std::fs::read_to_string(kept.join("status")).unwrap().trim(), "1", "{stderr}");
+    assert!(stderr.contains("could not write checkpoint-2 in "), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(stderr.contains("the checkpoints written before it are intact"), "{stderr}");
+    let run = kept.join("run");
+    let mut left: Vec<String> =
+        std::fs::read_dir(&run).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    left.sort();
+    assert!(left.contains(&"checkpoint-1".to_owned()), "{left:?}");
+    assert!(!left.iter().any(|n| n.starts_with("tmp-") || n == "checkpoint-2"), "{left:?}");
+    sft::train::verify_checkpoint(&run.join("checkpoint-1")).unwrap();
+    assert_eq!(sft::train::TrainerState::load(&run.join("checkpoint-1")).unwrap().global_step, 1);
+}
