@@ -26,6 +26,7 @@ fn offline_settings(cache: &Path) -> HubSettings {
         cache_dir: cache.to_path_buf(),
         offline: true,
         max_retries: 0,
+        download_timeout: std::time::Duration::from_secs(10),
         username: None,
     }
 }

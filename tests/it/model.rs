@@ -27,6 +27,7 @@ fn the_embedded_model_is_made_from_its_recipe_deterministically() {
         cache_dir: dirs[0].path().join("cache"),
         offline: true,
         max_retries: 0,
+        download_timeout: std::time::Duration::from_secs(10),
         username: None,
     };
     let (config, model) =

@@ -18,6 +18,7 @@ fn offline(cache: &std::path::Path) -> HubSettings {
         cache_dir: cache.into(),
         offline: true,
         max_retries: 0,
+        download_timeout: std::time::Duration::from_secs(10),
         username: None,
     }
 }

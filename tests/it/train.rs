@@ -27,6 +27,7 @@ fn loss_falls_on_the_fixture_data_with_the_micro_model() {
         cache_dir: cache.path().into(),
         offline: true,
         max_retries: 0,
+        download_timeout: std::time::Duration::from_secs(10),
         username: None,
     };
     let mut config = RunConfig::from_file(root().join("configs/legal_clauses.json")).unwrap();

@@ -151,6 +151,37 @@ pub enum HubError {
         /// The Hub's message.
         message: String,
     },
+    /// An environment variable with a value it cannot take.
+    #[error("environment variable {name}={value}: expected {expected}")]
+    InvalidVariable {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What it takes.
+        expected: &'static str,
+    },
+    /// A download stalled (no bytes for `download_timeout`) or its connection failed on every attempt.
+    #[error(
+        "{repo}: downloading `{file}` from {endpoint} failed {attempts} times (last: {source}); no bytes arrived for \
+         {timeout_seconds} s (HF_HUB_DOWNLOAD_TIMEOUT) or the connection broke: check the network, or raise \
+         HF_HUB_DOWNLOAD_TIMEOUT for a slow link"
+    )]
+    Stalled {
+        /// The repo.
+        repo: String,
+        /// The file.
+        file: String,
+        /// The Hub endpoint.
+        endpoint: String,
+        /// Attempts made (1 + retries).
+        attempts: usize,
+        /// The timeout in seconds.
+        timeout_seconds: f64,
+        /// The last attempt's error.
+        #[source]
+        source: Box<hf_hub::HFError>,
+    },
     /// A `.env` line that does not parse.
     #[error("{path}: {message}")]
     EnvFile {

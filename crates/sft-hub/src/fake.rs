@@ -49,6 +49,8 @@ struct State {
     fail_uploads: (usize, usize),
     /// Every request's `Authorization` header and body, to check what was sent.
     seen: Vec<u8>,
+    /// Downloads to stall: file path, how many more `GET`s stall, and for how long.
+    stalls: Vec<(String, usize, std::time::Duration)>,
 }
 
 /// A running fake Hub; stops when dropped.
@@ -109,6 +111,13 @@ impl FakeHub {
         if let Some(repo) = lock(&self.state).repos.get_mut(&(kind, id.to_owned())) {
             repo.broken.push(file.to_owned());
         }
+    }
+
+    /// Makes the next `times` `GET`s of `file` (in any repo) stall: the headers and half the body are sent, then
+    /// nothing for `pause`, then the connection closes. The server serves one connection at a time, so it answers
+    /// nothing else during the pause.
+    pub fn stall_download(&self, file: &str, times: usize, pause: std::time::Duration) {
+        lock(&self.state).stalls.push((file.to_owned(), times, pause));
     }
 
     /// Every request so far, as `METHOD /path`.
@@ -226,8 +235,19 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
             state.seen.extend_from_slice(a.as_bytes());
         }
         state.seen.extend_from_slice(&body);
-        route(&mut state, &method, &path, authorization.as_deref(), &body)
+        let stall = if method == "GET" && path.contains("/resolve/") {
+            state.stalls.iter_mut().find(|(file, left, _)| *left > 0 && path.ends_with(&format!("/{file}"))).map(
+                |(_, left, pause)| {
+                    *left -= 1;
+                    *pause
+                },
+            )
+        } else {
+            None
+        };
+        (route(&mut state, &method, &path, authorization.as_deref(), &body), stall)
     };
+    let (response, stall) = response;
     let reason = match response.status {
         200 => "OK",
         401 => "Unauthorized",
@@ -246,6 +266,12 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     }
     out.push_str("\r\n");
     stream.write_all(out.as_bytes())?;
+    if let Some(pause) = stall.filter(|_| response.status == 200) {
+        stream.write_all(&response.body[..response.body.len() / 2])?;
+        stream.flush()?;
+        std::thread::sleep(pause);
+        return Ok(());
+    }
     if method != "HEAD" {
         stream.write_all(&response.body)?;
     }

@@ -43,7 +43,16 @@ impl HubRepo {
         let client = if settings.offline {
             None
         } else {
+            // hf-hub's own client waits for a stalled body forever; this one gives up on a connection or a read
+            // after `download_timeout`, and `get` retries.
+            let http = reqwest::Client::builder()
+                .user_agent(concat!("hf-hub/1.0; sft-rs/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(settings.download_timeout)
+                .read_timeout(settings.download_timeout)
+                .build()
+                .map_err(|e| HubError::Transport { endpoint: settings.endpoint.clone(), message: e.to_string() })?;
             let mut builder = HFClient::builder()
+                .client(http)
                 .endpoint(settings.endpoint.clone())
                 .cache_dir(settings.cache_dir.clone())
                 .retry_max_attempts(settings.max_retries);
@@ -148,6 +157,46 @@ impl HubRepo {
         }
     }
 
+    /// Downloads `file`, retrying (up to `max_retries` times, waits doubling from 200 ms) an attempt whose
+    /// connection failed or that received no bytes for `download_timeout`; hf-hub retries only the request, not a
+    /// body that stalls half-way. Every other error is final at once.
+    fn download(&self, client: &HFRepositorySync<RepoTypeAny>, file: &str) -> Result<PathBuf> {
+        let mut attempt = 0;
+        loop {
+            let reporter = crate::progress::observer().map(|_| crate::progress::DownloadReporter);
+            let result = client
+                .download_file()
+                .filename(file.to_owned())
+                .revision(self.revision.clone())
+                .maybe_progress(reporter)
+                .send();
+            let error = match result {
+                Ok(path) => return Ok(path),
+                Err(e) => e,
+            };
+            if let Some(observer) = crate::progress::observer() {
+                observer.finish(file);
+            }
+            if !is_transport(&error) {
+                return Err(self.map_error(error, Some(file)));
+            }
+            attempt += 1;
+            if attempt > self.settings.max_retries {
+                return Err(HubError::Stalled {
+                    repo: self.repo_name(),
+                    file: file.to_owned(),
+                    endpoint: self.settings.endpoint.clone(),
+                    attempts: attempt,
+                    timeout_seconds: self.settings.download_timeout.as_secs_f64(),
+                    source: Box::new(error),
+                });
+            }
+            let wait = std::time::Duration::from_millis(200 << (attempt - 1).min(6));
+            tracing::warn!(repo = %self.id(), file, attempt, error = %error, "download failed; retrying in {wait:?}");
+            std::thread::sleep(wait);
+        }
+    }
+
     /// Removes a downloaded file and the blob it points to, so a bad download is not reused.
     fn discard(path: &Path) {
         if let Ok(blob) = std::fs::canonicalize(path) {
@@ -201,19 +250,7 @@ impl Repo for HubRepo {
             let path = snapshot.join(file);
             return if path.is_file() { Ok(path) } else { Err(self.not_cached(file)) };
         };
-        let reporter = crate::progress::observer().map(|_| crate::progress::DownloadReporter);
-        let path = client
-            .download_file()
-            .filename(file.to_owned())
-            .revision(self.revision.clone())
-            .maybe_progress(reporter)
-            .send()
-            .map_err(|e| {
-                if let Some(observer) = crate::progress::observer() {
-                    observer.finish(file);
-                }
-                self.map_error(e, Some(file))
-            })?;
+        let path = self.download(client, file)?;
         let expected = self.sizes.lock().ok().and_then(|s| s.get(file).copied());
         if let Some(expected) = expected {
             let found = std::fs::metadata(&path).map_err(|source| HubError::Io { path: path.clone(), source })?.len();
@@ -225,6 +262,32 @@ impl Repo for HubRepo {
         tracing::debug!(repo = %self.id(), file, path = %path.display(), "fetched Hub file");
         Ok(path)
     }
+}
+
+/// Whether `error` is a transport failure worth another attempt (a timeout, a refused or broken connection, a body
+/// cut short), judged on the `reqwest` or I/O error at the root of its source chain.
+fn is_transport(error: &HFError) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(r) = e.downcast_ref::<reqwest::Error>()
+            && (r.is_timeout() || r.is_connect() || r.is_body() || r.is_request())
+        {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::TimedOut
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::UnexpectedEof
+            )
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 pub(crate) fn parse_id(id: &str) -> Result<(String, String)> {

@@ -29,7 +29,7 @@ pub use hub::HubRepo;
 pub use local::LocalRepo;
 pub use progress::{Direction, TransferObserver, set_transfer_observer};
 pub use repo::{AnyRepo, Repo, RepoKind};
-pub use settings::{DEFAULT_ENDPOINT, HubSettings};
+pub use settings::{DEFAULT_DOWNLOAD_TIMEOUT, DEFAULT_ENDPOINT, HubSettings};
 pub use upload::{CommitInfo, HubUploader, UploadFile, folder_files};
 
 #[cfg(feature = "fake-hub")]

@@ -2,11 +2,15 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::error::{HubError, Result};
 
 /// The default Hub endpoint.
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
+
+/// `HF_HUB_DOWNLOAD_TIMEOUT`'s default, as in `huggingface_hub`.
+pub const DEFAULT_DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where and how to reach the Hub.
 #[derive(Clone, PartialEq, Eq)]
@@ -23,6 +27,10 @@ pub struct HubSettings {
     /// Retries of a request that failed with a timeout, a connection error, 408, 429 or 5xx (backoff from
     /// 100 ms); 5 by default, as in `hf-hub`.
     pub max_retries: usize,
+    /// How long a download or upload may wait for the next bytes (and for a connection) before the attempt counts as
+    /// failed and is retried (`HF_HUB_DOWNLOAD_TIMEOUT`, seconds; 10 by default, as in `huggingface_hub`). A
+    /// transfer that stalls half-way is thus retried, then reported, never waited on forever.
+    pub download_timeout: Duration,
     /// The Hub account to push to when a repo id has no namespace (`HF_USERNAME`); else the token's owner is asked
     /// (`whoami`).
     pub username: Option<String>,
@@ -37,6 +45,7 @@ impl std::fmt::Debug for HubSettings {
             .field("cache_dir", &self.cache_dir)
             .field("offline", &self.offline)
             .field("max_retries", &self.max_retries)
+            .field("download_timeout", &self.download_timeout)
             .field("username", &self.username)
             .finish()
     }
@@ -57,6 +66,7 @@ impl HubSettings {
     /// - home: `HF_HOME`, else `$XDG_CACHE_HOME/huggingface`, else `$HOME/.cache/huggingface`;
     /// - cache: `HF_HUB_CACHE`, else `$HF_HOME/hub`;
     /// - offline: `HF_HUB_OFFLINE` is one of `1`, `true`, `yes`, `on` (any case);
+    /// - download timeout: `HF_HUB_DOWNLOAD_TIMEOUT` seconds, else 10;
     /// - username: `HF_USERNAME`.
     pub fn resolve(var: impl Fn(&str) -> Option<String>, dotenv: Option<&Path>) -> Result<Self> {
         let file = match dotenv {
@@ -82,6 +92,20 @@ impl HubSettings {
             })
         };
         let endpoint = get("HF_ENDPOINT").unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
+        let download_timeout = match get("HF_HUB_DOWNLOAD_TIMEOUT") {
+            None => DEFAULT_DOWNLOAD_TIMEOUT,
+            Some(value) => value
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .map(Duration::from_secs_f64)
+                .ok_or(HubError::InvalidVariable {
+                    name: "HF_HUB_DOWNLOAD_TIMEOUT",
+                    value,
+                    expected: "a number of seconds > 0",
+                })?,
+        };
         let offline = get("HF_HUB_OFFLINE")
             .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"));
         Ok(Self {
@@ -90,6 +114,7 @@ impl HubSettings {
             cache_dir,
             offline,
             max_retries: 5,
+            download_timeout,
             username: get("HF_USERNAME"),
         })
     }
@@ -116,6 +141,20 @@ mod tests {
         assert_eq!(s.cache_dir, PathBuf::from("/home/u/.cache/huggingface/hub"));
         assert_eq!(s.token, None);
         assert!(!s.offline);
+        assert_eq!(s.download_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn the_download_timeout_is_read_and_checked() {
+        let s = HubSettings::resolve(env(&[("HOME", "/h"), ("HF_HUB_DOWNLOAD_TIMEOUT", "2.5")]), None).unwrap();
+        assert_eq!(s.download_timeout, Duration::from_millis(2500));
+        for bad in ["0", "-1", "ten", "inf"] {
+            let err = HubSettings::resolve(env(&[("HOME", "/h"), ("HF_HUB_DOWNLOAD_TIMEOUT", bad)]), None).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("environment variable HF_HUB_DOWNLOAD_TIMEOUT={bad}: expected a number of seconds > 0")
+            );
+        }
     }
 
     #[test]

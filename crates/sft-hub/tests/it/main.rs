@@ -19,6 +19,7 @@ fn settings(hub: &FakeHub, cache: &Path) -> HubSettings {
         cache_dir: cache.to_path_buf(),
         offline: false,
         max_retries: 0,
+        download_timeout: std::time::Duration::from_secs(10),
         username: None,
     }
 }
@@ -205,4 +206,53 @@ fn model_repos_and_local_directories_share_the_seam() {
     assert_eq!(local.list().unwrap(), ["config.json"]);
     let err = AnyRepo::open("not a repo", RepoKind::Model, None, &settings(&hub, cache.path())).unwrap_err();
     assert!(err.to_string().contains("is not a Hub repo id"), "{err}");
+}
+
+#[test]
+fn a_download_that_stalls_half_way_times_out_and_is_retried() {
+    let (hub, _) = legal_hub();
+    let cache = tempfile::tempdir().unwrap();
+    let timeout = std::time::Duration::from_millis(300);
+    let settings = HubSettings { max_retries: 2, download_timeout: timeout, ..settings(&hub, cache.path()) };
+    // The first GET sends half the file, then nothing for longer than the timeout: the retry gets it whole.
+    hub.stall_download("LegalClause_train.csv", 1, timeout * 3);
+    let repo = HubRepo::new(&settings, RepoKind::Dataset, ID, None).unwrap();
+    let path = repo.get("LegalClause_train.csv").unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), TRAIN);
+    let gets = hub.requests().iter().filter(|r| r.starts_with("GET /datasets/") && r.ends_with("train.csv")).count();
+    assert_eq!(gets, 2, "{:?}", hub.requests());
+
+    // Every attempt stalls: a clear error after 1 + 2 attempts, and nothing half-written in the cache.
+    let cache = tempfile::tempdir().unwrap();
+    let settings = HubSettings { cache_dir: cache.path().to_path_buf(), ..settings };
+    hub.stall_download("LegalClause_test.csv", 3, timeout * 3);
+    let repo = HubRepo::new(&settings, RepoKind::Dataset, ID, None).unwrap();
+    let err = repo.get("LegalClause_test.csv").unwrap_err();
+    assert!(matches!(err, HubError::Stalled { attempts: 3, .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "datasets/{ID}: downloading `LegalClause_test.csv` from {} failed 3 times",
+            hub.endpoint()
+        )),
+        "{message}"
+    );
+    assert!(message.contains("no bytes arrived for 0.3 s (HF_HUB_DOWNLOAD_TIMEOUT)"), "{message}");
+    let snapshot_files: Vec<_> =
+        walkdir(cache.path()).into_iter().filter(|p| p.ends_with("LegalClause_test.csv")).collect();
+    assert!(snapshot_files.is_empty(), "{snapshot_files:?}");
+}
+
+/// Every file under `dir`, recursively.
+fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walkdir(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }

@@ -15,6 +15,7 @@ fn settings(hub: &FakeHub, token: Option<&str>, max_retries: usize) -> HubSettin
         cache_dir: std::env::temp_dir(),
         offline: false,
         max_retries,
+        download_timeout: std::time::Duration::from_secs(10),
         username: None,
     }
 }
