@@ -304,3 +304,34 @@ fn a_full_disk_while_a_checkpoint_is_written_keeps_the_previous_one() {
     sft::train::verify_checkpoint(&run.join("checkpoint-1")).unwrap();
     assert_eq!(sft::train::TrainerState::load(&run.join("checkpoint-1")).unwrap().global_step, 1);
 }
+
+#[test]
+fn a_blank_field_in_the_data_fails_naming_file_row_and_column_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let csv = "Instruction,Input,Output\nDraft a clause.,,This Agreement.\nSummarise it.,x,\"  \t \"\n";
+    std::fs::write(data.join("train.csv"), csv).unwrap();
+    let output_dir = dir.path().join("never");
+    let result = sft(&[
+        "train",
+        "--config",
+        "configs/legal_clauses.json",
+        "--set",
+        &format!("dataset_config.dataset_name={}", data.display()),
+        "--set",
+        &format!("training_args.output_dir={}", output_dir.display()),
+    ]);
+    assert_eq!(result.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "error: {}: row 1 (line 3): column `Output` (set by `dataset_config.output_column`) is only whitespace; \
+             every row needs it, so fill it in or remove the row",
+            data.join("train.csv").display()
+        )
+    );
+    assert!(!output_dir.exists(), "nothing is written");
+    assert_eq!(std::fs::read_to_string(data.join("train.csv")).unwrap(), csv, "the input is untouched");
+}

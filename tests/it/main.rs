@@ -4,6 +4,7 @@
 mod cli;
 mod config;
 mod dataset;
+mod fuzz;
 mod model;
 mod push;
 mod tokenize;

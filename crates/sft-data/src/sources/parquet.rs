@@ -18,7 +18,25 @@ use crate::record::{Location, Position, Record};
 /// Reads `path` as Parquet. Columns of text, integer, float, boolean, list and struct types become JSON values
 /// (so a `messages` column of `list<struct<role, content>>` becomes a list of `{role, content}` objects); any
 /// other column type is an error naming the column. Rows are numbered across row groups (0-based).
+///
+/// The `parquet` crate panics on some damaged files instead of returning an error (the data fuzz test found
+/// several, such as "column start and length should not be negative"); such a panic is caught here and becomes a
+/// [`DataError::Parse`] naming the file, so a damaged file never takes the process down.
 pub(super) fn read(path: &Path) -> Result<Vec<Record>> {
+    std::panic::catch_unwind(|| read_checked(path)).unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("no message");
+        Err(DataError::Parse {
+            location: Location::new(Arc::from(path), Position::File),
+            message: format!("malformed Parquet: the reader stopped on an inconsistent file ({message})"),
+        })
+    })
+}
+
+fn read_checked(path: &Path) -> Result<Vec<Record>> {
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
     let path: Arc<Path> = Arc::from(path);
     let parse = |e: parquet::errors::ParquetError| DataError::Parse {

@@ -260,3 +260,20 @@ fn parquet_type_errors_name_the_column_type_as_the_file_declares_it() {
     let err = load_one(path, &legal()).unwrap_err();
     assert!(err.to_string().ends_with("typed.parquet: row 0: column `Output`: expected text, found int64 1"), "{err}");
 }
+
+#[test]
+fn a_parquet_file_that_makes_the_reader_panic_is_an_error() {
+    // Found by the fuzz test: the `parquet` crate panics on this damaged copy of legal_test.parquet.
+    let path = fixture("panics_parquet_reader.parquet");
+    let before = std::fs::read(&path).unwrap();
+    let err = FileSource::new(&path).unwrap().records().unwrap_err();
+    assert!(matches!(err, DataError::Parse { .. }), "{err:?}");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "{}: malformed Parquet: the reader stopped on an inconsistent file (",
+            path.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}

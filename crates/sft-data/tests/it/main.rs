@@ -3,6 +3,8 @@
 
 mod errors;
 mod format;
+mod fuzz;
+mod mutate;
 mod sources;
 mod splits;
 
