@@ -54,7 +54,8 @@ fn main() -> anyhow::Result<()> {
     }
     let device = sft::pipeline::device(&config)?;
     let model = sft::pipeline::prepare_model(&config, &hub, &device)?;
-    let mut trainer = sft::pipeline::trainer(&config, &data)?.with_callback(sft::progress::TrainingProgress::new());
+    let trainer = sft::pipeline::trainer(&config, &data)?.with_callback(sft::progress::TrainingProgress::new());
+    let mut trainer = sft::pipeline::with_reporting(trainer, &config)?;
     trainer.stop_on_sigint()?;
     let args = trainer.args().clone();
 

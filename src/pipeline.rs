@@ -126,14 +126,42 @@ pub fn base_dtype(config: &RunConfig) -> FloatDType {
 /// The base model of `config` (NF4 with `use_qlora`; bf16 or fp16 with `training_args.bf16` / `fp16`, see
 /// [`base_dtype`]) on `device`, with fresh f32 LoRA adapters (seeded by `training_args.seed`).
 pub fn prepare_model(config: &RunConfig, hub: &HubSettings, device: &Device) -> Result<LlamaForCausalLM<LoraLinear>> {
+    check_targets(config, &crate::model::model_config(&config.model_name, hub)?)?;
     let quantization = config.quantization();
     let (_, base) = crate::load_model(&config.model_name, hub, device, base_dtype(config), quantization.as_ref())?;
     Ok(sft_peft::inject(base, &config.lora_config, config.training_args.seed)?)
 }
 
+/// The LoRA targets of `config` (`target_modules`, `layers_to_transform`) against the projections a model of
+/// `model`'s shape has, before its weights are read or downloaded: a regex that matches nothing or a layer the
+/// model lacks is an error naming the config file and key, with the model's module names.
+pub fn check_targets(config: &RunConfig, model: &sft_model::LlamaConfig) -> Result<()> {
+    let names: Vec<String> = (0..model.num_hidden_layers)
+        .flat_map(|l| sft_model::PROJECTIONS.map(|p| format!("model.layers.{l}.{p}")))
+        .collect();
+    let selected = sft_peft::select_targets(&config.lora_config, &names).map_err(|e| {
+        let key = match &e {
+            sft_peft::PeftError::InvalidConfig { key, .. } => format!("lora_config.{key}"),
+            _ => "lora_config.target_modules".to_owned(),
+        };
+        let message = match e {
+            sft_peft::PeftError::InvalidConfig { message, .. } => message,
+            other => other.to_string(),
+        };
+        config.error(&key, format!("{message} (model {})", config.model_name))
+    })?;
+    if !selected.contains(&true) {
+        return Err(config.error(
+            "lora_config.layers_to_transform",
+            format!("selects no projection that target_modules names (model {})", config.model_name),
+        ));
+    }
+    Ok(())
+}
+
 /// The trainer of `config` over `data`: batches as `training_args` says (shuffled or length-grouped, packed with
-/// `packing`), evaluation on the validation split, early stopping when configured, TensorBoard event files with
-/// `report_to: "tensorboard"` ([`tensorboard_dir`]), the run config saved in every checkpoint.
+/// `packing`), evaluation on the validation split, early stopping when configured, the run config saved in every
+/// checkpoint. It writes nothing until it trains; [`with_reporting`] adds the TensorBoard files.
 pub fn trainer<'a>(config: &RunConfig, data: &'a RunData) -> Result<Trainer<'a>> {
     let args = &config.training_args;
     let collator = Collator { pad_id: data.tokenizer.special().pad.id, pad_to_multiple_of: args.pad_to_multiple_of };
@@ -156,8 +184,14 @@ pub fn trainer<'a>(config: &RunConfig, data: &'a RunData) -> Result<Trainer<'a>>
     if let Some(early) = config.early_stopping.clone() {
         trainer = trainer.with_callback(EarlyStopping::new(early, args.best_metric(), args.greater_is_better()));
     }
-    if args.reports_to("tensorboard") {
-        trainer = trainer.with_callback(sft_train::TensorBoardCallback::new(&tensorboard_dir(config))?);
+    Ok(trainer)
+}
+
+/// `trainer` with the integrations of `report_to`: TensorBoard event files with `"tensorboard"`
+/// ([`tensorboard_dir`]), whose file is created here; so call it once every check of the run has passed.
+pub fn with_reporting<'a>(trainer: Trainer<'a>, config: &RunConfig) -> Result<Trainer<'a>> {
+    if config.training_args.reports_to("tensorboard") {
+        return Ok(trainer.with_callback(sft_train::TensorBoardCallback::new(&tensorboard_dir(config))?));
     }
     Ok(trainer)
 }

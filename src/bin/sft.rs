@@ -131,7 +131,7 @@ fn run(cli: Cli) -> sft::Result<()> {
         Command::Train { config, overrides } => train(&config, &overrides),
         Command::Eval { config, overrides, adapter } => {
             let mut config = RunConfig::from_file_with_overrides(&config, &overrides)?;
-            // An evaluation is not a run: no TensorBoard files.
+            // An evaluation is not a run: no TensorBoard files (`with_reporting` is not called either).
             config.training_args.report_to = None;
             let hub = HubSettings::from_env()?;
             let data = sft::pipeline::prepare_data(&config, &hub)?;
@@ -201,8 +201,12 @@ fn train(path: &std::path::Path, overrides: &[String]) -> sft::Result<()> {
         data.validation.examples.len(),
         data.test.examples.len()
     );
-    let model = sft::pipeline::prepare_model(&config, &hub, &device)?;
     let mut trainer = sft::pipeline::trainer(&config, &data)?.with_callback(sft::progress::TrainingProgress::new());
+    // A checkpoint to resume from is checked before the model is downloaded or loaded; TensorBoard's file is
+    // created once every check has passed.
+    trainer.check_resume()?;
+    let model = sft::pipeline::prepare_model(&config, &hub, &device)?;
+    let mut trainer = sft::pipeline::with_reporting(trainer, &config)?;
     trainer.stop_on_sigint()?;
     println!("training    {} optimizer steps into {}", trainer.total_steps(), config.output_dir().display());
     let out = trainer.train(model)?;

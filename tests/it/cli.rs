@@ -335,3 +335,33 @@ fn a_blank_field_in_the_data_fails_naming_file_row_and_column_and_writes_nothing
     assert!(!output_dir.exists(), "nothing is written");
     assert_eq!(std::fs::read_to_string(data.join("train.csv")).unwrap(), csv, "the input is untouched");
 }
+
+#[test]
+fn resuming_from_a_damaged_checkpoint_fails_naming_the_file() {
+    let out = tempfile::tempdir().unwrap();
+    let output_dir = out.path().join("run");
+    let quick =
+        ["training_args.eval_strategy=\"no\"", "training_args.load_best_model_at_end=false", "early_stopping=null"];
+    let args = short_train_args(&output_dir, &quick);
+    let result = sft(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let optimizer = output_dir.join("checkpoint-2/optimizer.safetensors");
+    let mut bytes = std::fs::read(&optimizer).unwrap();
+    let at = bytes.len() - 5;
+    bytes[at] ^= 1;
+    std::fs::write(&optimizer, &bytes).unwrap();
+    let mut resume = quick.to_vec();
+    resume.push("training_args.resume_from_checkpoint=true");
+    let args = short_train_args(&output_dir, &resume);
+    let result = sft(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(result.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "error: {}: its SHA-256 differs from the one in checksums.sha256",
+            optimizer.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&optimizer).unwrap(), bytes, "the checkpoint is left as it was");
+}

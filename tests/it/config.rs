@@ -283,3 +283,18 @@ fn target_modules_a_llama_model_cannot_have_are_refused_at_load() {
     let text = seed_with(&[("/lora_config/target_modules", Some(".*q_prj".into()))]);
     assert!(parse(&text).is_ok());
 }
+
+#[test]
+fn modules_to_save_are_checked_at_load() {
+    let text =
+        seed_with(&[("/lora_config/modules_to_save", Some(serde_json::json!(["lm_head", "model.embed_tokens"])))]);
+    assert!(parse(&text).is_ok());
+    let message = error(&seed_with(&[("/lora_config/modules_to_save", Some(serde_json::json!(["score"])))]));
+    assert!(
+        message.starts_with(
+            "run.json: lora_config.modules_to_save: `score` is not a module of the model that can be saved (lm_head, \
+             embed_tokens)"
+        ),
+        "{message}"
+    );
+}

@@ -41,3 +41,57 @@ fn the_embedded_model_is_made_from_its_recipe_deterministically() {
     let err = sft::materialize_embedded(bad.path()).unwrap_err().to_string();
     assert!(err.contains("huge"), "{err}");
 }
+
+#[test]
+fn lora_targets_the_model_lacks_fail_before_its_weights_are_downloaded() {
+    use sft::hub::RepoKind;
+    use sft::hub::fake::FakeHub;
+
+    // The embedded tiny model (4 layers) served by a fake Hub.
+    let made = tempfile::tempdir().unwrap();
+    std::fs::copy(root().join("models/llama-tiny").join(sft::INIT_RECIPE), made.path().join(sft::INIT_RECIPE)).unwrap();
+    sft::materialize_embedded(made.path()).unwrap();
+    let file = |name: &str| std::fs::read(made.path().join(name)).unwrap();
+    let (config_json, weights) = (file("config.json"), file("model.safetensors"));
+    let hub = FakeHub::start().unwrap();
+    hub.add_repo(RepoKind::Model, "someone/tiny", &[("config.json", &config_json), ("model.safetensors", &weights)]);
+    let cache = tempfile::tempdir().unwrap();
+    let settings = HubSettings {
+        endpoint: hub.endpoint(),
+        token: None,
+        cache_dir: cache.path().to_path_buf(),
+        offline: false,
+        max_retries: 0,
+        download_timeout: std::time::Duration::from_secs(10),
+        username: None,
+    };
+    let text = std::fs::read_to_string(root().join("configs/legal_clauses.json")).unwrap();
+    for (edit, key, needle) in [
+        (
+            serde_json::json!({"layers_to_transform": [7]}),
+            "lora_config.layers_to_transform",
+            "layer 7 does not exist (the model has 4)",
+        ),
+        (
+            serde_json::json!({"target_modules": ["model.layers.9.self_attn.q_proj"]}),
+            "lora_config.target_modules",
+            "target_modules entry `model.layers.9.self_attn.q_proj` matches no module",
+        ),
+        (serde_json::json!({"target_modules": ".*qkv.*"}), "lora_config.target_modules", "matches no module"),
+    ] {
+        let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        value["model_name"] = "someone/tiny".into();
+        for (k, v) in edit.as_object().unwrap() {
+            value["lora_config"][k] = v.clone();
+        }
+        let config = sft::config::RunConfig::from_json(&value.to_string(), std::path::Path::new("run.json")).unwrap();
+        let message = match sft::pipeline::prepare_model(&config, &settings, &Device::flex()) {
+            Ok(_) => panic!("{edit}: prepared"),
+            Err(e) => e.to_string(),
+        };
+        assert!(message.starts_with(&format!("run.json: {key}: ")) && message.contains(needle), "{message}");
+        assert!(message.contains("(model someone/tiny)"), "{message}");
+        let weights_fetched = hub.requests().iter().any(|r| r.starts_with("GET ") && r.ends_with("model.safetensors"));
+        assert!(!weights_fetched, "{edit}: the weights were downloaded: {:?}", hub.requests());
+    }
+}

@@ -153,6 +153,7 @@ impl LoraConfig {
         }
         if let Some(modules) = &self.modules_to_save {
             check(modules.iter().all(|m| !m.is_empty()), "modules_to_save", "module names may not be empty")?;
+            crate::inject::modules_to_save(self)?;
         }
         Ok(())
     }

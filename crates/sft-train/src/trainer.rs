@@ -91,6 +91,8 @@ pub struct Trainer<'a> {
     stop: Arc<AtomicBool>,
     run_config: Option<serde_json::Value>,
     scaler_config: GradScalerConfig,
+    /// The checkpoint [`check_resume`](Self::check_resume) verified, so `train` does not hash it again.
+    verified: Option<PathBuf>,
 }
 
 /// What an optimizer step needs besides the data: its learning rate, 1-based number and seed.
@@ -149,6 +151,7 @@ impl<'a> Trainer<'a> {
             stop: Arc::new(AtomicBool::new(false)),
             run_config: None,
             scaler_config: GradScalerConfig::default(),
+            verified: None,
         })
     }
 
@@ -218,7 +221,9 @@ impl<'a> Trainer<'a> {
         let device = model.model.embed_tokens.weight.device();
         let mut state = TrainerState::new(total, epochs, self.train.batches_per_epoch(), self.args.seed);
         if let Some(dir) = self.resume_dir()? {
-            verify_checkpoint(&dir)?;
+            if self.verified.as_ref() != Some(&dir) {
+                verify_checkpoint(&dir)?;
+            }
             state = TrainerState::load(&dir)?;
             self.check_resumable(&state, &dir, total)?;
             model = reload_adapter(model, &dir)?.train();
@@ -675,6 +680,19 @@ impl<'a> Trainer<'a> {
             sft_model::write_atomic(&dir.join(RUN_CONFIG_FILE), &config)?;
         }
         Ok(())
+    }
+
+    /// With `resume_from_checkpoint`, checks the checkpoint before anything heavy happens (the CLI calls this
+    /// before it loads the model): its files against their checksums, its `trainer_state.json`, and that this run
+    /// (micro-batches per epoch, optimizer steps, seed) can continue it exactly. Returns the checkpoint, if any.
+    /// [`train`](Self::train) makes the same checks itself when this was not called.
+    pub fn check_resume(&mut self) -> Result<Option<PathBuf>> {
+        let Some(dir) = self.resume_dir()? else { return Ok(None) };
+        verify_checkpoint(&dir)?;
+        let state = TrainerState::load(&dir)?;
+        self.check_resumable(&state, &dir, self.total_steps())?;
+        self.verified = Some(dir.clone());
+        Ok(Some(dir))
     }
 
     fn resume_dir(&self) -> Result<Option<PathBuf>> {

@@ -263,7 +263,7 @@ fn parquet_type_errors_name_the_column_type_as_the_file_declares_it() {
 
 #[test]
 fn a_parquet_file_that_makes_the_reader_panic_is_an_error() {
-    // Found by the fuzz test: the `parquet` crate panics on this damaged copy of legal_test.parquet.
+    // Found by the fuzz test: the `parquet` crate panics on this damaged copy of chat.parquet.
     let path = fixture("panics_parquet_reader.parquet");
     let before = std::fs::read(&path).unwrap();
     let err = FileSource::new(&path).unwrap().records().unwrap_err();
