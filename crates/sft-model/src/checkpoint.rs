@@ -154,8 +154,10 @@ impl Checkpoint {
             name: name.to_owned(),
             files: self.files.iter().map(|(p, _)| p.display().to_string()).collect::<Vec<_>>().join(", "),
         })?;
+        let path = &self.files[entry.file].0;
         if entry.shape != expected {
             return Err(ModelError::ShapeMismatch {
+                path: path.clone(),
                 name: name.into(),
                 expected: expected.to_vec(),
                 found: entry.shape.clone(),
@@ -165,7 +167,13 @@ impl Checkpoint {
             Dtype::F32 => DType::F32,
             Dtype::F16 => DType::F16,
             Dtype::BF16 => DType::BF16,
-            other => return Err(ModelError::UnsupportedDtype { name: name.into(), dtype: format!("{other:?}") }),
+            other => {
+                return Err(ModelError::UnsupportedDtype {
+                    path: path.clone(),
+                    name: name.into(),
+                    dtype: format!("{other:?}"),
+                });
+            }
         };
         let (path, file) = &self.files[entry.file];
         let len = expected.iter().product::<usize>() * stored.size();
@@ -221,7 +229,11 @@ impl Checkpoint {
             return Ok(());
         }
         unexpected.sort();
+        let mut files: Vec<usize> = unexpected.iter().map(|n| self.entries[*n].file).collect();
+        files.sort_unstable();
+        files.dedup();
         Err(ModelError::UnexpectedTensors {
+            files: files.iter().map(|&f| self.files[f].0.display().to_string()).collect::<Vec<_>>().join(", "),
             names: unexpected.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
         })
     }

@@ -42,14 +42,18 @@ pub enum ModelError {
         files: String,
     },
     /// The checkpoint has tensors the model does not use.
-    #[error("unexpected tensors in the checkpoint: {names}")]
+    #[error("{files}: unexpected tensors: {names}")]
     UnexpectedTensors {
+        /// The checkpoint files that hold them, comma separated.
+        files: String,
         /// The tensors' names, comma separated.
         names: String,
     },
     /// A tensor has another shape than the config implies.
-    #[error("tensor `{name}`: expected shape {expected:?}, found {found:?}")]
+    #[error("{}: tensor `{name}`: expected shape {expected:?}, found {found:?}", path.display())]
     ShapeMismatch {
+        /// The file that holds it.
+        path: PathBuf,
         /// The tensor's HF name.
         name: String,
         /// Shape from the config.
@@ -58,8 +62,10 @@ pub enum ModelError {
         found: Vec<usize>,
     },
     /// A tensor has a dtype that cannot be loaded.
-    #[error("tensor `{name}`: unsupported dtype {dtype} (expected F32, F16 or BF16)")]
+    #[error("{}: tensor `{name}`: unsupported dtype {dtype} (expected F32, F16 or BF16)", path.display())]
     UnsupportedDtype {
+        /// The file that holds it.
+        path: PathBuf,
         /// The tensor's HF name.
         name: String,
         /// The dtype in the file.

@@ -290,7 +290,10 @@ pub fn load_adapter<P: Projection + Into<BaseLinear>>(
             | PeftError::Model(
                 sft_model::ModelError::Checkpoint { .. }
                 | sft_model::ModelError::Io { .. }
-                | sft_model::ModelError::MissingTensor { .. },
+                | sft_model::ModelError::MissingTensor { .. }
+                | sft_model::ModelError::ShapeMismatch { .. }
+                | sft_model::ModelError::UnsupportedDtype { .. }
+                | sft_model::ModelError::UnexpectedTensors { .. },
             ) => e,
             other => PeftError::InAdapter { path, source: Box::new(other) },
         }

@@ -127,7 +127,13 @@ fn a_missing_tensor_and_an_unexpected_one() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "", true);
     let err = load_err(dir.path());
-    assert_eq!(err.to_string(), "unexpected tensors in the checkpoint: model.layers.0.self_attn.q_proj.bias");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: unexpected tensors: model.layers.0.self_attn.q_proj.bias",
+            dir.path().join("model.safetensors").display()
+        )
+    );
 }
 
 #[test]
@@ -140,6 +146,8 @@ fn a_shape_mismatch_names_the_tensor() {
     std::fs::write(&path, text).unwrap();
     let err = load_err(dir.path());
     assert!(matches!(err, ModelError::ShapeMismatch { .. }), "{err:?}");
+    let weights = dir.path().join("model.safetensors");
+    assert!(err.to_string().starts_with(&format!("{}: tensor `model.layers.0.mlp.", weights.display())), "{err}");
     assert!(err.to_string().contains("expected shape [128, 64], found [176, 64]"), "{err}");
 }
 
