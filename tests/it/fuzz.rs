@@ -22,28 +22,14 @@ fn no_config_makes_the_parser_panic() {
     }
     assert!(seeds.len() >= 3, "the configs in configs/");
     let outcome = run(&seeds, 64 << 10, Budget::from_env(20_000, 15), |_, bytes| {
-        // The parser takes text: invalid UTF-8 is the reader's error (`RunConfig::from_file`), tested elsewhere.
+        // The parser takes text; invalid UTF-8 stops `RunConfig::from_file` before it, naming the file.
         let text = String::from_utf8_lossy(bytes);
         RunConfig::from_json(&text, Path::new("fuzz.json")).is_ok()
     });
     // The peak RSS is the whole test process's (other tests train models beside this one): reported, not bounded.
     let peak = peak_rss_mib();
-    eprintln!(
-        "config: {} inputs, {} refused, {} panics; peak RSS of the test process {peak} MiB",
-        outcome.inputs,
-        outcome.rejected,
-        outcome.panics.len()
-    );
-    if let Some((input, message)) = outcome.panics.first() {
-        let kept = std::env::temp_dir().join("sft-config-fuzz-panic.json");
-        std::fs::write(&kept, input).unwrap();
-        panic!(
-            "{} of {} configs panicked; the first ({message}) is in {}",
-            outcome.panics.len(),
-            outcome.inputs,
-            kept.display()
-        );
-    }
+    eprintln!("{}; peak RSS of the test process {peak} MiB", outcome.summary("config"));
+    outcome.assert_no_panics("config", "sft-config-fuzz-panic.json");
     assert!(outcome.inputs >= 1_000, "only {} inputs in the time budget", outcome.inputs);
     assert!(outcome.rejected < outcome.inputs, "some mutations stay valid configs");
 }

@@ -32,22 +32,8 @@ fn no_data_file_makes_the_parsers_panic() {
             std::fs::write(&path, bytes).unwrap();
             load_splits(&configs[seed], &files).is_ok()
         });
-        report.push(format!(
-            "{ext}: {} inputs, {} refused, {} panics",
-            outcome.inputs,
-            outcome.rejected,
-            outcome.panics.len()
-        ));
-        if let Some((input, message)) = outcome.panics.first() {
-            let kept = std::env::temp_dir().join(format!("sft-data-fuzz-panic.{ext}"));
-            std::fs::write(&kept, input).unwrap();
-            panic!(
-                "{ext}: {} of {} inputs panicked; the first ({message}) is in {}",
-                outcome.panics.len(),
-                outcome.inputs,
-                kept.display()
-            );
-        }
+        report.push(outcome.summary(ext));
+        outcome.assert_no_panics(ext, &format!("sft-data-fuzz-panic.{ext}"));
         assert!(outcome.inputs >= 100, "{ext}: only {} inputs in the time budget", outcome.inputs);
     }
     let peak = peak_rss_mib();

@@ -132,6 +132,27 @@ pub struct Outcome {
     pub panics: Vec<(Vec<u8>, String)>,
 }
 
+impl Outcome {
+    /// `label: N inputs, R refused, P panics`, for the test's output.
+    pub fn summary(&self, label: &str) -> String {
+        format!("{label}: {} inputs, {} refused, {} panics", self.inputs, self.rejected, self.panics.len())
+    }
+
+    /// Fails the test if any input panicked, keeping the first one in the temporary directory as `file_name`.
+    pub fn assert_no_panics(&self, label: &str, file_name: &str) {
+        if let Some((input, message)) = self.panics.first() {
+            let kept = std::env::temp_dir().join(file_name);
+            let saved = std::fs::write(&kept, input).map_or_else(|e| format!("not saved: {e}"), |()| "saved".into());
+            panic!(
+                "{label}: {} of {} inputs panicked; the first ({message}) is in {} ({saved})",
+                self.panics.len(),
+                self.inputs,
+                kept.display()
+            );
+        }
+    }
+}
+
 /// Feeds `budget` mutations of `seeds` (round robin) to `parse` (with the index of the seed mutated), which returns
 /// whether it accepted the input; panics are caught and kept with their input.
 pub fn run(seeds: &[Vec<u8>], max_len: usize, budget: Budget, mut parse: impl FnMut(usize, &[u8]) -> bool) -> Outcome {
