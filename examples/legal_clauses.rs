@@ -24,13 +24,10 @@ use sft::data::{Example, Segments};
 use sft::hub::HubSettings;
 use sft::model_stage::{GenerationConfig, LlamaForCausalLM, Projection, generate};
 use sft::tokenize::SftTokenizer;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
     sft::allocator::configure_for_training();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
+    sft::progress::init_logging("info");
     sft::progress::enable();
     let config_path = match std::env::args().nth(1) {
         Some(path) => path,
@@ -85,13 +82,15 @@ fn main() -> anyhow::Result<()> {
         .context("loading the saved adapter")?;
     let drop = 1.0 - after_loss / before_loss;
     println!(
-        "\n{:?} after {} steps in {:.1} s: eval_loss {before_loss:.4} → {after_loss:.4} ({:.0}% lower); best {:?} at step {:?}",
+        "\n{} after {} steps in {:.1} s: eval_loss {before_loss:.4} → {after_loss:.4} ({:.0}% lower); {}",
         out.stop,
         out.state.global_step,
         started.elapsed().as_secs_f64(),
         100.0 * drop,
-        out.state.best_metric,
-        out.state.best_global_step,
+        match (out.state.best_metric, out.state.best_global_step) {
+            (Some(value), Some(step)) => format!("best {} {value:.4} at step {step}", args.best_metric()),
+            _ => "no best checkpoint tracked".to_owned(),
+        },
     );
     println!("adapter     {} (adapter_config.json, adapter_model.safetensors; loads back)", output_dir.display());
     println!("logs        {}", output_dir.join(sft::train::METRICS_FILE).display());

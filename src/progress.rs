@@ -18,6 +18,20 @@ pub fn enable() {
     sft_hub::set_transfer_observer(Arc::new(TransferBars::default()));
 }
 
+/// Sends `tracing` logs to stderr for a binary: the `RUST_LOG` filter, else `default` (`"warn"`, `"info"`), with
+/// ANSI colours only when stderr is a terminal and `NO_COLOR` is unset or empty (no-color.org), so that
+/// `cargo run --example legal_clauses 2> log.txt` writes plain text.
+pub fn init_logging(default: &str) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)))
+        .with_writer(std::io::stderr)
+        .with_ansi(colour)
+        .init();
+}
+
 /// Whether [`enable`] was called.
 pub fn enabled() -> bool {
     ENABLED.load(Ordering::SeqCst)

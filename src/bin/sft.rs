@@ -15,7 +15,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use sft::config::RunConfig;
 use sft::hub::HubSettings;
-use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
 #[command(name = "sft", version, about = "LoRA / QLoRA supervised fine-tuning of Llama-style models")]
@@ -111,10 +110,7 @@ enum Command {
 
 fn main() -> ExitCode {
     sft::allocator::configure_for_training();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
-        .with_writer(std::io::stderr)
-        .init();
+    sft::progress::init_logging("warn");
     let cli = Cli::parse();
     sft::progress::enable();
     match run(cli) {
@@ -213,7 +209,7 @@ fn train(path: &std::path::Path, overrides: &[String]) -> sft::Result<()> {
     let last_loss = out.state.log_history.iter().rev().find_map(|e| e.get("loss").copied());
     let last_eval = out.state.log_history.iter().rev().find_map(|e| e.get("eval_loss").copied());
     println!(
-        "{:?} after {} steps in {:.1} s: last loss {}, last eval_loss {}, best {}",
+        "{} after {} steps in {:.1} s: last loss {}, last eval_loss {}, best {}",
         out.stop,
         out.state.global_step,
         started.elapsed().as_secs_f64(),

@@ -365,3 +365,19 @@ fn resuming_from_a_damaged_checkpoint_fails_naming_the_file() {
     );
     assert_eq!(std::fs::read(&optimizer).unwrap(), bytes, "the checkpoint is left as it was");
 }
+
+#[test]
+fn logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let result = Command::new(env!("CARGO_BIN_EXE_sft"))
+        .args(["inspect", "--config", "configs/legal_clauses.json", "--examples", "0"])
+        .current_dir(root())
+        .env("HF_HUB_OFFLINE", "1")
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(stderr.contains(" INFO "), "the run logs something at info: {stderr}");
+    assert!(!stderr.contains('\u{1b}'), "ANSI escape codes in a captured log: {stderr:?}");
+}

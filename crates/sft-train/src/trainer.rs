@@ -58,6 +58,17 @@ pub enum StopReason {
     Interrupted,
 }
 
+impl std::fmt::Display for StopReason {
+    /// For summaries: `Completed`, `Stopped early`, `Interrupted`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Completed => "Completed",
+            Self::Stopped => "Stopped early",
+            Self::Interrupted => "Interrupted",
+        })
+    }
+}
+
 /// What a run produced.
 #[derive(Debug)]
 pub struct TrainOutput {
