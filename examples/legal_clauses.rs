@@ -118,7 +118,7 @@ fn held_out_prompts(
     let mut prompts = Vec::new();
     for example in test {
         if let Segments::Completion { prompt, completion } = &example.segments {
-            let ids = tokenizer.ids(prompt, true).map_err(anyhow::Error::msg)?;
+            let ids = tokenizer.ids(prompt, true)?;
             prompts.push((ids, prompt.clone(), completion.clone()));
         }
         if prompts.len() == n {
@@ -151,7 +151,7 @@ fn complete<P: Projection>(
         .iter()
         .map(|ids| {
             let text = ids.strip_suffix(&[special.eos.id]).unwrap_or(ids);
-            tokenizer.decode(text).map_err(anyhow::Error::msg)
+            Ok(tokenizer.decode(text)?)
         })
         .collect()
 }

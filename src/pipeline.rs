@@ -256,8 +256,7 @@ pub fn generate_text(
     max_new_tokens: usize,
     temperature: f64,
 ) -> Result<String> {
-    let text_error = |message: String| SftError::Config { path: "prompt".into(), key: "prompt".into(), message };
-    let ids = tokenizer.ids(prompt, true).map_err(text_error)?;
+    let ids = tokenizer.ids(prompt, true)?;
     let special = tokenizer.special();
     let config = sft_model::GenerationConfig {
         max_new_tokens,
@@ -271,7 +270,7 @@ pub fn generate_text(
     let generated = sft_model::generate(&model, &[ids], &config, &device)?;
     let ids = generated.into_iter().next().unwrap_or_default();
     let ids = ids.strip_suffix(&[special.eos.id]).unwrap_or(&ids);
-    tokenizer.decode(ids).map_err(text_error)
+    Ok(tokenizer.decode(ids)?)
 }
 
 /// PEFT's `merge_and_unload` + `save_pretrained`: loads the base model (`base`, else the adapter's
@@ -329,11 +328,7 @@ pub fn inspect(config: &RunConfig, data: &RunData, examples: usize) -> Result<St
         let _ = writeln!(out, "{}", split_summary(name, split));
     }
     for (i, example) in data.train.examples.iter().take(examples).enumerate() {
-        let audit = sft_tokenize::MaskAudit::new(&data.tokenizer, example).map_err(|message| SftError::Config {
-            path: config.dataset_config.dataset_name.clone().into(),
-            key: "dataset_config".into(),
-            message,
-        })?;
+        let audit = sft_tokenize::MaskAudit::new(&data.tokenizer, example)?;
         let _ = writeln!(
             out,
             "\n── train example {i} ({}), supervised text in ⟦ ⟧ ──\n{audit}",

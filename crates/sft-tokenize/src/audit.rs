@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::encode::TokenizedExample;
+use crate::error::TokenizeError;
 use crate::tokenizer::SftTokenizer;
 
 /// A run of consecutive tokens with the same mask value, decoded to text.
@@ -27,7 +28,7 @@ pub struct MaskAudit {
 impl MaskAudit {
     /// Builds the audit of `example`. Runs are decoded separately, so a multi-byte character split between a
     /// masked and a supervised token shows as a replacement character at the run boundary.
-    pub fn new(tokenizer: &SftTokenizer, example: &TokenizedExample) -> Result<Self, String> {
+    pub fn new(tokenizer: &SftTokenizer, example: &TokenizedExample) -> Result<Self, TokenizeError> {
         let mut spans = Vec::new();
         let mut start = 0;
         let n = example.len();

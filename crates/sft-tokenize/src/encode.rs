@@ -236,7 +236,7 @@ impl<'a> Encoder<'a> {
     fn text_ids(&self, text: &str, special: bool, location: &Location) -> Result<Vec<u32>> {
         self.tokenizer
             .ids(text, special)
-            .map_err(|message| TokenizeError::Encode { location: location.clone(), message })
+            .map_err(|e| in_example(e, location))
     }
 
     fn completion(&self, prompt: &str, completion: &str, location: &Location) -> Result<Outcome> {
@@ -253,7 +253,7 @@ impl<'a> Encoder<'a> {
                 let encoding = self
                     .tokenizer
                     .encoding(&text, true)
-                    .map_err(|message| TokenizeError::Encode { location: location.clone(), message })?;
+                    .map_err(|e| in_example(e, location))?;
                 let boundary = prompt.len();
                 let mut n = 0;
                 let mut straddles = false;
@@ -290,7 +290,7 @@ impl<'a> Encoder<'a> {
                 let encoding = self
                     .tokenizer
                     .encoding(&text, true)
-                    .map_err(|message| TokenizeError::Encode { location: location.clone(), message })?;
+                    .map_err(|e| in_example(e, location))?;
                 let mask =
                     encoding.get_offsets().iter().map(|&(start, end)| end > start && start >= boundary).collect();
                 (encoding.get_ids().to_vec(), mask, false)
@@ -326,7 +326,7 @@ impl<'a> Encoder<'a> {
         let encoding = self
             .tokenizer
             .encoding(&text, add_special)
-            .map_err(|message| TokenizeError::Encode { location: location.clone(), message })?;
+            .map_err(|e| in_example(e, location))?;
         let full = self.options.masking == Masking::FullSequence;
         let mask = encoding
             .get_offsets()
@@ -387,5 +387,13 @@ impl Encode for Encoder<'_> {
             }
             _ => Err(TokenizeError::Unsupported { location: location.clone(), message: "unknown segment kind".into() }),
         }
+    }
+}
+
+/// A tokenizer failure inside an example, with the example's place.
+fn in_example(error: TokenizeError, location: &Location) -> TokenizeError {
+    match error {
+        TokenizeError::Tokenizer { source, .. } => TokenizeError::Encode { location: location.clone(), source },
+        other => other,
     }
 }

@@ -41,13 +41,23 @@ pub enum TokenizeError {
         /// What is wrong.
         message: String,
     },
-    /// The tokenizer failed on a text.
-    #[error("{location}: tokenization failed: {message}")]
+    /// The `tokenizers` library failed to encode or decode (outside any example: a prompt, generated ids).
+    #[error("the tokenizer failed {operation}: {source}")]
+    Tokenizer {
+        /// `encoding` or `decoding`.
+        operation: &'static str,
+        /// The library's error.
+        #[source]
+        source: tokenizers::Error,
+    },
+    /// The tokenizer failed on the text of an example.
+    #[error("{location}: tokenization failed: {source}")]
     Encode {
         /// The example.
         location: Location,
-        /// The tokenizer's message.
-        message: String,
+        /// The library's error.
+        #[source]
+        source: tokenizers::Error,
     },
     /// The chat template is missing, does not compile, fails to render, or renders conversation prefixes that are
     /// not prefixes of the whole conversation (so assistant turns cannot be located).

@@ -80,18 +80,23 @@ impl SftTokenizer {
     }
 
     /// Token ids of `text`; `add_special_tokens` runs the post-processor (which adds BOS for Llama tokenizers).
-    pub fn ids(&self, text: &str, add_special_tokens: bool) -> std::result::Result<Vec<u32>, String> {
-        self.tokenizer.encode_fast(text, add_special_tokens).map(|e| e.get_ids().to_vec()).map_err(|e| e.to_string())
+    pub fn ids(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
+        self.tokenizer
+            .encode_fast(text, add_special_tokens)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|source| TokenizeError::Tokenizer { operation: "encoding", source })
     }
 
     /// The full encoding of `text`, with byte offsets into `text` for every token (special tokens added by the
     /// post-processor have empty offsets).
-    pub fn encoding(&self, text: &str, add_special_tokens: bool) -> std::result::Result<Encoding, String> {
-        self.tokenizer.encode(text, add_special_tokens).map_err(|e| e.to_string())
+    pub fn encoding(&self, text: &str, add_special_tokens: bool) -> Result<Encoding> {
+        self.tokenizer
+            .encode(text, add_special_tokens)
+            .map_err(|source| TokenizeError::Tokenizer { operation: "encoding", source })
     }
 
     /// Decodes `ids` to text, special tokens included.
-    pub fn decode(&self, ids: &[u32]) -> std::result::Result<String, String> {
-        self.tokenizer.decode(ids, false).map_err(|e| e.to_string())
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.tokenizer.decode(ids, false).map_err(|source| TokenizeError::Tokenizer { operation: "decoding", source })
     }
 }

@@ -30,13 +30,13 @@ impl<'a> BatchSource<'a> {
         packing: Option<usize>,
     ) -> Result<Self> {
         if examples.is_empty() {
-            return Err(TrainError::Data("the split has no examples".into()));
+            return Err(TrainError::EmptySplit);
         }
         if let Some(i) = examples.iter().position(TokenizedExample::is_empty) {
-            return Err(TrainError::Data(format!("example {i} has no tokens")));
+            return Err(TrainError::EmptyExample { index: i });
         }
         if batch_size == 0 {
-            return Err(TrainError::Data("the batch size must be at least 1".into()));
+            return Err(TrainError::ZeroBatchSize);
         }
         let units = match packing {
             Some(max_length) => {

@@ -14,9 +14,36 @@ pub enum TrainError {
         /// What is wrong.
         message: String,
     },
-    /// The training or evaluation data cannot be used as given.
-    #[error("data: {0}")]
-    Data(String),
+    /// A split to batch has no examples.
+    #[error("data: the split has no examples")]
+    EmptySplit,
+    /// An example of a split has no tokens.
+    #[error("data: example {index} has no tokens")]
+    EmptyExample {
+        /// Its index in the split.
+        index: usize,
+    },
+    /// A batch size of 0.
+    #[error("data: the batch size must be at least 1")]
+    ZeroBatchSize,
+    /// Evaluation was asked for, but the run has no validation split.
+    #[error("data: there is no validation split to evaluate on")]
+    NoValidationSplit,
+    /// No label of the validation split carries loss, so there is nothing to evaluate.
+    #[error("data: no label of the validation split carries loss")]
+    NothingToEvaluate,
+    /// A micro-batch worker thread panicked (a bug; the step is lost and the run stops).
+    #[error("a micro-batch worker thread panicked")]
+    WorkerPanicked,
+    /// Values could not be read back from the device.
+    #[error("reading {what} from the device: {source}")]
+    DeviceRead {
+        /// What was read (`the loss`, `the loss scale`).
+        what: &'static str,
+        /// Burn's error.
+        #[source]
+        source: burn::tensor::DataError,
+    },
     /// The loss or the gradient norm of an optimizer step is NaN or infinite. Steps are read back from the device
     /// only at logging, evaluation and save steps, so the run stops at the next of those; no checkpoint is written
     /// after the bad step, and the last checkpoint in `output_dir` is the last good state.

@@ -90,7 +90,7 @@ impl GradScaler {
         let values: Vec<f32> = Tensor::cat(vec![self.scale.clone(), self.growth_tracker.clone()], 0)
             .into_data()
             .try_to_vec::<f32>()
-            .map_err(|e| TrainError::Data(format!("reading the loss scale: {e:?}")))?;
+            .map_err(|source| TrainError::DeviceRead { what: "the loss scale", source })?;
         Ok((f64::from(values[0]), values[1] as u64))
     }
 

@@ -451,7 +451,7 @@ impl<'a> Trainer<'a> {
                     handles
                         .into_iter()
                         .map(|h| {
-                            h.join().unwrap_or_else(|_| Err(TrainError::Data("a micro-batch thread panicked".into())))
+                            h.join().unwrap_or(Err(TrainError::WorkerPanicked))
                         })
                         .collect()
                 })
@@ -511,7 +511,7 @@ impl<'a> Trainer<'a> {
         let values: Vec<f32> = Tensor::cat(steps.iter().map(|p| p.sums.clone()).collect(), 0)
             .into_data()
             .try_to_vec::<f32>()
-            .map_err(|e| TrainError::Data(format!("reading the loss: {e:?}")))?;
+            .map_err(|source| TrainError::DeviceRead { what: "the loss", source })?;
         let mut last = None;
         let mut rest = values.as_slice();
         for step in &steps {
@@ -566,7 +566,7 @@ impl<'a> Trainer<'a> {
         model: &LlamaForCausalLM<LoraLinear>,
         on_batch: &mut dyn FnMut(usize, usize),
     ) -> Result<Metrics> {
-        let eval = self.eval.as_ref().ok_or_else(|| TrainError::Data("there is no validation split".into()))?;
+        let eval = self.eval.as_ref().ok_or_else(|| TrainError::NoValidationSplit)?;
         let began = Instant::now();
         let model = model.clone().valid();
         let device = model.model.embed_tokens.weight.device();
@@ -590,7 +590,7 @@ impl<'a> Trainer<'a> {
             on_batch(i + 1, total);
         }
         if count == 0 {
-            return Err(TrainError::Data("no label of the validation split carries loss".into()));
+            return Err(TrainError::NothingToEvaluate);
         }
         let (loss_sum, correct) = read_totals(sums, corrects)?;
         let mut metrics = Metrics::new();
@@ -806,7 +806,7 @@ fn read_totals(sums: Vec<Tensor<1>>, corrects: Vec<Tensor<1>>) -> Result<(f64, f
     let totals: Vec<f32> = Tensor::cat(vec![Tensor::cat(sums, 0).sum(), Tensor::cat(corrects, 0).sum()], 0)
         .into_data()
         .try_to_vec::<f32>()
-        .map_err(|e| TrainError::Data(format!("reading the loss: {e:?}")))?;
+        .map_err(|source| TrainError::DeviceRead { what: "the loss", source })?;
     Ok((f64::from(totals[0]), f64::from(totals[1])))
 }
 
