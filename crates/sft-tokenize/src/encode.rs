@@ -234,9 +234,7 @@ impl<'a> Encoder<'a> {
     }
 
     fn text_ids(&self, text: &str, special: bool, location: &Location) -> Result<Vec<u32>> {
-        self.tokenizer
-            .ids(text, special)
-            .map_err(|e| in_example(e, location))
+        self.tokenizer.ids(text, special).map_err(|e| in_example(e, location))
     }
 
     fn completion(&self, prompt: &str, completion: &str, location: &Location) -> Result<Outcome> {
@@ -250,10 +248,7 @@ impl<'a> Encoder<'a> {
                 // before it are the prompt (so are the post-processor's specials, which have empty spans), tokens
                 // starting at or after it the completion. A token straddling the boundary means the tokenizer
                 // merged across it; then the prompt and completion are tokenized apart and concatenated.
-                let encoding = self
-                    .tokenizer
-                    .encoding(&text, true)
-                    .map_err(|e| in_example(e, location))?;
+                let encoding = self.tokenizer.encoding(&text, true).map_err(|e| in_example(e, location))?;
                 let boundary = prompt.len();
                 let mut n = 0;
                 let mut straddles = false;
@@ -287,10 +282,7 @@ impl<'a> Encoder<'a> {
                     return Ok(Outcome::Dropped(DropReason::MarkerNotFound));
                 };
                 let boundary = at + response_template.len();
-                let encoding = self
-                    .tokenizer
-                    .encoding(&text, true)
-                    .map_err(|e| in_example(e, location))?;
+                let encoding = self.tokenizer.encoding(&text, true).map_err(|e| in_example(e, location))?;
                 let mask =
                     encoding.get_offsets().iter().map(|&(start, end)| end > start && start >= boundary).collect();
                 (encoding.get_ids().to_vec(), mask, false)
@@ -323,10 +315,7 @@ impl<'a> Encoder<'a> {
         // A template that writes the BOS text itself must not get a second BOS from the post-processor.
         let bos = template.bos_text();
         let add_special = bos.is_empty() || !text.starts_with(bos);
-        let encoding = self
-            .tokenizer
-            .encoding(&text, add_special)
-            .map_err(|e| in_example(e, location))?;
+        let encoding = self.tokenizer.encoding(&text, add_special).map_err(|e| in_example(e, location))?;
         let full = self.options.masking == Masking::FullSequence;
         let mask = encoding
             .get_offsets()

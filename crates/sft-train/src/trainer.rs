@@ -448,12 +448,7 @@ impl<'a> Trainer<'a> {
                             scope.spawn(move || micro_batch(&model, b, mix(seed, i as u64), chunk_rows, scale))
                         })
                         .collect();
-                    handles
-                        .into_iter()
-                        .map(|h| {
-                            h.join().unwrap_or(Err(TrainError::WorkerPanicked))
-                        })
-                        .collect()
+                    handles.into_iter().map(|h| h.join().unwrap_or(Err(TrainError::WorkerPanicked))).collect()
                 })
             };
             for result in results {

@@ -256,3 +256,25 @@ fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn paths_with_multi_byte_characters_are_listed_and_downloaded() {
+    let hub = FakeHub::start().unwrap();
+    let name = "données/été 2024.csv";
+    hub.add_repo(RepoKind::Dataset, ID, &[(name, TRAIN)]);
+    let cache = tempfile::tempdir().unwrap();
+    let repo = HubRepo::new(&settings(&hub, cache.path()), RepoKind::Dataset, ID, None).unwrap();
+    assert_eq!(repo.list().unwrap(), [name]);
+    assert_eq!(std::fs::read(repo.get(name).unwrap()).unwrap(), TRAIN);
+    // The request carried the path percent-encoded (UTF-8 bytes), and the server decoded it.
+    let encoded = "donn%C3%A9es/%C3%A9t%C3%A9%202024.csv";
+    assert!(hub.requests().iter().any(|r| r.ends_with(&format!("/resolve/main/{encoded}"))), "{:?}", hub.requests());
+
+    // A malformed escape next to a multi-byte character (which a byte-sliced decoder panics on) is a 404.
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(hub.endpoint().trim_start_matches("http://")).unwrap();
+    write!(stream, "GET /datasets/{ID}/resolve/main/%é%e9%C3 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+}
