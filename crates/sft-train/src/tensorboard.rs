@@ -9,8 +9,9 @@
 //! ```
 //!
 //! Each record's data is a protobuf `tensorboard.Event` (tensorboard/compat/proto/event.proto, summary.proto),
-//! encoded here by hand with proto3 rules (fields in number order; zero `wall_time`/`step` and empty strings are
-//! omitted; `simple_value` sits in a `oneof`, so 0.0 is written):
+//! the subset below declared with `prost` (proto3: zero `wall_time`/`step` are omitted; `file_version` and
+//! `simple_value` sit in `oneof`s, so they are written when set, 0.0 included). The checksums are the `crc32c`
+//! crate's:
 //!
 //! | message | field | number | wire type |
 //! |---|---|---|---|
@@ -35,6 +36,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use prost::Message;
 
 use crate::callback::Callback;
 use crate::error::{Result, TrainError, io};
@@ -81,7 +84,7 @@ impl TensorBoardWriter {
             }
         };
         let mut writer = Self { path, file };
-        writer.write_record(&encode_event(wall_time, 0, FILE_VERSION, None))?;
+        writer.write_record(&event(wall_time, 0, What::FileVersion(FILE_VERSION.to_owned())))?;
         tracing::debug!(path = %writer.path.display(), "TensorBoard event file created");
         Ok(writer)
     }
@@ -94,7 +97,8 @@ impl TensorBoardWriter {
     /// Appends one scalar: `value` (stored as `f32`, rounded to nearest; non-finite values are kept) under `tag`
     /// at `step` (below 2⁶³; protobuf `int64`), at `wall_time` seconds since the Unix epoch. Errors name the file.
     pub fn add_scalar(&mut self, tag: &str, value: f64, step: u64, wall_time: f64) -> Result<()> {
-        self.write_record(&encode_event(wall_time, step, "", Some((tag, value as f32))))
+        let value = SummaryValueProto { tag: tag.to_owned(), value: Some(ValueKind::SimpleValue(value as f32)) };
+        self.write_record(&event(wall_time, step, What::Summary(SummaryProto { value: vec![value] })))
     }
 
     /// Frames `data` as one TFRecord and writes it with a single call.
@@ -169,7 +173,8 @@ pub fn read_event_file(path: &Path) -> Result<Vec<TensorBoardEvent>> {
                 format!("data CRC mismatch (stored {data_crc:#010x}, computed {computed:#010x})"),
             ));
         }
-        events.push(decode_event(data).map_err(|m| invalid(index, offset, m))?);
+        let event = EventProto::decode(data).map_err(|e| invalid(index, offset, format!("malformed Event: {e}")))?;
+        events.push(TensorBoardEvent::from(event));
         offset += end;
     }
     Ok(events)
@@ -256,28 +261,9 @@ fn hostname() -> String {
 
 // ---- TFRecord framing ----
 
-/// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78) lookup table.
-const CRC32C_TABLE: [u32; 256] = crc32c_table();
-
-const fn crc32c_table() -> [u32; 256] {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut crc = i as u32;
-        let mut bit = 0;
-        while bit < 8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
-            bit += 1;
-        }
-        table[i] = crc;
-        i += 1;
-    }
-    table
-}
-
-/// CRC-32C of `data` (initial value and final xor `0xFFFFFFFF`).
+/// CRC-32C (Castagnoli) of `data`.
 fn crc32c(data: &[u8]) -> u32 {
-    !data.iter().fold(!0u32, |crc, &b| CRC32C_TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8))
+    crc32c::crc32c(data)
 }
 
 /// TFRecord's masked CRC-32C.
@@ -305,169 +291,89 @@ fn le_u64(b: &[u8]) -> u64 {
     b.iter().take(8).rev().fold(0, |v, &x| (v << 8) | u64::from(x))
 }
 
-// ---- protobuf encoding ----
+// ---- protobuf messages (the fields this module writes or reads) ----
 
-const VARINT: u8 = 0;
-const FIXED64: u8 = 1;
-const LEN: u8 = 2;
-const FIXED32: u8 = 5;
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
+/// `tensorboard.Event`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct EventProto {
+    #[prost(double, tag = "1")]
+    wall_time: f64,
+    #[prost(int64, tag = "2")]
+    step: i64,
+    #[prost(oneof = "What", tags = "3, 5")]
+    what: Option<What>,
 }
 
-fn put_key(out: &mut Vec<u8>, field: u32, wire: u8) {
-    put_varint(out, (u64::from(field) << 3) | u64::from(wire));
+/// `Event.what`: the members this module writes.
+#[derive(Clone, PartialEq, prost::Oneof)]
+enum What {
+    #[prost(string, tag = "3")]
+    FileVersion(String),
+    #[prost(message, tag = "5")]
+    Summary(SummaryProto),
 }
 
-fn put_len(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
-    put_key(out, field, LEN);
-    put_varint(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
+/// `tensorboard.Summary`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct SummaryProto {
+    #[prost(message, repeated, tag = "1")]
+    value: Vec<SummaryValueProto>,
 }
 
-/// An `Event` with proto3 presence: zero `wall_time` (all bits zero) and `step` and an empty `file_version` are
-/// omitted; `value` becomes a `Summary` with one `Summary.Value { tag, simple_value }`.
-fn encode_event(wall_time: f64, step: u64, file_version: &str, value: Option<(&str, f32)>) -> Vec<u8> {
-    let mut out = Vec::new();
-    if wall_time.to_bits() != 0 {
-        put_key(&mut out, 1, FIXED64);
-        out.extend_from_slice(&wall_time.to_le_bytes());
-    }
-    if step != 0 {
-        put_key(&mut out, 2, VARINT);
-        put_varint(&mut out, step);
-    }
-    if !file_version.is_empty() {
-        put_len(&mut out, 3, file_version.as_bytes());
-    }
-    if let Some((tag, simple_value)) = value {
-        let mut summary_value = Vec::new();
-        if !tag.is_empty() {
-            put_len(&mut summary_value, 1, tag.as_bytes());
-        }
-        put_key(&mut summary_value, 2, FIXED32);
-        summary_value.extend_from_slice(&simple_value.to_le_bytes());
-        let mut summary = Vec::new();
-        put_len(&mut summary, 1, &summary_value);
-        put_len(&mut out, 5, &summary);
-    }
-    out
+/// `tensorboard.Summary.Value`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct SummaryValueProto {
+    #[prost(string, tag = "1")]
+    tag: String,
+    #[prost(oneof = "ValueKind", tags = "2, 3, 4, 5, 6, 8")]
+    value: Option<ValueKind>,
 }
 
-// ---- protobuf decoding ----
-
-/// One decoded field: its number and payload.
-enum Field<'a> {
-    Varint(u64),
-    Fixed64([u8; 8]),
-    Len(&'a [u8]),
-    Fixed32([u8; 4]),
+/// `Summary.Value.value`: `simple_value`, and the other members as raw bytes (read to know that the value is not a
+/// scalar, never written).
+#[derive(Clone, PartialEq, prost::Oneof)]
+enum ValueKind {
+    #[prost(float, tag = "2")]
+    SimpleValue(f32),
+    #[prost(bytes, tag = "3")]
+    ObsoleteOldStyleHistogram(Vec<u8>),
+    #[prost(bytes, tag = "4")]
+    Image(Vec<u8>),
+    #[prost(bytes, tag = "5")]
+    Histo(Vec<u8>),
+    #[prost(bytes, tag = "6")]
+    Audio(Vec<u8>),
+    #[prost(bytes, tag = "8")]
+    Tensor(Vec<u8>),
 }
 
-/// A protobuf message's fields, in order.
-struct Fields<'a> {
-    bytes: &'a [u8],
+/// The encoded `Event` with `what` at `wall_time` and `step`.
+fn event(wall_time: f64, step: u64, what: What) -> Vec<u8> {
+    EventProto { wall_time, step: step as i64, what: Some(what) }.encode_to_vec()
 }
 
-impl<'a> Fields<'a> {
-    fn varint(&mut self) -> Result<u64, String> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let (&b, rest) = self.bytes.split_first().ok_or("truncated varint")?;
-            self.bytes = rest;
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err("varint longer than 10 bytes".into())
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        if n > self.bytes.len() {
-            return Err(format!("field of {n} bytes overruns its message ({} left)", self.bytes.len()));
-        }
-        let (head, rest) = self.bytes.split_at(n);
-        self.bytes = rest;
-        Ok(head)
-    }
-
-    fn next_field(&mut self) -> Option<Result<(u64, Field<'a>), String>> {
-        if self.bytes.is_empty() {
-            return None;
-        }
-        Some(self.field())
-    }
-
-    fn field(&mut self) -> Result<(u64, Field<'a>), String> {
-        let key = self.varint()?;
-        let number = key >> 3;
-        let field = match key & 7 {
-            0 => Field::Varint(self.varint()?),
-            1 => Field::Fixed64(self.take(8)?.try_into().map_err(|_| "fixed64")?),
-            2 => {
-                let n = self.varint()?;
-                Field::Len(self.take(usize::try_from(n).map_err(|_| "length overflow")?)?)
-            }
-            5 => Field::Fixed32(self.take(4)?.try_into().map_err(|_| "fixed32")?),
-            wire => return Err(format!("field {number}: unsupported wire type {wire}")),
+impl From<EventProto> for TensorBoardEvent {
+    fn from(event: EventProto) -> Self {
+        let (file_version, values) = match event.what {
+            Some(What::FileVersion(version)) => (Some(version), Vec::new()),
+            Some(What::Summary(summary)) => (
+                None,
+                summary
+                    .value
+                    .into_iter()
+                    .map(|v| SummaryValue {
+                        tag: v.tag,
+                        simple_value: match v.value {
+                            Some(ValueKind::SimpleValue(x)) => Some(x),
+                            _ => None,
+                        },
+                    })
+                    .collect(),
+            ),
+            None => (None, Vec::new()),
         };
-        Ok((number, field))
+        Self { wall_time: event.wall_time, step: event.step, file_version, values }
     }
-}
-
-fn utf8(bytes: &[u8], what: &str) -> Result<String, String> {
-    String::from_utf8(bytes.to_vec()).map_err(|_| format!("{what} is not UTF-8"))
-}
-
-fn decode_event(data: &[u8]) -> Result<TensorBoardEvent, String> {
-    let mut event = TensorBoardEvent { wall_time: 0.0, step: 0, file_version: None, values: Vec::new() };
-    let mut fields = Fields { bytes: data };
-    while let Some(field) = fields.next_field() {
-        match field? {
-            (1, Field::Fixed64(b)) => event.wall_time = f64::from_le_bytes(b),
-            (2, Field::Varint(v)) => event.step = v as i64,
-            (3, Field::Len(b)) => event.file_version = Some(utf8(b, "file_version")?),
-            (5, Field::Len(b)) => event.values.extend(decode_summary(b)?),
-            (1..=3 | 5, _) => return Err("Event field with the wrong wire type".into()),
-            _ => {}
-        }
-    }
-    Ok(event)
-}
-
-fn decode_summary(data: &[u8]) -> Result<Vec<SummaryValue>, String> {
-    let mut values = Vec::new();
-    let mut fields = Fields { bytes: data };
-    while let Some(field) = fields.next_field() {
-        match field? {
-            (1, Field::Len(b)) => values.push(decode_value(b)?),
-            (1, _) => return Err("Summary.value with the wrong wire type".into()),
-            _ => {}
-        }
-    }
-    Ok(values)
-}
-
-fn decode_value(data: &[u8]) -> Result<SummaryValue, String> {
-    let mut value = SummaryValue { tag: String::new(), simple_value: None };
-    let mut fields = Fields { bytes: data };
-    while let Some(field) = fields.next_field() {
-        match field? {
-            (1, Field::Len(b)) => value.tag = utf8(b, "tag")?,
-            (2, Field::Fixed32(b)) => value.simple_value = Some(f32::from_le_bytes(b)),
-            (1 | 2, _) => return Err("Summary.Value field with the wrong wire type".into()),
-            // Another member of the `value` oneof replaces simple_value.
-            (3..=6 | 8, _) => value.simple_value = None,
-            _ => {}
-        }
-    }
-    Ok(value)
 }
 
 #[cfg(test)]
@@ -486,17 +392,6 @@ mod tests {
     fn masked_crc_matches_tensorboards() {
         // tensorboard.compat.tensorflow_stub.pywrap_tensorflow.masked_crc32c(b"123456789")
         assert_eq!(masked_crc32c(b"123456789"), 0xC78A_B0E5);
-    }
-
-    #[test]
-    fn varints_round_trip() {
-        for v in [0, 1, 127, 128, 300, 1 << 40, u64::MAX] {
-            let mut out = Vec::new();
-            put_varint(&mut out, v);
-            let mut fields = Fields { bytes: &out };
-            assert_eq!(fields.varint(), Ok(v));
-            assert!(fields.bytes.is_empty());
-        }
     }
 
     #[test]
