@@ -557,7 +557,7 @@ fn commit(
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// A 40-hex-digit commit hash of `files` after `parent`.

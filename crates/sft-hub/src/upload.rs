@@ -477,7 +477,7 @@ fn prepare(file: &UploadFile) -> Result<Prepared> {
         hasher.update(&buf[..n]);
         size += n as u64;
     }
-    let sha256 = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let sha256 = hex::encode(hasher.finalize());
     Ok(Prepared { file: file.clone(), size, sha256, sample })
 }
 

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::tensor::{DType, TensorData};
 
@@ -46,20 +46,32 @@ fn dtype_name(dtype: DType) -> Option<&'static str> {
     })
 }
 
-/// The path a file is written to before it is renamed to `path`.
-fn temporary(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(format!(".tmp-{}", std::process::id()));
-    path.with_file_name(name)
+/// A temporary file next to `path` (same directory, so the final rename stays on one filesystem); removed when
+/// dropped unless persisted.
+fn temporary(path: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&name).suffix(".tmp");
+    // tempfile creates 0600 files; the written files get what `std::fs::write` gives (0666 less the umask).
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    builder.tempfile_in(dir)
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so a crash leaves the
-/// old file or the new one, never half of one.
+/// Flushes `file` to disk and renames it to `path`.
+fn persist(file: tempfile::NamedTempFile, path: &Path) -> std::io::Result<()> {
+    file.as_file().sync_all()?;
+    file.persist(path).map(|_| ()).map_err(|e| e.error)
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory, flushed to disk and renamed, so a crash
+/// leaves the old file or the new one, never half of one; on an error the temporary file is removed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = temporary(path);
     let io = |source| ModelError::Io { path: path.to_path_buf(), source };
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    let mut file = temporary(path).map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    persist(file, path).map_err(io)
 }
 
 /// Writes `tensors` (in the given order) and `metadata` to `path` as a safetensors file, atomically.
@@ -86,31 +98,25 @@ pub fn write_safetensors(
     }
     let mut json = serde_json::to_vec(&header).map_err(|e| error(e.to_string()))?;
     json.resize(json.len().div_ceil(8) * 8, b' ');
-    let tmp = temporary(path);
     let io = |source| ModelError::Io { path: path.to_path_buf(), source };
-    let result = (|| {
-        let mut out = BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
-        out.write_all(&(json.len() as u64).to_le_bytes()).map_err(io)?;
-        out.write_all(&json).map_err(io)?;
-        for t in tensors {
-            let expected = t.shape.iter().product::<usize>() * t.dtype.size();
-            let data = (t.data)()?;
-            if data.dtype() != t.dtype || data.as_bytes().len() != expected {
-                return Err(error(format!(
-                    "tensor `{}`: produced {:?} with {} bytes, expected {:?} with {expected}",
-                    t.name,
-                    data.dtype(),
-                    data.as_bytes().len(),
-                    t.dtype
-                )));
-            }
-            out.write_all(data.as_bytes()).map_err(io)?;
+    let file = temporary(path).map_err(io)?;
+    let mut out = BufWriter::new(file);
+    out.write_all(&(json.len() as u64).to_le_bytes()).map_err(io)?;
+    out.write_all(&json).map_err(io)?;
+    for t in tensors {
+        let expected = t.shape.iter().product::<usize>() * t.dtype.size();
+        let data = (t.data)()?;
+        if data.dtype() != t.dtype || data.as_bytes().len() != expected {
+            return Err(error(format!(
+                "tensor `{}`: produced {:?} with {} bytes, expected {:?} with {expected}",
+                t.name,
+                data.dtype(),
+                data.as_bytes().len(),
+                t.dtype
+            )));
         }
-        out.into_inner().map_err(|e| io(e.into_error()))?.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        out.write_all(data.as_bytes()).map_err(io)?;
     }
-    result
+    // Any error above drops the temporary file, which deletes it.
+    persist(out.into_inner().map_err(|e| io(e.into_error()))?, path).map_err(io)
 }

@@ -32,7 +32,7 @@ impl ChatTemplate {
         env.add_function("raise_exception", |message: String| -> std::result::Result<String, Error> {
             Err(Error::new(ErrorKind::InvalidOperation, message))
         });
-        env.add_function("strftime_now", |format: String| -> String { strftime_now(&format) });
+        env.add_function("strftime_now", |format: String| strftime_now(&format));
         env.add_template_owned(NAME, source).map_err(template_error(""))?;
         Ok(Self {
             env,
@@ -127,62 +127,21 @@ fn template_error(location: &str) -> impl Fn(Error) -> TokenizeError + '_ {
     }
 }
 
-/// `strftime_now(format)` for the formats chat templates use (`%d %b %Y`, `%Y-%m-%d`), from the system clock (UTC).
-fn strftime_now(format: &str) -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    const LONG: [&str; 12] = [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ];
-    let mut out = String::new();
-    let mut chars = format.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('d') => out.push_str(&format!("{day:02}")),
-            Some('m') => out.push_str(&format!("{month:02}")),
-            Some('Y') => out.push_str(&year.to_string()),
-            Some('y') => out.push_str(&format!("{:02}", year % 100)),
-            Some('b') => out.push_str(MONTHS[(month - 1) as usize]),
-            Some('B') => out.push_str(LONG[(month - 1) as usize]),
-            Some('%') => out.push('%'),
-            Some(other) => {
-                out.push('%');
-                out.push(other);
-            }
-            None => out.push('%'),
-        }
+/// `strftime_now(format)`: the current UTC time formatted with Python's `strftime` codes (`%d %b %Y`,
+/// `%Y-%m-%d`), through chrono. A code chrono does not know is an error of the template, not a panic.
+fn strftime_now(format: &str) -> Result<String, Error> {
+    use std::fmt::Write;
+    let items: Vec<chrono::format::Item<'_>> = chrono::format::StrftimeItems::new(format).collect();
+    if items.iter().any(|item| matches!(item, chrono::format::Item::Error)) {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("strftime_now: `{format}` is not a strftime format"),
+        ));
     }
-    out
-}
-
-/// (year, month 1-12, day 1-31) of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    let mut out = String::new();
+    write!(out, "{}", chrono::Utc::now().format_with_items(items.into_iter()))
+        .map_err(|_| Error::new(ErrorKind::InvalidOperation, format!("strftime_now: cannot format `{format}`")))?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -190,10 +149,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
-        assert_eq!(civil_from_days(20_420), (2025, 11, 28));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    fn strftime_now_formats_today_and_refuses_unknown_codes() {
+        let today = chrono::Utc::now().date_naive();
+        let formatted = strftime_now("%Y-%m-%d").unwrap();
+        // Around midnight the day may turn between the two clock reads.
+        let next = today.succ_opt().unwrap_or(today);
+        assert!([today.to_string(), next.to_string()].contains(&formatted), "{formatted}");
+        let long = strftime_now("%d %B %Y (%b) %%").unwrap();
+        assert!(long.ends_with(") %") && long.contains(&today.format("%Y").to_string()), "{long}");
+        assert!(strftime_now("%Q").is_err());
     }
 }

@@ -95,7 +95,7 @@ fn sha256_file(path: &Path) -> Result<String> {
         }
         hasher.update(&buffer[..n]);
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Checks the checkpoint `dir` against its [`CHECKSUMS_FILE`] before a resume reads it: every listed file must be

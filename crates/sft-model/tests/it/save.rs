@@ -58,3 +58,41 @@ fn presets_parse_with_the_documented_sizes() {
     assert_eq!(count("llama-3.2-1b"), 1_235_814_400);
     assert!(LlamaConfig::preset("huge").unwrap_err().to_string().contains("tiny, small, llama-3.2-1b"));
 }
+
+#[test]
+fn a_write_that_fails_leaves_the_old_file_and_no_temporary_file() {
+    use burn::tensor::{DType, TensorData};
+    use sft_model::{ModelError, TensorEntry, write_atomic, write_safetensors};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("adapter_model.safetensors");
+    write_atomic(&path, b"the old file").unwrap();
+    let entries = vec![
+        TensorEntry {
+            name: "a".into(),
+            dtype: DType::F32,
+            shape: vec![2],
+            data: Box::new(|| Ok(TensorData::new(vec![1f32, 2.0], [2]))),
+        },
+        TensorEntry {
+            name: "b".into(),
+            dtype: DType::F32,
+            shape: vec![2],
+            data: Box::new(|| Err(ModelError::Input("the producer failed".into()))),
+        },
+    ];
+    let err = write_safetensors(&path, entries, &Default::default()).unwrap_err();
+    assert!(err.to_string().contains("the producer failed"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"the old file");
+    let names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(names, ["adapter_model.safetensors"], "no temporary file remains");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, b"x").unwrap();
+        assert_eq!(mode, std::fs::metadata(&plain).unwrap().permissions().mode() & 0o777, "the umask's mode");
+    }
+}
