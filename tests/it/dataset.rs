@@ -2,9 +2,9 @@ use std::path::{Path, PathBuf};
 
 use sft::config::RunConfig;
 use sft::data::{DataConfig, Segments, SplitSize};
-use sft::hub::fake::FakeHub;
 use sft::hub::{HubSettings, RepoKind};
 use sft::{SftError, load_dataset};
+use sft_testkit::FakeHub;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -45,7 +45,7 @@ fn the_embedded_model_is_made_from_its_recipe_deterministically() {
 #[test]
 fn lora_targets_the_model_lacks_fail_before_its_weights_are_downloaded() {
     use sft::hub::RepoKind;
-    use sft::hub::fake::FakeHub;
+    use sft_testkit::FakeHub;
 
     // The embedded tiny model (4 layers) served by a fake Hub.
     let made = tempfile::tempdir().unwrap();

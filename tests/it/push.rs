@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use sft::hub::RepoKind;
-use sft::hub::fake::FakeHub;
+use sft_testkit::FakeHub;
 
 const TOKEN: &str = "hf_TestSecretToken0123456789abcdef";
 

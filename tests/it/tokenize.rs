@@ -2,10 +2,10 @@ use std::path::PathBuf;
 
 use sft::collate::{Collate, Collator};
 use sft::config::RunConfig;
-use sft::hub::fake::FakeHub;
 use sft::hub::{HubSettings, RepoKind};
 use sft::tokenize::{Encoder, Masking, SpecialTokenOverrides};
 use sft::{load_dataset, load_tokenizer};
+use sft_testkit::FakeHub;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

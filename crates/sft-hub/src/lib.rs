@@ -9,7 +9,7 @@
 //!   revisions, and `HF_HUB_OFFLINE=1` (cache only). See [`HubSettings`].
 //!
 //! The data, tokenizer and model loaders take a `Repo`, so they never know where files come from; tests use a
-//! local HTTP server speaking the Hub's routes ([`fake`], feature `fake-hub`).
+//! local HTTP server speaking the Hub's routes (`sft_testkit::FakeHub`, a dev-dependency).
 //!
 //! The upload side, [`HubUploader`], creates repos and commits files (large and binary ones through Git LFS), as
 //! `huggingface_hub`'s `create_commit` does. Transfers report to an optional process-wide [`TransferObserver`]
@@ -31,6 +31,3 @@ pub use progress::{Direction, TransferObserver, set_transfer_observer};
 pub use repo::{AnyRepo, Repo, RepoKind};
 pub use settings::{DEFAULT_DOWNLOAD_TIMEOUT, DEFAULT_ENDPOINT, HubSettings};
 pub use upload::{CommitInfo, HubUploader, UploadFile, folder_files};
-
-#[cfg(feature = "fake-hub")]
-pub mod fake;

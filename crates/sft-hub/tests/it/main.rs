@@ -1,12 +1,12 @@
-//! The Hub path end to end against a fake Hub on 127.0.0.1 (`sft_hub::fake`).
+//! The Hub path end to end against a fake Hub on 127.0.0.1 (`sft_testkit::FakeHub`).
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::path::Path;
 
 mod upload;
 
-use sft_hub::fake::FakeHub;
 use sft_hub::{AnyRepo, HubError, HubRepo, HubSettings, Repo, RepoKind};
+use sft_testkit::FakeHub;
 
 const ID: &str = "NebulaSense/Legal_Clause_Instructions";
 const TRAIN: &[u8] = b"Instruction,Input,Output\nDraft a clause.,,This Agreement...\n";

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use sft_hub::fake::FakeHub;
 use sft_hub::{HubError, HubSettings, HubUploader, RepoKind, UploadFile, folder_files};
+use sft_testkit::FakeHub;
 
 const TOKEN: &str = "hf_write_alice_0123456789";
 const REPO: &str = "alice/legal-lora";

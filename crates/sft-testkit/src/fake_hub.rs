@@ -1,10 +1,10 @@
-//! A stand-in for the Hub on 127.0.0.1, for tests (cargo feature `fake-hub`).
+//! A stand-in for the Hub on 127.0.0.1, for tests.
 //!
 //! It speaks the routes `hf-hub` uses to read repos — the tree listing
 //! (`GET /api/{models|datasets}/{owner}/{name}/tree/{revision}`), repo info
 //! (`GET /api/{kind}/{owner}/{name}/revision/{revision}`) and file resolution (`HEAD`/`GET
 //! /[datasets/]{owner}/{name}/resolve/{revision}/{file}` with `ETag`, `X-Repo-Commit` and `Content-Length`) — and
-//! the routes [`HubUploader`](crate::HubUploader) writes through: `GET /api/whoami-v2`, `POST /api/repos/create`,
+//! the routes `sft_hub::HubUploader` writes through: `GET /api/whoami-v2`, `POST /api/repos/create`,
 //! `POST /api/{kind}/{owner}/{name}/preupload/{revision}` (binary samples and `*.safetensors` / `*.bin` go to LFS),
 //! the Git LFS batch API (`POST /[datasets/]{owner}/{name}.git/info/lfs/objects/batch`, `basic` transfer; objects
 //! already stored get no actions), the upload (`PUT /lfs/{oid}`, checked against its SHA-256) and verify
@@ -24,7 +24,7 @@ use std::thread::JoinHandle;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use crate::repo::RepoKind;
+use sft_hub::RepoKind;
 
 #[derive(Debug, Default)]
 struct FakeRepo {
