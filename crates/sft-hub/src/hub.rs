@@ -157,7 +157,7 @@ impl HubRepo {
         }
     }
 
-    /// Downloads `file`, retrying (up to `max_retries` times, waits doubling from 200 ms) an attempt whose
+    /// Downloads `file`, retrying (up to `max_retries` times, waits of [`crate::retry::backoff`]) an attempt whose
     /// connection failed or that received no bytes for `download_timeout`; hf-hub retries only the request, not a
     /// body that stalls half-way. Every other error is final at once.
     fn download(&self, client: &HFRepositorySync<RepoTypeAny>, file: &str) -> Result<PathBuf> {
@@ -191,7 +191,7 @@ impl HubRepo {
                     source: Box::new(error),
                 });
             }
-            let wait = std::time::Duration::from_millis(200 << (attempt - 1).min(6));
+            let wait = crate::retry::backoff(attempt);
             tracing::warn!(repo = %self.id(), file, attempt, error = %error, "download failed; retrying in {wait:?}");
             std::thread::sleep(wait);
         }

@@ -21,6 +21,7 @@ mod hub;
 mod local;
 mod progress;
 mod repo;
+mod retry;
 mod settings;
 mod upload;
 

@@ -24,8 +24,8 @@ pub struct HubSettings {
     pub cache_dir: PathBuf,
     /// Use the cache only, never the network (`HF_HUB_OFFLINE=1`).
     pub offline: bool,
-    /// Retries of a request that failed with a timeout, a connection error, 408, 429 or 5xx (backoff from
-    /// 100 ms); 5 by default, as in `hf-hub`.
+    /// Retries of a transfer that failed with a timeout, a connection error, a stalled body, 408, 429 or 5xx (waits
+    /// doubling from 200 ms, at most 6.4 s); 5 by default.
     pub max_retries: usize,
     /// How long a download or upload may wait for the next bytes (and for a connection) before the attempt counts as
     /// failed and is retried (`HF_HUB_DOWNLOAD_TIMEOUT`, seconds; 10 by default, as in `huggingface_hub`). A

@@ -372,8 +372,8 @@ impl HubUploader {
                     });
                 }
             }
-            std::thread::sleep(Duration::from_millis(200 << attempt.min(5)));
             attempt += 1;
+            std::thread::sleep(crate::retry::backoff(attempt));
         }
     }
 
