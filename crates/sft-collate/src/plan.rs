@@ -1,6 +1,6 @@
 //! Which rows go in which batch, per epoch: in order, shuffled, or grouped by length.
 
-use sft_data::rng::permutation;
+use sft_rand::permutation;
 
 /// How batches are drawn from the rows of an epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
