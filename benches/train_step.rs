@@ -14,11 +14,11 @@ mod common;
 
 use burn::prelude::*;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sft::collate::{Collator, Sampling};
+use sft::collate::{BatchSource, Collator, Sampling};
 use sft::model_stage::{LlamaConfig, LlamaForCausalLM};
 use sft::peft::{LoraConfig, TargetModules, inject};
 use sft::tokenize::{EncodeOptions, Encoder, Masking};
-use sft::train::{BatchSource, IntervalStrategy, Trainer, TrainingArguments, supervised_targets};
+use sft::train::{IntervalStrategy, Trainer, TrainingArguments, supervised_targets};
 
 const STEPS: u64 = 2;
 

@@ -18,11 +18,11 @@ use anyhow::{Context, bail};
 use burn::module::{Module, ModuleMapper, Param};
 use burn::prelude::*;
 use burn::tensor::DType;
-use sft::collate::{Collator, Sampling};
+use sft::collate::{BatchSource, Collator, Sampling};
 use sft::model_stage::{LlamaConfig, LlamaForCausalLM};
 use sft::peft::{BaseLinear, ComputeDtype, LoraConfig, QuantType, QuantizationConfig, TargetModules};
 use sft::tokenize::TokenizedExample;
-use sft::train::{BatchSource, IntervalStrategy, Trainer, TrainingArguments};
+use sft::train::{IntervalStrategy, Trainer, TrainingArguments};
 
 struct Options {
     device: String,

@@ -15,12 +15,12 @@ static GLOBAL: sft::allocator::Allocator = sft::allocator::Allocator;
 
 use anyhow::Context;
 use burn::prelude::*;
-use sft::collate::{Collator, Sampling};
+use sft::collate::{BatchSource, Collator, Sampling};
 use sft::config::RunConfig;
 use sft::hub::HubSettings;
 use sft::model_stage::{LlamaConfig, LlamaForCausalLM};
 use sft::tokenize::Encoder;
-use sft::train::{BatchSource, EarlyStopping, Trainer, TrainingArguments};
+use sft::train::{EarlyStopping, Trainer, TrainingArguments};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {

@@ -3,13 +3,13 @@
 
 use burn::prelude::*;
 use burn::tensor::FloatDType;
-use sft_collate::{Collator, Sampling};
+use sft_collate::{BatchSource, Collator, Sampling};
 use sft_data::DatasetSplits;
 use sft_hub::HubSettings;
 use sft_model::LlamaForCausalLM;
 use sft_peft::LoraLinear;
 use sft_tokenize::{EncodedSplit, Encoder, SftTokenizer};
-use sft_train::{BatchSource, EarlyStopping, Trainer};
+use sft_train::{EarlyStopping, Trainer};
 
 use crate::config::{DeviceKind, RunConfig};
 use crate::error::{Result, SftError};

@@ -31,13 +31,13 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::{Distribution, FloatDType};
 use serde::{Deserialize, Serialize};
-use sft::collate::{Collator, Sampling};
+use sft::collate::{BatchSource, Collator, Sampling};
 use sft::config::RunConfig;
 use sft::hub::HubSettings;
 use sft::model_stage::{LlamaConfig, LlamaForCausalLM, Projection};
 use sft::peft::{LoraAdapter, LoraConfig, LoraLinear, TargetModules, inject};
 use sft::tokenize::{EncodeOptions, Encoder, Masking, TokenizedExample};
-use sft::train::{BatchSource, Callback, IntervalStrategy, Trainer, TrainerControl, TrainerState, TrainingArguments};
+use sft::train::{Callback, IntervalStrategy, Trainer, TrainerControl, TrainerState, TrainingArguments};
 
 /// A training workload: the model's `config.json`, and what the trainer does with it.
 struct Workload {

@@ -6,12 +6,12 @@ use std::path::PathBuf;
 
 use burn::prelude::*;
 use burn::tensor::FloatDType;
-use sft::collate::{Collator, Sampling};
+use sft::collate::{BatchSource, Collator, Sampling};
 use sft::config::RunConfig;
 use sft::hub::HubSettings;
 use sft::model_stage::LlamaForCausalLM;
 use sft::tokenize::Encoder;
-use sft::train::{BatchSource, IntervalStrategy, StopReason, Trainer, TrainingArguments};
+use sft::train::{IntervalStrategy, StopReason, Trainer, TrainingArguments};
 use sft::{load_dataset, load_tokenizer};
 
 fn root() -> PathBuf {

@@ -14,6 +14,18 @@ pub enum CollateError {
         /// The bin capacity.
         capacity: usize,
     },
+    /// A split to batch has no examples.
+    #[error("the split has no examples")]
+    EmptySplit,
+    /// An example of a split has no tokens.
+    #[error("example {index} has no tokens")]
+    EmptyExample {
+        /// Its index in the split.
+        index: usize,
+    },
+    /// A batch size of 0.
+    #[error("the batch size must be at least 1")]
+    ZeroBatchSize,
     /// A setting is out of range; `key` is its config key path.
     #[error("{key}: {message}")]
     Invalid {

@@ -16,9 +16,11 @@ mod collator;
 mod error;
 mod pack;
 mod plan;
+mod source;
 
 pub use batch::{Batch, IGNORE_INDEX, PADDING_KEY, PackedPositions};
 pub use collator::{Collate, Collator};
 pub use error::{CollateError, Result};
 pub use pack::pack_best_fit_decreasing;
 pub use plan::{Sampling, batch_plan};
+pub use source::BatchSource;

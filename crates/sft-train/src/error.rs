@@ -14,18 +14,6 @@ pub enum TrainError {
         /// What is wrong.
         message: String,
     },
-    /// A split to batch has no examples.
-    #[error("data: the split has no examples")]
-    EmptySplit,
-    /// An example of a split has no tokens.
-    #[error("data: example {index} has no tokens")]
-    EmptyExample {
-        /// Its index in the split.
-        index: usize,
-    },
-    /// A batch size of 0.
-    #[error("data: the batch size must be at least 1")]
-    ZeroBatchSize,
     /// Evaluation was asked for, but the run has no validation split.
     #[error("data: there is no validation split to evaluate on")]
     NoValidationSplit,

@@ -4,7 +4,7 @@
 //! `TrainingArguments` names and semantics.
 //!
 //! ```text
-//! BatchSource (tokenized examples → padded / packed micro-batches, seeded per epoch)
+//! sft_collate::BatchSource (tokenized examples → padded / packed micro-batches, seeded per epoch)
 //!     └─► Trainer::train: per optimizer step, up to gradient_accumulation_steps micro-batches
 //!           forward → chunked loss scaled by 1 / (window's supervised tokens) → backward → accumulate
 //!           → global-norm clip → AdamW (PyTorch's arithmetic) at LrSchedule::lr(step)
@@ -20,7 +20,6 @@
 mod args;
 mod callback;
 mod checkpoint;
-mod data;
 mod early_stopping;
 mod error;
 mod metrics;
@@ -38,7 +37,6 @@ pub use checkpoint::{
     CHECKPOINT_PREFIX, CHECKSUMS_FILE, checkpoint_dir, latest_checkpoint, list_checkpoints, remove_partial_checkpoints,
     rotate_checkpoints, verify_checkpoint, write_checkpoint,
 };
-pub use data::BatchSource;
 pub use early_stopping::{EarlyStopping, EarlyStoppingConfig};
 pub use error::{Result, TrainError};
 pub use metrics::{EVAL_METRICS, METRICS_FILE, MetricsFile};

@@ -11,7 +11,7 @@ use burn::module::{ModuleMapper, Param};
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::DType;
-use sft_collate::Batch;
+use sft_collate::{Batch, BatchSource};
 use sft_model::fused::has_cpu_kernels;
 use sft_model::{LlamaForCausalLM, ModelInput, chunked_causal_lm_loss, chunked_causal_lm_loss_scaled};
 use sft_peft::{BaseLinear, LoraConfig, LoraLinear, PeftError, load_adapter, save_adapter};
@@ -22,7 +22,6 @@ use crate::callback::{Callback, Metrics, TrainerControl};
 use crate::checkpoint::{
     latest_checkpoint, remove_partial_checkpoints, rotate_checkpoints, verify_checkpoint, write_checkpoint,
 };
-use crate::data::BatchSource;
 use crate::error::{Result, TrainError};
 use crate::metrics::{EVAL_METRICS, MetricsFile};
 use crate::optimizer::{AdamW, device_clip_coefficient, grad_norm_squared, grad_norm_squared_scaled};

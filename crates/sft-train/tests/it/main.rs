@@ -18,11 +18,11 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use burn::tensor::FloatDType;
-use sft_collate::{Collator, Sampling};
+use sft_collate::{BatchSource, Collator, Sampling};
 use sft_model::LlamaForCausalLM;
 use sft_peft::{InitLoraWeights, LoraConfig, LoraLinear, TargetModules, inject};
 use sft_tokenize::TokenizedExample;
-use sft_train::{BatchSource, IntervalStrategy, Trainer, TrainingArguments};
+use sft_train::{IntervalStrategy, Trainer, TrainingArguments};
 
 /// The llama-micro fixture directory (shared with sft-model's tests).
 pub fn micro() -> PathBuf {

@@ -1,10 +1,13 @@
-//! Batches for the trainer: tokenized examples, optionally packed into rows, drawn per epoch by a seeded plan and
-//! collated on the host.
+//! A split's batches for a training or evaluation loop: tokenized examples, optionally packed into rows, drawn per
+//! epoch by a seeded plan and collated on the host.
 
-use sft_collate::{Batch, Collate, Collator, Sampling, batch_plan, pack_best_fit_decreasing};
 use sft_tokenize::TokenizedExample;
 
-use crate::error::{Result, TrainError};
+use crate::batch::Batch;
+use crate::collator::{Collate, Collator};
+use crate::error::{CollateError, Result};
+use crate::pack::pack_best_fit_decreasing;
+use crate::plan::{Sampling, batch_plan};
 
 /// A split ready for batching. A *unit* is one example, or with packing one row of examples packed up to
 /// `max_length` tokens (best-fit decreasing, fixed for the run); each epoch's plan shuffles units into
@@ -30,13 +33,13 @@ impl<'a> BatchSource<'a> {
         packing: Option<usize>,
     ) -> Result<Self> {
         if examples.is_empty() {
-            return Err(TrainError::EmptySplit);
+            return Err(CollateError::EmptySplit);
         }
         if let Some(i) = examples.iter().position(TokenizedExample::is_empty) {
-            return Err(TrainError::EmptyExample { index: i });
+            return Err(CollateError::EmptyExample { index: i });
         }
         if batch_size == 0 {
-            return Err(TrainError::ZeroBatchSize);
+            return Err(CollateError::ZeroBatchSize);
         }
         let units = match packing {
             Some(max_length) => {
