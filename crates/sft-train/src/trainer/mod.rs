@@ -1,0 +1,197 @@
+//! The training loop: micro-batches, gradient accumulation normalised over the window's supervised tokens, AdamW
+//! with clipping and a schedule, evaluation, callbacks, checkpoints and exact resume.
+//!
+//! [`Trainer`] and its builders are here; its work is split by concern: `run` (the loop over optimizer steps,
+//! logging), `step` (one optimizer step on the device and reading its sums back), `eval` (evaluation and the best
+//! metric), `persist` (checkpoints and resume).
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use burn::module::{ModuleMapper, Param};
+use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::DType;
+use sft_collate::{Batch, BatchSource};
+use sft_model::fused::has_cpu_kernels;
+use sft_model::{LlamaForCausalLM, ModelInput, chunked_causal_lm_loss, chunked_causal_lm_loss_scaled};
+use sft_peft::{BaseLinear, LoraConfig, LoraLinear, PeftError, load_adapter, save_adapter};
+use sft_rand::mix;
+
+use crate::args::{IntervalStrategy, ResumeFrom, TrainingArguments};
+use crate::callback::{Callback, Metrics, TrainerControl};
+use crate::checkpoint::{
+    latest_checkpoint, remove_partial_checkpoints, rotate_checkpoints, verify_checkpoint, write_checkpoint,
+};
+use crate::error::{Result, TrainError};
+use crate::metrics::{EVAL_METRICS, MetricsFile};
+use crate::optimizer::{AdamW, device_clip_coefficient, grad_norm_squared, grad_norm_squared_scaled};
+use crate::scaler::{GradScaler, GradScalerConfig, LossScaledSteps, SCALER_FILE};
+use crate::schedule::LrSchedule;
+use crate::state::{LogEntry, LoggingWindow, TrainerState};
+
+mod eval;
+mod persist;
+mod run;
+mod step;
+
+use persist::*;
+use run::*;
+pub(crate) use step::reenter_autodiff;
+pub use step::supervised_targets;
+use step::*;
+
+/// The optimizer state's file in a checkpoint.
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+/// The training arguments' file in a checkpoint.
+pub const TRAINING_ARGS_FILE: &str = "training_args.json";
+/// The whole run config's file in a checkpoint (when the trainer was given one).
+pub const RUN_CONFIG_FILE: &str = "run_config.json";
+
+/// Why [`Trainer::train`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// All `max_steps` optimizer steps ran.
+    Completed,
+    /// A callback (early stopping) stopped the run.
+    Stopped,
+    /// The stop flag was raised (SIGINT): a checkpoint was saved, and the run can be resumed from it.
+    Interrupted,
+}
+
+impl std::fmt::Display for StopReason {
+    /// For summaries: `Completed`, `Stopped early`, `Interrupted`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Completed => "Completed",
+            Self::Stopped => "Stopped early",
+            Self::Interrupted => "Interrupted",
+        })
+    }
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct TrainOutput {
+    /// The trained model (the best checkpoint's adapters with `load_best_model_at_end`).
+    pub model: LlamaForCausalLM<LoraLinear>,
+    /// The final state.
+    pub state: TrainerState,
+    /// Why the run ended.
+    pub stop: StopReason,
+    /// The last checkpoint written, if any.
+    pub last_checkpoint: Option<PathBuf>,
+}
+
+/// A supervised fine-tuning run of a LoRA model (transformers' `Trainer` with TRL's `SFTTrainer` metrics).
+///
+/// - Each optimizer step consumes up to `gradient_accumulation_steps` micro-batches (the last window of an epoch
+///   may be shorter). The loss is the sum of token losses over the window divided by the window's supervised
+///   tokens, so batch 4 × accumulation 1 and batch 1 × accumulation 4 give the same update.
+/// - Step `k` (0-based) uses `LrSchedule::lr(k)`; gradients are clipped to `max_grad_norm` (global L2 norm).
+/// - Dropout of micro-batch `i` at step `k` draws from a generator seeded by (`seed`, `k`, `i`), and each epoch's
+///   order from (`seed`, epoch): a resumed run repeats exactly what the uninterrupted run would have done, and
+///   `micro_batch_workers` (micro-batches in parallel threads) does not change the result.
+#[allow(missing_debug_implementations)]
+pub struct Trainer<'a> {
+    args: TrainingArguments,
+    lora_config: LoraConfig,
+    base_model_name: String,
+    train: BatchSource<'a>,
+    eval: Option<BatchSource<'a>>,
+    callbacks: Vec<Box<dyn Callback + 'a>>,
+    stop: Arc<AtomicBool>,
+    run_config: Option<serde_json::Value>,
+    scaler_config: GradScalerConfig,
+    /// The checkpoint [`check_resume`](Self::check_resume) verified, so `train` does not hash it again.
+    verified: Option<PathBuf>,
+}
+
+impl<'a> Trainer<'a> {
+    /// A run of `args` over `train` (and `eval`, needed unless `eval_strategy` is `no`), saving adapters made with
+    /// `lora_config` for the base model `base_model_name` (written into `adapter_config.json`).
+    pub fn new(
+        args: TrainingArguments,
+        lora_config: LoraConfig,
+        base_model_name: impl Into<String>,
+        train: BatchSource<'a>,
+        eval: Option<BatchSource<'a>>,
+    ) -> Result<Self> {
+        args.validate()?;
+        if args.eval_strategy != IntervalStrategy::No && eval.is_none() {
+            return Err(TrainError::InvalidConfig {
+                key: "training_args.eval_strategy".into(),
+                message: "evaluation is on, but there is no validation split".into(),
+            });
+        }
+        Ok(Self {
+            args,
+            lora_config,
+            base_model_name: base_model_name.into(),
+            train,
+            eval,
+            callbacks: Vec::new(),
+            stop: Arc::new(AtomicBool::new(false)),
+            run_config: None,
+            scaler_config: GradScalerConfig::default(),
+            verified: None,
+        })
+    }
+
+    /// The constants of fp16's dynamic loss scaling (accelerate's `GradScalerKwargs`); PyTorch's defaults unless
+    /// set. Used only with `fp16: true`.
+    pub fn with_grad_scaler(mut self, config: GradScalerConfig) -> Self {
+        self.scaler_config = config;
+        self
+    }
+
+    /// Adds a callback (called after those added before it).
+    pub fn with_callback(mut self, callback: impl Callback + 'a) -> Self {
+        self.callbacks.push(Box::new(callback));
+        self
+    }
+
+    /// The whole run config, saved in every checkpoint as `run_config.json`.
+    pub fn with_run_config(mut self, config: serde_json::Value) -> Self {
+        self.run_config = Some(config);
+        self
+    }
+
+    /// The stop flag: raising it ends the run after the current optimizer step, with a checkpoint
+    /// ([`StopReason::Interrupted`]).
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// Raises the stop flag on SIGINT (Ctrl-C), so an interrupted run saves a checkpoint and returns cleanly.
+    pub fn stop_on_sigint(&self) -> Result<()> {
+        signal_hook::flag::register(signal_hook::consts::SIGINT, self.stop.clone())
+            .map(|_| ())
+            .map_err(|source| TrainError::Io { path: "SIGINT handler".into(), source })
+    }
+
+    /// The training arguments.
+    pub fn args(&self) -> &TrainingArguments {
+        &self.args
+    }
+
+    /// Optimizer steps the run takes: `max_steps` when > 0, else `ceil(num_train_epochs × steps per epoch)` with
+    /// `ceil(micro-batches per epoch / gradient_accumulation_steps)` steps per epoch.
+    pub fn total_steps(&self) -> u64 {
+        if self.args.max_steps > 0 {
+            return self.args.max_steps as u64;
+        }
+        (self.args.num_train_epochs * self.steps_per_epoch() as f64).ceil().max(1.0) as u64
+    }
+
+    fn steps_per_epoch(&self) -> u64 {
+        self.train.batches_per_epoch().div_ceil(self.args.gradient_accumulation_steps) as u64
+    }
+
+    fn output_dir(&self) -> PathBuf {
+        PathBuf::from(&self.args.output_dir)
+    }
+}

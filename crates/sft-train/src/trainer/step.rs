@@ -1,0 +1,285 @@
+//! One optimizer step on the device (micro-batches forward and backward, clipping, AdamW) and reading the steps'
+//! sums back in one transfer.
+
+use super::*;
+
+/// What an optimizer step needs besides the data: its learning rate, 1-based number and seed.
+pub(super) struct StepPlan {
+    pub(super) lr: f64,
+    pub(super) number: u64,
+    pub(super) seed: u64,
+}
+
+/// What an optimizer step leaves on the device until the next read ([`Trainer::flush`]): its loss sum, correct
+/// predictions and squared gradient norm, `[3]`, with fp16 loss scaling also whether it was skipped (0 or 1) and
+/// the loss scale after it, `[5]`; and its supervised target count (known on the host).
+pub(super) struct PendingStep {
+    pub(super) number: u64,
+    pub(super) supervised: u64,
+    pub(super) sums: Tensor<1>,
+    pub(super) loss_scaled: bool,
+}
+
+/// What [`Trainer::flush`] learned about the last step it read: its gradient norm (before clipping; `None` when
+/// it was skipped) and the 0-based schedule step its learning rate came from.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LastStep {
+    pub(super) norm: Option<f64>,
+    pub(super) schedule_step: u64,
+}
+
+/// Below this loss scale an overflow stops the run (DeepSpeed's `min_loss_scale`): gradients that overflow fp16
+/// unscaled cannot be trained in fp16 at all.
+pub(super) const MIN_LOSS_SCALE: f64 = 1.0;
+
+/// Logits held at once by the chunked loss: a chunk's f32 logits stay near 16 MiB (the softmax and its gradient
+/// hold a few more of the same size), with at least 256 rows per chunk so the head's matmul stays efficient for
+/// large vocabularies.
+pub(super) const CHUNK_LOGITS: usize = 4 << 20;
+
+/// Rows per chunk of the chunked loss for a vocabulary of `vocab` entries.
+pub(super) fn chunk_rows(vocab: usize) -> usize {
+    (CHUNK_LOGITS / vocab.max(1)).max(256)
+}
+
+impl Trainer<'_> {
+    /// One optimizer step over `batches` (one accumulation window): forward and backward of each micro-batch
+    /// with the loss scaled by 1 / (the window's supervised tokens), then clipping and AdamW, all on the device:
+    /// nothing is read back (the clipping coefficient is computed on the device, as PyTorch's
+    /// `clip_grad_norm_` does). Returns the model and the step's sums to read later (none for a window without
+    /// supervised targets).
+    pub(super) fn step(
+        &self,
+        model: LlamaForCausalLM<LoraLinear>,
+        batches: &[Batch],
+        optimizer: &mut AdamW,
+        StepPlan { lr, number: step_number, seed }: StepPlan,
+        state: &mut TrainerState,
+        fp16: Option<&mut LossScaledSteps>,
+    ) -> Result<(LlamaForCausalLM<LoraLinear>, Option<PendingStep>)> {
+        let targets: Vec<usize> = batches.iter().map(supervised_targets).collect();
+        let supervised: usize = targets.iter().sum();
+        if supervised == 0 {
+            state.skipped_batches += batches.len() as u64;
+            tracing::warn!(step = step_number, "no label carries loss in this accumulation window; no update");
+            return Ok((model, None));
+        }
+        let chunk_rows = chunk_rows(model.head_weight().dims()[1]);
+        let scale = 1.0 / supervised as f64;
+        // fp16: the loss gradient is multiplied by the loss scale on the autodiff device (in the model's
+        // checkpointing strategy), the parameters' gradients divided by it below.
+        let strategy = model.model.embed_tokens.weight.device().gradient_checkpointing_strategy();
+        let loss_scale = fp16.as_ref().map(|f| reenter_autodiff(f.scaler.scale(), strategy));
+        let scale = LossGrad { scale, loss_scale };
+        let mut accumulator = GradientsAccumulator::<LlamaForCausalLM<LoraLinear>>::new();
+        let (mut sums, mut corrects) = (Vec::new(), Vec::new());
+        state.skipped_batches += targets.iter().filter(|&&t| t == 0).count() as u64;
+        // Micro-batches run `micro_batch_workers` at a time, each in its own thread with its own autodiff graph and a dropout
+        // stream seeded by (step seed, micro-batch index); gradients are summed in micro-batch order, so the result
+        // does not depend on the number of workers.
+        let indexed: Vec<(usize, &Batch)> = batches.iter().enumerate().filter(|&(i, _)| targets[i] > 0).collect();
+        for group in indexed.chunks(self.args.micro_batch_workers.max(1)) {
+            let results: Vec<Result<MicroBatch>> = if group.len() == 1 {
+                group.iter().map(|&(i, b)| micro_batch(&model, b, mix(seed, i as u64), chunk_rows, &scale)).collect()
+            } else {
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = group
+                        .iter()
+                        .map(|&(i, b)| {
+                            // Each thread's graph must be its own: Burn's autodiff merges graphs that share a node,
+                            // and two threads building on the same parameter leaves deadlock in its graph locks.
+                            let model = fresh_leaves(model.clone());
+                            let scale = &scale;
+                            scope.spawn(move || micro_batch(&model, b, mix(seed, i as u64), chunk_rows, scale))
+                        })
+                        .collect();
+                    handles.into_iter().map(|h| h.join().unwrap_or(Err(TrainError::WorkerPanicked))).collect()
+                })
+            };
+            for result in results {
+                let micro = result?;
+                sums.push(micro.sum);
+                corrects.push(micro.correct);
+                if let Some(grads) = micro.grads {
+                    accumulator.accumulate(&model, grads);
+                }
+            }
+        }
+        let grads = accumulator.grads();
+        let mut sums = vec![Tensor::cat(sums, 0).sum(), Tensor::cat(corrects, 0).sum()];
+        let sums_device = sums[0].device();
+        let zero = || Tensor::zeros([1], (&sums_device, DType::F32));
+        let loss_scaled = fp16.is_some();
+        let model = match fp16 {
+            None => {
+                let norm_sq = grad_norm_squared(&model, &grads).unwrap_or_else(zero);
+                sums.push(norm_sq.clone());
+                match device_clip_coefficient(norm_sq, self.args.max_grad_norm) {
+                    Some(coefficient) => optimizer.step_scaled(model, &grads, lr, coefficient),
+                    None => optimizer.step(model, &grads, lr, 1.0),
+                }
+            }
+            Some(fp16) => {
+                // GradScaler: unscale, find overflow, clip, step unless overflowed, update the scale; on the device.
+                let unscale = fp16.scaler.scale().recip();
+                let norm_sq = grad_norm_squared_scaled(&model, &grads, unscale.clone()).unwrap_or_else(zero);
+                let found_inf = norm_sq.clone().is_finite().bool_not();
+                let multiplier = match device_clip_coefficient(norm_sq.clone(), self.args.max_grad_norm) {
+                    Some(coefficient) => coefficient * unscale,
+                    None => unscale,
+                };
+                let step = fp16.device_step(step_number - 1, optimizer.steps + 1, multiplier, found_inf.clone());
+                let model = optimizer.step_on_device(model, &grads, step);
+                fp16.update(found_inf.clone());
+                sums.extend([norm_sq, found_inf.float().cast(DType::F32), fp16.scaler.scale()]);
+                model
+            }
+        };
+        let sums = Tensor::cat(sums, 0);
+        Ok((model, Some(PendingStep { number: step_number, supervised: supervised as u64, sums, loss_scaled })))
+    }
+
+    /// Reads the sums of the `pending` steps in one transfer, checks that their losses and gradient norms are
+    /// finite, and adds them to the logging window. An fp16 step whose gradients overflowed was skipped on the
+    /// device: it is counted in `skipped_steps` (its loss still enters the window, as in transformers), unless the
+    /// loss scale fell below [`MIN_LOSS_SCALE`], which stops the run. Returns what the last step read says.
+    pub(super) fn flush(&self, pending: &mut Vec<PendingStep>, state: &mut TrainerState) -> Result<Option<LastStep>> {
+        if pending.is_empty() {
+            return Ok(None);
+        }
+        let steps = std::mem::take(pending);
+        let values: Vec<f32> = Tensor::cat(steps.iter().map(|p| p.sums.clone()).collect(), 0)
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|source| TrainError::DeviceRead { what: "the loss", source })?;
+        let mut last = None;
+        let mut rest = values.as_slice();
+        for step in &steps {
+            let (v, tail) = rest.split_at(if step.loss_scaled { 5 } else { 3 });
+            rest = tail;
+            let (loss_sum, correct, norm_sq) = (f64::from(v[0]), f64::from(v[1]), f64::from(v[2]));
+            let loss = loss_sum / step.supervised as f64;
+            if !loss.is_finite() {
+                return Err(TrainError::NonFinite { step: step.number, what: "loss", value: loss });
+            }
+            // Skipped steps hold the schedule back only in the run that skipped them (a run resumed without fp16
+            // from an fp16 checkpoint follows the global step).
+            let held_back = if step.loss_scaled { state.skipped_steps } else { 0 };
+            let schedule_step = (step.number - 1).saturating_sub(held_back);
+            let step_norm = norm_sq.sqrt();
+            let skipped = step.loss_scaled && v[3] > 0.5;
+            if skipped {
+                let loss_scale = f64::from(v[4]);
+                if loss_scale < MIN_LOSS_SCALE {
+                    tracing::error!(step = step.number, loss_scale, "fp16 gradients overflow even unscaled");
+                    return Err(TrainError::NonFinite { step: step.number, what: "grad_norm", value: step_norm });
+                }
+                tracing::warn!(
+                    step = step.number,
+                    loss_scale,
+                    "fp16 gradients overflowed: the update is skipped and the loss scale halved"
+                );
+                state.skipped_steps += 1;
+            } else if !step_norm.is_finite() {
+                return Err(TrainError::NonFinite { step: step.number, what: "grad_norm", value: step_norm });
+            }
+            let w = &mut state.logging_window;
+            w.steps += 1;
+            w.loss_sum += loss;
+            w.supervised_tokens += step.supervised;
+            w.correct_tokens += correct.round() as u64;
+            last = Some(LastStep { norm: (!skipped).then_some(step_norm), schedule_step });
+        }
+        Ok(last)
+    }
+}
+
+/// Labels that carry loss after the causal shift (positions 1.. of each row with a label ≥ 0): the count the
+/// loss normalises by.
+pub fn supervised_targets(batch: &Batch) -> usize {
+    let seq = batch.seq_len;
+    (0..batch.batch_size)
+        .map(|b| batch.labels[b * seq + 1.min(seq)..(b + 1) * seq].iter().filter(|&&l| l >= 0).count())
+        .sum()
+}
+
+/// The batch the model computes, and its input: without padding (one packed row of the real tokens,
+/// [`Batch::padding_free`]) where the fused CPU attention runs and that leaves the supervised pairs as they are;
+/// the batch as collated otherwise. The loss and its gradient are the same either way (padding carries no loss and
+/// is never attended to), and so are the dropout masks (drawn per token, see [`micro_batch`]); only the padding's
+/// work is saved.
+pub(super) fn computed<'a>(batch: &'a Batch, device: &Device, dtype: DType) -> Result<(Cow<'a, Batch>, ModelInput)> {
+    let padded = batch.batch_size > 1 || batch.num_tokens < batch.seq_len;
+    if padded && has_cpu_kernels(device, dtype) {
+        let flat = batch.padding_free();
+        if let Some(packing) = &flat.packing
+            && supervised_targets(&flat) == supervised_targets(batch)
+        {
+            let input =
+                ModelInput::padding_free(&flat.input_ids, &packing.position_ids, &packing.sequence_ids, device)?;
+            return Ok((Cow::Owned(flat), input));
+        }
+    }
+    Ok((Cow::Borrowed(batch), model_input(batch, device)?))
+}
+
+fn model_input(batch: &Batch, device: &Device) -> Result<ModelInput> {
+    let packing = batch.packing.as_ref();
+    Ok(ModelInput::new(
+        &batch.input_ids,
+        batch.shape(),
+        Some(&batch.attention_mask),
+        packing.map(|p| p.position_ids.as_slice()),
+        packing.map(|p| p.sequence_ids.as_slice()),
+        device,
+    )?)
+}
+
+/// `tensor` (off the graph) back on the autodiff backend with the gradient-checkpointing `strategy` the model's
+/// device carries: Burn refuses operations between tensors of different strategies, and `autodiff()` alone
+/// gives the default one.
+pub(crate) fn reenter_autodiff<const D: usize>(
+    tensor: Tensor<D>,
+    strategy: Option<burn::tensor::GradientCheckpointingStrategy>,
+) -> Tensor<D> {
+    let tensor = tensor.autodiff();
+    match strategy {
+        Some(strategy) => tensor.with_gradient_checkpointing_strategy(strategy),
+        None => tensor,
+    }
+}
+
+/// The multiplier of a micro-batch's loss gradient: `scale` = 1 / the window's supervised tokens, times fp16's
+/// loss scale (a `[1]` tensor on the autodiff device) when there is one.
+struct LossGrad {
+    scale: f64,
+    loss_scale: Option<Tensor<1>>,
+}
+
+/// What one micro-batch contributes: its loss sum and correct count (device scalars) and its gradients.
+struct MicroBatch {
+    sum: Tensor<1>,
+    correct: Tensor<1>,
+    grads: Option<GradientsParams>,
+}
+
+/// Forward and backward of one micro-batch with dropout seeded by `seed` (on the calling thread). Dropout masks are
+/// drawn per token, keyed by (example, index in it), so the padded and the padding-free layout (see [`computed`])
+/// of the same micro-batch draw the same masks.
+fn micro_batch(
+    model: &LlamaForCausalLM<LoraLinear>,
+    batch: &Batch,
+    seed: u64,
+    chunk_rows: usize,
+    scale: &LossGrad,
+) -> Result<MicroBatch> {
+    let device = model.model.embed_tokens.weight.device();
+    let (batch, input) = computed(batch, &device, model.dtype())?;
+    sft_peft::seed_dropout_tokens(seed, batch.token_keys());
+    let hidden = model.hidden_states(&input);
+    let head = model.head_weight();
+    let loss_scale = scale.loss_scale.clone();
+    let loss = chunked_causal_lm_loss_scaled(hidden, head, &batch.labels, chunk_rows, Some(scale.scale), loss_scale)?;
+    let grads = loss.surrogate.map(|s| GradientsParams::from_grads(s.backward(), model));
+    Ok(MicroBatch { sum: loss.sum, correct: loss.correct, grads })
+}
