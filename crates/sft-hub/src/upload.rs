@@ -17,6 +17,9 @@
 //! leaves nothing half-done on the Hub side that a retry trips on: LFS objects already stored are skipped by the
 //! batch answer, and the commit is what makes files appear. The token is sent only to the Hub endpoint (never to
 //! the pre-signed upload URLs), marked sensitive in the HTTP client, and never logged.
+//!
+//! One file of about 500 lines, on purpose: the four requests are one protocol whose steps share the client, the
+//! authorisation and the retry loop, and read best in order.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};

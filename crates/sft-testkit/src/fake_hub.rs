@@ -1,4 +1,5 @@
-//! A stand-in for the Hub on 127.0.0.1, for tests.
+//! A stand-in for the Hub on 127.0.0.1, for tests. One file (about 650 lines): a single server whose routes
+//! share one state, in the order of the protocol; the upload routes mirror `sft_hub`'s `upload.rs`.
 //!
 //! It speaks the routes `hf-hub` uses to read repos — the tree listing
 //! (`GET /api/{models|datasets}/{owner}/{name}/tree/{revision}`), repo info
