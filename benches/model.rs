@@ -10,7 +10,9 @@ static GLOBAL: sft::allocator::Allocator = sft::allocator::Allocator;
 
 use burn::prelude::*;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sft::model_stage::{LlamaConfig, LlamaForCausalLM, ModelInput, causal_lm_loss, chunked_causal_lm_loss};
+use sft::model_stage::{
+    LlamaConfig, LlamaForCausalLM, LossOptions, ModelInput, causal_lm_loss, chunked_causal_lm_loss,
+};
 
 fn model(c: &mut Criterion) {
     sft::allocator::configure_for_training();
@@ -42,7 +44,9 @@ fn model(c: &mut Criterion) {
     group.bench_function("forward_backward_chunked_loss", |b| {
         b.iter(|| {
             let hidden = model.hidden_states(&input);
-            let loss = chunked_causal_lm_loss(hidden, model.head_weight(), &labels, 256, Some(1.0 / 508.0)).unwrap();
+            let loss =
+                chunked_causal_lm_loss(hidden, model.head_weight(), &labels, &LossOptions::train(256, 1.0 / 508.0))
+                    .unwrap();
             head_grad(&loss.surrogate.unwrap().backward())
         });
     });

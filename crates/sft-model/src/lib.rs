@@ -43,7 +43,7 @@ pub use error::{ModelError, Result};
 pub use generate::{GenerationConfig, generate};
 pub use input::ModelInput;
 pub use load::dense;
-pub use loss::{ChunkedLoss, LossOutput, causal_lm_loss, chunked_causal_lm_loss, chunked_causal_lm_loss_scaled};
+pub use loss::{ChunkedLoss, LossOptions, LossOutput, causal_lm_loss, chunked_causal_lm_loss};
 pub use mlp::LlamaMlp;
 pub use model::{KvCache, LlamaForCausalLM, LlamaModel, expected_shapes};
 pub use presets::PRESETS;

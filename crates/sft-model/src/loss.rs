@@ -72,6 +72,33 @@ pub fn causal_lm_loss(logits: Tensor<3>, labels: &[i64]) -> Result<LossOutput> {
     Ok(LossOutput { sum, count })
 }
 
+/// How [`chunked_causal_lm_loss`] computes: the chunk size, and the gradient it attaches.
+#[derive(Debug, Clone, Default)]
+pub struct LossOptions {
+    /// Rows of logits computed at once (at least 1): a chunk's f32 logits are `[chunk_rows, vocab]`.
+    pub chunk_rows: usize,
+    /// `Some(s)`: attach the gradient of `s × sum` ([`ChunkedLoss::surrogate`], training); `None`: no gradient
+    /// (evaluation).
+    pub grad_scale: Option<f64>,
+    /// fp16 training's dynamic loss scale, a `[1]` f32 tensor on the hidden states' device (held there so no step
+    /// waits for the host), multiplied into the gradient in f32 before it is cast to the hidden states' dtype, which
+    /// keeps small fp16 gradients from flushing to zero; the caller divides the parameters' gradients by the same
+    /// scale. `sum` and `correct` are not scaled. Ignored without a `grad_scale`.
+    pub loss_scale: Option<Tensor<1>>,
+}
+
+impl LossOptions {
+    /// Evaluation: no gradient, `chunk_rows` rows at a time.
+    pub fn eval(chunk_rows: usize) -> Self {
+        Self { chunk_rows, grad_scale: None, loss_scale: None }
+    }
+
+    /// Training: the gradient of `grad_scale × sum`, `chunk_rows` rows at a time.
+    pub fn train(chunk_rows: usize, grad_scale: f64) -> Self {
+        Self { chunk_rows, grad_scale: Some(grad_scale), loss_scale: None }
+    }
+}
+
 /// The result of [`chunked_causal_lm_loss`].
 #[derive(Debug, Clone)]
 pub struct ChunkedLoss {
@@ -88,37 +115,22 @@ pub struct ChunkedLoss {
 
 /// The causal-LM loss of `hidden` `[batch, seq, hidden]` (final-norm output) under an LM head `head`
 /// `[hidden, vocab]` (Burn's orientation: `lm_head.weight`, or the transposed tied embeddings), without building
-/// the full logits: only supervised rows are projected, `chunk_rows` rows at a time (logits and softmax of a chunk
-/// in f32, `[chunk_rows, vocab]`).
+/// the full logits: only supervised rows are projected, `options.chunk_rows` rows at a time (logits and softmax of
+/// a chunk in f32, `[chunk_rows, vocab]`).
 ///
-/// With `grad_scale = Some(s)`, the gradient of `s × sum` is computed chunk by chunk outside the autodiff graph
+/// With `options.grad_scale = Some(s)`, the gradient of `s × sum` is computed chunk by chunk outside the autodiff graph
 /// (`∂/∂logits = softmax − one_hot(label)`, then through the head by hand) and returned as
 /// [`ChunkedLoss::surrogate`] = `Σ hidden ⊙ G_h + Σ head ⊙ G_W` with the two gradients detached; back-propagating it
-/// gives autodiff exactly `G_h` and `G_W`. `G_W` is only formed when `head` is part of the autodiff graph (a trainable or tied head). A trainer passes
-/// `s = 1 / supervised tokens of the accumulation window`.
+/// gives autodiff exactly `G_h` and `G_W`. `G_W` is only formed when `head` is part of the autodiff graph (a
+/// trainable or tied head). A trainer passes `s = 1 / supervised tokens of the accumulation window`, and with fp16
+/// the loss scale (`options.loss_scale`).
 pub fn chunked_causal_lm_loss(
     hidden: Tensor<3>,
     head: Tensor<2>,
     labels: &[i64],
-    chunk_rows: usize,
-    grad_scale: Option<f64>,
+    options: &LossOptions,
 ) -> Result<ChunkedLoss> {
-    chunked_causal_lm_loss_scaled(hidden, head, labels, chunk_rows, grad_scale, None)
-}
-
-/// [`chunked_causal_lm_loss`] with the gradient also multiplied by `loss_scale`, a `[1]` f32 tensor on the hidden
-/// states' device (fp16 training's dynamic loss scale, held on the device so no step waits for the host). The
-/// multiplication happens in f32 before the gradient is cast to the hidden states' dtype, which is what keeps
-/// small fp16 gradients from flushing to zero; the caller divides the parameters' gradients by the same scale.
-/// `sum` and `correct` are not scaled. `loss_scale` is ignored without a `grad_scale`.
-pub fn chunked_causal_lm_loss_scaled(
-    hidden: Tensor<3>,
-    head: Tensor<2>,
-    labels: &[i64],
-    chunk_rows: usize,
-    grad_scale: Option<f64>,
-    loss_scale: Option<Tensor<1>>,
-) -> Result<ChunkedLoss> {
+    let LossOptions { chunk_rows, grad_scale, loss_scale } = options.clone();
     let [batch, seq, width] = hidden.dims();
     let [head_in, vocab] = head.dims();
     if head_in != width {

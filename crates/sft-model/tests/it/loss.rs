@@ -2,7 +2,7 @@
 
 use burn::module::Param;
 use burn::prelude::*;
-use sft_model::{LlamaForCausalLM, causal_lm_loss, chunked_causal_lm_loss};
+use sft_model::{LlamaForCausalLM, LossOptions, causal_lm_loss, chunked_causal_lm_loss};
 
 use crate::{Reference, load, reference_batch, values};
 
@@ -51,9 +51,13 @@ fn check(fixture: &str) {
     }
 
     for chunk in [7, 64, 10_000] {
-        let fused =
-            chunked_causal_lm_loss(model.hidden_states(&input), model.head_weight(), &labels, chunk, Some(scale))
-                .unwrap();
+        let fused = chunked_causal_lm_loss(
+            model.hidden_states(&input),
+            model.head_weight(),
+            &labels,
+            &LossOptions::train(chunk, scale),
+        )
+        .unwrap();
         assert_eq!(fused.count, count);
         let sum = values(fused.sum.inner())[0];
         assert!((sum - plain_sum).abs() <= 1e-5 * plain_sum.abs(), "{fixture} chunk {chunk}: {sum} vs {plain_sum}");
@@ -86,12 +90,19 @@ fn without_a_grad_scale_there_is_no_surrogate_and_no_labels_means_zero() {
     let (_, model) = load("llama-micro", &device);
     let reference = Reference::open("llama-micro");
     let (input, _, labels) = reference_batch(&reference, &device);
-    let eval = chunked_causal_lm_loss(model.hidden_states(&input), model.head_weight(), &labels, 32, None).unwrap();
+    let eval =
+        chunked_causal_lm_loss(model.hidden_states(&input), model.head_weight(), &labels, &LossOptions::eval(32))
+            .unwrap();
     assert!(eval.surrogate.is_none());
     let expected = values(causal_lm_loss(model.forward(&input), &labels).unwrap().sum)[0];
     assert!((values(eval.sum)[0] - expected).abs() <= 1e-5 * expected);
     let none = vec![-100; labels.len()];
-    let empty = chunked_causal_lm_loss(model.hidden_states(&input), model.head_weight(), &none, 32, Some(1.0)).unwrap();
+    let empty =
+        chunked_causal_lm_loss(model.hidden_states(&input), model.head_weight(), &none, &LossOptions::train(32, 1.0))
+            .unwrap();
     assert_eq!((empty.count, values(empty.sum)[0]), (0, 0.0));
-    assert!(chunked_causal_lm_loss(model.hidden_states(&input), model.head_weight(), &labels[1..], 32, None).is_err());
+    assert!(
+        chunked_causal_lm_loss(model.hidden_states(&input), model.head_weight(), &labels[1..], &LossOptions::eval(32))
+            .is_err()
+    );
 }

@@ -33,7 +33,7 @@ impl Trainer<'_> {
             }
             let (batch, input) = computed(&batch, &device, model.dtype())?;
             let hidden = model.hidden_states(&input);
-            let loss = chunked_causal_lm_loss(hidden, head.clone(), &batch.labels, chunk_rows, None)?;
+            let loss = chunked_causal_lm_loss(hidden, head.clone(), &batch.labels, &LossOptions::eval(chunk_rows))?;
             count += loss.count;
             sums.push(loss.sum);
             corrects.push(loss.correct);

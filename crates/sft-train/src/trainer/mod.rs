@@ -17,7 +17,7 @@ use burn::prelude::*;
 use burn::tensor::DType;
 use sft_collate::{Batch, BatchSource};
 use sft_model::fused::has_cpu_kernels;
-use sft_model::{LlamaForCausalLM, ModelInput, chunked_causal_lm_loss, chunked_causal_lm_loss_scaled};
+use sft_model::{LlamaForCausalLM, LossOptions, ModelInput, chunked_causal_lm_loss};
 use sft_peft::{BaseLinear, LoraConfig, LoraLinear, PeftError, load_adapter, save_adapter};
 use sft_rand::mix;
 

@@ -278,8 +278,8 @@ fn micro_batch(
     sft_peft::seed_dropout_tokens(seed, batch.token_keys());
     let hidden = model.hidden_states(&input);
     let head = model.head_weight();
-    let loss_scale = scale.loss_scale.clone();
-    let loss = chunked_causal_lm_loss_scaled(hidden, head, &batch.labels, chunk_rows, Some(scale.scale), loss_scale)?;
+    let options = LossOptions { loss_scale: scale.loss_scale.clone(), ..LossOptions::train(chunk_rows, scale.scale) };
+    let loss = chunked_causal_lm_loss(hidden, head, &batch.labels, &options)?;
     let grads = loss.surrogate.map(|s| GradientsParams::from_grads(s.backward(), model));
     Ok(MicroBatch { sum: loss.sum, correct: loss.correct, grads })
 }

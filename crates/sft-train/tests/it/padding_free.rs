@@ -6,7 +6,7 @@ use burn::module::Param;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use sft_collate::{Batch, Sampling};
-use sft_model::{ModelInput, chunked_causal_lm_loss};
+use sft_model::{LossOptions, ModelInput, chunked_causal_lm_loss};
 
 use crate::{examples, lora, model, source};
 
@@ -16,7 +16,8 @@ fn loss_and_grads(batch: &Batch, input: &ModelInput, draw: impl FnOnce()) -> (f3
     let model = model(&lora());
     draw();
     let hidden = model.hidden_states(input);
-    let loss = chunked_causal_lm_loss(hidden, model.head_weight(), &batch.labels, 64, Some(1.0)).unwrap();
+    let loss =
+        chunked_causal_lm_loss(hidden, model.head_weight(), &batch.labels, &LossOptions::train(64, 1.0)).unwrap();
     let grads = GradientsParams::from_grads(loss.surrogate.unwrap().backward(), &model);
     let values = |param: &Param<Tensor<2>>| -> Vec<f32> {
         let g = grads.get::<2>(param.id).unwrap_or_else(|| panic!("an adapter without a gradient"));
