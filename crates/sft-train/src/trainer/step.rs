@@ -10,14 +10,61 @@ pub(super) struct StepPlan {
     pub(super) seed: u64,
 }
 
-/// What an optimizer step leaves on the device until the next read ([`Trainer::flush`]): its loss sum, correct
-/// predictions and squared gradient norm, `[3]`, with fp16 loss scaling also whether it was skipped (0 or 1) and
-/// the loss scale after it, `[5]`; and its supervised target count (known on the host).
+/// What an optimizer step leaves until the next read ([`Trainer::flush`]): its sums on the device, and its
+/// supervised target count (known on the host).
 pub(super) struct PendingStep {
     pub(super) number: u64,
     pub(super) supervised: u64,
-    pub(super) sums: Tensor<1>,
-    pub(super) loss_scaled: bool,
+    pub(super) sums: DeviceSums,
+}
+
+/// The values of one optimizer step kept on the device, so no step waits for the host, until a flush reads many
+/// steps in one transfer. They are one f32 tensor in the order of [`HostSums`]'s fields.
+pub(super) struct DeviceSums {
+    values: Tensor<1>,
+    loss_scaled: bool,
+}
+
+/// One step's sums as read back on the host.
+struct HostSums {
+    /// Σ −log p(label) over the step's supervised tokens.
+    loss_sum: f64,
+    /// Supervised tokens predicted exactly.
+    correct: f64,
+    /// The squared global gradient norm before clipping (unscaled with fp16).
+    norm_squared: f64,
+    /// With fp16 loss scaling: whether the gradients overflowed (the update was skipped), and the loss scale after
+    /// the step.
+    overflow: Option<(bool, f64)>,
+}
+
+impl DeviceSums {
+    /// `[loss_sum, correct, norm_squared]`, then `[overflowed (0 or 1), loss_scale]` with fp16 loss scaling; each a
+    /// `[1]` f32 tensor.
+    fn new(loss_sum: Tensor<1>, correct: Tensor<1>, norm_squared: Tensor<1>, fp16: Option<[Tensor<1>; 2]>) -> Self {
+        let loss_scaled = fp16.is_some();
+        let values =
+            Tensor::cat([loss_sum, correct, norm_squared].into_iter().chain(fp16.into_iter().flatten()).collect(), 0);
+        Self { values, loss_scaled }
+    }
+
+    /// How many values the step keeps.
+    fn len(&self) -> usize {
+        if self.loss_scaled { 5 } else { 3 }
+    }
+}
+
+impl HostSums {
+    /// The first [`DeviceSums::len`] of `values`, named.
+    fn read(values: &[f32], sums: &DeviceSums) -> Self {
+        let v = |i: usize| f64::from(values[i]);
+        Self {
+            loss_sum: v(0),
+            correct: v(1),
+            norm_squared: v(2),
+            overflow: sums.loss_scaled.then(|| (v(3) > 0.5, v(4))),
+        }
+    }
 }
 
 /// What [`Trainer::flush`] learned about the last step it read: its gradient norm (before clipping; `None` when
@@ -106,18 +153,18 @@ impl Trainer<'_> {
             }
         }
         let grads = accumulator.grads();
-        let mut sums = vec![Tensor::cat(sums, 0).sum(), Tensor::cat(corrects, 0).sum()];
-        let sums_device = sums[0].device();
+        let (loss_sum, correct) = (Tensor::cat(sums, 0).sum(), Tensor::cat(corrects, 0).sum());
+        let sums_device = loss_sum.device();
         let zero = || Tensor::zeros([1], (&sums_device, DType::F32));
-        let loss_scaled = fp16.is_some();
-        let model = match fp16 {
+        let (model, sums) = match fp16 {
             None => {
                 let norm_sq = grad_norm_squared(&model, &grads).unwrap_or_else(zero);
-                sums.push(norm_sq.clone());
-                match device_clip_coefficient(norm_sq, self.args.max_grad_norm) {
+                let sums = DeviceSums::new(loss_sum, correct, norm_sq.clone(), None);
+                let model = match device_clip_coefficient(norm_sq, self.args.max_grad_norm) {
                     Some(coefficient) => optimizer.step_scaled(model, &grads, lr, coefficient),
                     None => optimizer.step(model, &grads, lr, 1.0),
-                }
+                };
+                (model, sums)
             }
             Some(fp16) => {
                 // GradScaler: unscale, find overflow, clip, step unless overflowed, update the scale; on the device.
@@ -131,12 +178,11 @@ impl Trainer<'_> {
                 let step = fp16.device_step(step_number - 1, optimizer.steps + 1, multiplier, found_inf.clone());
                 let model = optimizer.step_on_device(model, &grads, step);
                 fp16.update(found_inf.clone());
-                sums.extend([norm_sq, found_inf.float().cast(DType::F32), fp16.scaler.scale()]);
-                model
+                let overflow = [found_inf.float().cast(DType::F32), fp16.scaler.scale()];
+                (model, DeviceSums::new(loss_sum, correct, norm_sq, Some(overflow)))
             }
         };
-        let sums = Tensor::cat(sums, 0);
-        Ok((model, Some(PendingStep { number: step_number, supervised: supervised as u64, sums, loss_scaled })))
+        Ok((model, Some(PendingStep { number: step_number, supervised: supervised as u64, sums })))
     }
 
     /// Reads the sums of the `pending` steps in one transfer, checks that their losses and gradient norms are
@@ -148,28 +194,27 @@ impl Trainer<'_> {
             return Ok(None);
         }
         let steps = std::mem::take(pending);
-        let values: Vec<f32> = Tensor::cat(steps.iter().map(|p| p.sums.clone()).collect(), 0)
+        let values: Vec<f32> = Tensor::cat(steps.iter().map(|p| p.sums.values.clone()).collect(), 0)
             .into_data()
             .try_to_vec::<f32>()
             .map_err(|source| TrainError::DeviceRead { what: "the loss", source })?;
         let mut last = None;
         let mut rest = values.as_slice();
         for step in &steps {
-            let (v, tail) = rest.split_at(if step.loss_scaled { 5 } else { 3 });
+            let (v, tail) = rest.split_at(step.sums.len());
             rest = tail;
-            let (loss_sum, correct, norm_sq) = (f64::from(v[0]), f64::from(v[1]), f64::from(v[2]));
+            let HostSums { loss_sum, correct, norm_squared, overflow } = HostSums::read(v, &step.sums);
             let loss = loss_sum / step.supervised as f64;
             if !loss.is_finite() {
                 return Err(TrainError::NonFinite { step: step.number, what: "loss", value: loss });
             }
             // Skipped steps hold the schedule back only in the run that skipped them (a run resumed without fp16
             // from an fp16 checkpoint follows the global step).
-            let held_back = if step.loss_scaled { state.skipped_steps } else { 0 };
+            let held_back = if overflow.is_some() { state.skipped_steps } else { 0 };
             let schedule_step = (step.number - 1).saturating_sub(held_back);
-            let step_norm = norm_sq.sqrt();
-            let skipped = step.loss_scaled && v[3] > 0.5;
-            if skipped {
-                let loss_scale = f64::from(v[4]);
+            let step_norm = norm_squared.sqrt();
+            let skipped = overflow.is_some_and(|(overflowed, _)| overflowed);
+            if let Some((true, loss_scale)) = overflow {
                 if loss_scale < MIN_LOSS_SCALE {
                     tracing::error!(step = step.number, loss_scale, "fp16 gradients overflow even unscaled");
                     return Err(TrainError::NonFinite { step: step.number, what: "grad_norm", value: step_norm });
