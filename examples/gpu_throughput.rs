@@ -171,8 +171,12 @@ fn main() -> anyhow::Result<()> {
     let source = BatchSource::new(&examples, collator, o.batch, Sampling::Sequential, None)?;
     let mut trainer = Trainer::new(args, lora, &o.preset, source, None)?;
     let out = trainer.train(model)?;
-    let mut speeds: Vec<f64> =
-        out.state.log_history.iter().filter_map(|e| e.get("train_tokens_per_second").copied()).collect();
+    let mut speeds: Vec<f64> = out
+        .state
+        .log_history
+        .iter()
+        .filter_map(|e| e.get(sft::train::keys::TRAIN_TOKENS_PER_SECOND).copied())
+        .collect();
     for (step, speed) in speeds.iter().enumerate() {
         println!("step {:>3}   {speed:>10.0} tokens/s", step + 1);
     }

@@ -57,7 +57,7 @@ fn main() -> anyhow::Result<()> {
     let args = trainer.args().clone();
 
     let prompts = held_out_prompts(&splits.test, tokenizer, 3)?;
-    let before_loss = trainer.evaluate(&model)?["eval_loss"];
+    let before_loss = trainer.evaluate(&model)?[sft::train::keys::EVAL_LOSS];
     let before = complete(&model, &prompts, tokenizer)?;
     println!(
         "\ntraining    {} steps (batch {} × accumulation {}), eval_loss before {before_loss:.4}",
@@ -66,7 +66,7 @@ fn main() -> anyhow::Result<()> {
         args.gradient_accumulation_steps
     );
     let out = trainer.train(model)?;
-    let after_loss = trainer.evaluate(&out.model)?["eval_loss"];
+    let after_loss = trainer.evaluate(&out.model)?[sft::train::keys::EVAL_LOSS];
     let after = complete(&out.model, &prompts, tokenizer)?;
     let output_dir = config.output_dir();
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use sft_hub::{Direction, TransferObserver};
-use sft_train::{Callback, LogEntry, TrainerControl, TrainerState};
+use sft_train::{Callback, LogEntry, TrainerControl, TrainerState, keys};
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
@@ -135,10 +135,10 @@ impl Callback for TrainingProgress {
     }
 
     fn on_log(&mut self, _state: &TrainerState, entry: &LogEntry) {
-        if let (Some(loss), Some(lr)) = (entry.get("loss"), entry.get("learning_rate")) {
-            let speed = entry.get("train_tokens_per_second").copied().unwrap_or(0.0);
+        if let (Some(loss), Some(lr)) = (entry.get(keys::LOSS), entry.get(keys::LEARNING_RATE)) {
+            let speed = entry.get(keys::TRAIN_TOKENS_PER_SECOND).copied().unwrap_or(0.0);
             self.train.set_message(format!("loss {loss:.4} · lr {lr:.2e} · {speed:.0} tokens/s"));
-        } else if let Some(eval) = entry.get("eval_loss") {
+        } else if let Some(eval) = entry.get(keys::EVAL_LOSS) {
             self.train.println(format!("step {}: eval_loss {eval:.4}", entry.get("step").copied().unwrap_or(0.0)));
         }
     }

@@ -70,8 +70,8 @@ pub fn model_card(dir: &Path, name: &str) -> Result<String> {
             let Some(step) = entry["step"].as_f64() else { continue };
             let row = rows.entry(step as u64).or_default();
             row[0] = row[0].or(entry["epoch"].as_f64());
-            row[1] = row[1].or(entry["loss"].as_f64());
-            row[2] = row[2].or(entry["eval_loss"].as_f64());
+            row[1] = row[1].or(entry[sft_train::keys::LOSS].as_f64());
+            row[2] = row[2].or(entry[sft_train::keys::EVAL_LOSS].as_f64());
         }
         let cell = |v: Option<f64>, digits: usize| v.map_or("-".to_owned(), |v| format!("{v:.digits$}"));
         // As transformers' card: a row per evaluation (with the training loss last logged by then) and the last step.

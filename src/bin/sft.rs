@@ -206,8 +206,8 @@ fn train(path: &std::path::Path, overrides: &[String]) -> sft::Result<()> {
     trainer.stop_on_sigint()?;
     println!("training    {} optimizer steps into {}", trainer.total_steps(), config.output_dir().display());
     let out = trainer.train(model)?;
-    let last_loss = out.state.log_history.iter().rev().find_map(|e| e.get("loss").copied());
-    let last_eval = out.state.log_history.iter().rev().find_map(|e| e.get("eval_loss").copied());
+    let last = |key: &str| out.state.log_history.iter().rev().find_map(|e| e.get(key).copied());
+    let (last_loss, last_eval) = (last(sft::train::keys::LOSS), last(sft::train::keys::EVAL_LOSS));
     println!(
         "{} after {} steps in {:.1} s: last loss {}, last eval_loss {}, best {}",
         out.stop,

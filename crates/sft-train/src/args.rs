@@ -260,7 +260,7 @@ impl TrainingArguments {
 
     /// The metric deciding the best checkpoint: `metric_for_best_model` with an `eval_` prefix added if missing.
     pub fn best_metric(&self) -> String {
-        let m = self.metric_for_best_model.as_deref().unwrap_or("loss");
+        let m = self.metric_for_best_model.as_deref().unwrap_or(crate::keys::LOSS);
         if m.starts_with("eval_") { m.to_owned() } else { format!("eval_{m}") }
     }
 

@@ -22,6 +22,7 @@ mod callback;
 mod checkpoint;
 mod early_stopping;
 mod error;
+pub mod keys;
 mod metrics;
 mod optimizer;
 mod plot;

@@ -5,12 +5,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Result, io};
+use crate::keys;
 use crate::state::LogEntry;
 
 /// The metrics each evaluation produces: the mean loss over supervised tokens, the share of them predicted
 /// exactly, how many there were, and the evaluation's wall time in seconds. `metric_for_best_model` must name one
 /// of them (with or without the `eval_` prefix), which the run config checks when it loads.
-pub const EVAL_METRICS: [&str; 4] = ["eval_loss", "eval_mean_token_accuracy", "eval_tokens", "eval_runtime"];
+pub const EVAL_METRICS: [&str; 4] =
+    [keys::EVAL_LOSS, keys::EVAL_MEAN_TOKEN_ACCURACY, keys::EVAL_TOKENS, keys::EVAL_RUNTIME];
 
 /// The file name of the metrics log.
 pub const METRICS_FILE: &str = "metrics.jsonl";

@@ -10,6 +10,7 @@ use std::path::Path;
 use canvas::{Canvas, Rect, Rgb};
 
 use crate::error::{Result, TrainError, io};
+use crate::keys;
 use crate::state::LogEntry;
 
 /// The file name of the loss curve in `output_dir`.
@@ -65,8 +66,8 @@ const MARKER: i64 = 7;
 /// [`TrainError::Io`] naming the directory if it cannot be created, or `path` if the PNG cannot be encoded;
 /// [`TrainError::Model`] (an I/O error naming `path`) if the file cannot be written or renamed.
 pub fn write_loss_curve(path: &Path, history: &[LogEntry]) -> Result<()> {
-    let train = series(history, "loss");
-    let eval = series(history, "eval_loss");
+    let train = series(history, keys::LOSS);
+    let eval = series(history, keys::EVAL_LOSS);
     if train.is_empty() && eval.is_empty() {
         tracing::debug!(path = %path.display(), "no loss in the log history; no loss curve written");
         return Ok(());
@@ -88,7 +89,7 @@ fn series(history: &[LogEntry], key: &str) -> Vec<(f64, f64)> {
         .iter()
         .filter_map(|entry| {
             let value = *entry.get(key)?;
-            match entry.get("step") {
+            match entry.get(keys::STEP) {
                 Some(&step) if step.is_finite() && value.is_finite() => Some((step, value)),
                 _ => {
                     skipped += 1;

@@ -41,6 +41,7 @@ use prost::Message;
 
 use crate::callback::Callback;
 use crate::error::{Result, TrainError, io};
+use crate::keys;
 use crate::state::{LogEntry, TrainerState};
 
 /// The `file_version` of the first record.
@@ -231,7 +232,7 @@ impl Callback for TensorBoardCallback {
 
 /// transformers' `rewrite_logs` for one key; `None` for `step`.
 fn tensorboard_tag(key: &str) -> Option<String> {
-    if key == "step" {
+    if key == keys::STEP {
         None
     } else if let Some(rest) = key.strip_prefix("eval_") {
         Some(format!("eval/{rest}"))

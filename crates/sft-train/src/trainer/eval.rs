@@ -44,12 +44,15 @@ impl Trainer<'_> {
         }
         let (loss_sum, correct) = read_totals(sums, corrects)?;
         let mut metrics = Metrics::new();
-        let [loss, accuracy, tokens, runtime] = EVAL_METRICS;
-        metrics.insert(loss.into(), loss_sum / count as f64);
-        metrics.insert(accuracy.into(), correct / count as f64);
-        metrics.insert(tokens.into(), count as f64);
-        metrics.insert(runtime.into(), began.elapsed().as_secs_f64());
-        tracing::info!(eval_loss = metrics[loss], accuracy = metrics[accuracy], "evaluation");
+        metrics.insert(keys::EVAL_LOSS.into(), loss_sum / count as f64);
+        metrics.insert(keys::EVAL_MEAN_TOKEN_ACCURACY.into(), correct / count as f64);
+        metrics.insert(keys::EVAL_TOKENS.into(), count as f64);
+        metrics.insert(keys::EVAL_RUNTIME.into(), began.elapsed().as_secs_f64());
+        tracing::info!(
+            eval_loss = metrics[keys::EVAL_LOSS],
+            accuracy = metrics[keys::EVAL_MEAN_TOKEN_ACCURACY],
+            "evaluation"
+        );
         Ok(metrics)
     }
 

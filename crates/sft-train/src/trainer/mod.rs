@@ -27,7 +27,8 @@ use crate::checkpoint::{
     latest_checkpoint, remove_partial_checkpoints, rotate_checkpoints, verify_checkpoint, write_checkpoint,
 };
 use crate::error::{Result, TrainError};
-use crate::metrics::{EVAL_METRICS, MetricsFile};
+use crate::keys;
+use crate::metrics::MetricsFile;
 use crate::optimizer::{AdamW, device_clip_coefficient, grad_norm_squared, grad_norm_squared_scaled};
 use crate::scaler::{GradScaler, GradScalerConfig, LossScaledSteps, SCALER_FILE};
 use crate::schedule::LrSchedule;

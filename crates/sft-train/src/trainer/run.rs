@@ -134,8 +134,8 @@ impl Trainer<'_> {
                     control.should_save = true;
                 }
                 let mut entry: LogEntry = metrics_now;
-                entry.insert("epoch".into(), state.epoch);
-                entry.insert("step".into(), state.global_step as f64);
+                entry.insert(keys::EPOCH.into(), state.epoch);
+                entry.insert(keys::STEP.into(), state.global_step as f64);
                 self.record(&mut state, entry, &metrics)?;
             }
             let interrupted = self.stop.load(Ordering::SeqCst);
@@ -201,22 +201,22 @@ impl Trainer<'_> {
 fn log_entry(state: &TrainerState, lr: f64, norm: f64) -> LogEntry {
     let w = &state.logging_window;
     let mut entry = LogEntry::new();
-    entry.insert("loss".into(), w.loss_sum / w.steps as f64);
-    entry.insert("grad_norm".into(), norm);
-    entry.insert("learning_rate".into(), lr);
-    entry.insert("mean_token_accuracy".into(), w.correct_tokens as f64 / w.supervised_tokens.max(1) as f64);
-    entry.insert("num_tokens".into(), state.num_input_tokens_seen as f64);
-    entry.insert("num_supervised_tokens".into(), w.supervised_tokens as f64);
-    entry.insert("train_tokens_per_second".into(), w.tokens as f64 / w.seconds.max(1e-9));
-    entry.insert("epoch".into(), state.epoch);
-    entry.insert("step".into(), state.global_step as f64);
+    entry.insert(keys::LOSS.into(), w.loss_sum / w.steps as f64);
+    entry.insert(keys::GRAD_NORM.into(), norm);
+    entry.insert(keys::LEARNING_RATE.into(), lr);
+    entry.insert(keys::MEAN_TOKEN_ACCURACY.into(), w.correct_tokens as f64 / w.supervised_tokens.max(1) as f64);
+    entry.insert(keys::NUM_TOKENS.into(), state.num_input_tokens_seen as f64);
+    entry.insert(keys::NUM_SUPERVISED_TOKENS.into(), w.supervised_tokens as f64);
+    entry.insert(keys::TRAIN_TOKENS_PER_SECOND.into(), w.tokens as f64 / w.seconds.max(1e-9));
+    entry.insert(keys::EPOCH.into(), state.epoch);
+    entry.insert(keys::STEP.into(), state.global_step as f64);
     tracing::info!(
         step = state.global_step,
-        loss = entry["loss"],
+        loss = entry[keys::LOSS],
         learning_rate = lr,
         grad_norm = norm,
         epoch = state.epoch,
-        tokens_per_second = entry["train_tokens_per_second"],
+        tokens_per_second = entry[keys::TRAIN_TOKENS_PER_SECOND],
         "train"
     );
     entry
