@@ -17,6 +17,7 @@ use crate::error::{Result, SftError};
 /// - A name that looks like a path (starts with `.`, `/` or `~`, or ends in a data-file extension) but does not
 ///   exist is an error naming the path, not a Hub lookup.
 pub fn load_dataset(config: &DataConfig, hub: &HubSettings) -> Result<DatasetSplits> {
+    let _span = tracing::info_span!("load_dataset", dataset = %config.dataset_name).entered();
     let name = config.dataset_name.as_str();
     let path = Path::new(name);
     if path.is_file() {

@@ -22,6 +22,7 @@ pub fn load_model(
     dtype: FloatDType,
     quantization: Option<&QuantizationConfig>,
 ) -> Result<(LlamaConfig, LlamaForCausalLM<BaseLinear>)> {
+    let _span = tracing::info_span!("load_model", model = %model_name).entered();
     let (repo, files, config) = open_model(model_name, hub)?;
     let missing = |what: &str| SftError::Config {
         path: repo.id().into(),

@@ -175,6 +175,7 @@ pub fn resolve_repo_id(
 /// files stay local ([`is_pushed`]). Nothing in `dir` is changed besides the model card; a failed push can be
 /// repeated, and uploads nothing twice.
 pub fn push_adapter(dir: &Path, target: &PushTarget, hub: &HubSettings) -> Result<(String, CommitInfo)> {
+    let _span = tracing::info_span!("upload", dir = %dir.display()).entered();
     let uploader = HubUploader::new(hub)?;
     let id = resolve_repo_id(&uploader, hub, target.repo_id.as_deref(), &target.default_name)?;
     if !dir.join(MODEL_CARD).is_file() {

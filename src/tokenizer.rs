@@ -9,6 +9,7 @@ use crate::error::{Result, SftError};
 /// `tokenizer_config.json` / `chat_template.jinja` when the repo has them. `overrides` are the run config's
 /// `training_args.eos_token` / `pad_token`.
 pub fn load_tokenizer(model_name: &str, hub: &HubSettings, overrides: &SpecialTokenOverrides) -> Result<SftTokenizer> {
+    let _span = tracing::info_span!("load_tokenizer", model = %model_name).entered();
     let repo = AnyRepo::open(model_name, RepoKind::Model, None, hub)?;
     let files = repo.list()?;
     let has = |name: &str| files.iter().any(|f| f == name);

@@ -191,6 +191,7 @@ impl<'a> Encoder<'a> {
     /// [`encode_all`](Self::encode_all), calling `done` once per example encoded (from the worker threads, in no
     /// particular order), for progress displays.
     pub fn encode_all_observed(&self, examples: &[Example], done: &(dyn Fn() + Sync)) -> Result<EncodedSplit> {
+        let _span = tracing::info_span!("encode", examples = examples.len()).entered();
         let outcomes: Vec<Outcome> = examples
             .par_iter()
             .map(|e| {

@@ -16,6 +16,7 @@ impl Trainer<'_> {
         model: &LlamaForCausalLM<LoraLinear>,
         on_batch: &mut dyn FnMut(usize, usize),
     ) -> Result<Metrics> {
+        let _span = tracing::info_span!("evaluate").entered();
         let eval = self.eval.as_ref().ok_or_else(|| TrainError::NoValidationSplit)?;
         let began = Instant::now();
         let model = model.clone().valid();

@@ -7,6 +7,7 @@ impl Trainer<'_> {
     /// Trains `model` (on an autodiff device; its adapters and `modules_to_save` are what trains), resuming
     /// first when `resume_from_checkpoint` says so.
     pub fn train(&mut self, model: LlamaForCausalLM<LoraLinear>) -> Result<TrainOutput> {
+        let _span = tracing::info_span!("train", output_dir = %self.args.output_dir).entered();
         let output_dir = self.output_dir();
         let total = self.total_steps();
         let schedule = LrSchedule::new(&self.args, total);
