@@ -3,10 +3,10 @@
 use burn::prelude::*;
 use sft_model::{GenerationConfig, generate};
 
-use crate::{Reference, load};
+use crate::{load, reference};
 
 fn prompts() -> Vec<Vec<u32>> {
-    let reference = Reference::open("llama-micro");
+    let reference = reference("llama-micro");
     let ids: Vec<u32> = reference.i64("input_ids").iter().map(|&t| t as u32).collect();
     vec![ids[..20].to_vec(), ids[152..152 + 9].to_vec(), ids[..33].to_vec()]
 }

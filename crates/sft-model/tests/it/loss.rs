@@ -4,7 +4,7 @@ use burn::module::Param;
 use burn::prelude::*;
 use sft_model::{LlamaForCausalLM, LossOptions, causal_lm_loss, chunked_causal_lm_loss};
 
-use crate::{Reference, load, reference_batch, values};
+use crate::{load, reference, reference_batch, values};
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
@@ -25,7 +25,7 @@ fn check(fixture: &str) {
     let device = Device::flex().autodiff();
     let (_, model) = load(fixture, &device);
     let model = model.train();
-    let reference = Reference::open(fixture);
+    let reference = reference(fixture);
     let (input, _, labels) = reference_batch(&reference, &device);
 
     let plain = causal_lm_loss(model.forward(&input), &labels).unwrap();
@@ -88,7 +88,7 @@ fn chunked_loss_equals_the_plain_loss_with_tied_embeddings() {
 fn without_a_grad_scale_there_is_no_surrogate_and_no_labels_means_zero() {
     let device = Device::flex();
     let (_, model) = load("llama-micro", &device);
-    let reference = Reference::open("llama-micro");
+    let reference = reference("llama-micro");
     let (input, _, labels) = reference_batch(&reference, &device);
     let eval =
         chunked_causal_lm_loss(model.hidden_states(&input), model.head_weight(), &labels, &LossOptions::eval(32))

@@ -13,42 +13,21 @@ use std::path::PathBuf;
 
 use burn::prelude::*;
 use burn::tensor::FloatDType;
-use safetensors::SafeTensors;
 use sft_model::{LlamaConfig, LlamaForCausalLM, ModelInput};
 
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
-/// The tensors of a reference file, by name, as f64 values and shapes.
-#[derive(Debug)]
-pub struct Reference {
-    bytes: Vec<u8>,
-}
+pub use sft_testkit::Tensors;
 
-impl Reference {
-    pub fn open(model: &str) -> Self {
-        Self { bytes: std::fs::read(fixture(model).join("reference.safetensors")).unwrap() }
-    }
-
-    pub fn f32(&self, name: &str) -> (Vec<f32>, Vec<usize>) {
-        let st = SafeTensors::deserialize(&self.bytes).unwrap();
-        let t = st.tensor(name).unwrap();
-        assert_eq!(t.dtype(), safetensors::Dtype::F32, "{name}");
-        let v = t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        (v, t.shape().to_vec())
-    }
-
-    pub fn i64(&self, name: &str) -> Vec<i64> {
-        let st = SafeTensors::deserialize(&self.bytes).unwrap();
-        let t = st.tensor(name).unwrap();
-        assert_eq!(t.dtype(), safetensors::Dtype::I64, "{name}");
-        t.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect()
-    }
+/// The Python reference outputs of fixture model `model` (`<model>/reference.safetensors`).
+pub fn reference(model: &str) -> Tensors {
+    Tensors::open(&fixture(model).join("reference.safetensors"))
 }
 
 /// The reference batch as a model input, with its attention mask and labels.
-pub fn reference_batch(reference: &Reference, device: &Device) -> (ModelInput, Vec<u8>, Vec<i64>) {
+pub fn reference_batch(reference: &Tensors, device: &Device) -> (ModelInput, Vec<u8>, Vec<i64>) {
     let ids: Vec<u32> = reference.i64("input_ids").iter().map(|&t| t as u32).collect();
     let mask: Vec<u8> = reference.i64("attention_mask").iter().map(|&m| m as u8).collect();
     let labels = reference.i64("labels");

@@ -3,7 +3,7 @@
 use burn::prelude::*;
 use sft_model::{causal_lm_loss, rope};
 
-use crate::{Reference, load, reference_batch, values};
+use crate::{load, reference, reference_batch, values};
 
 const TOL: f64 = 1e-5;
 
@@ -23,7 +23,7 @@ fn max_diff_real(a: &[f32], b: &[f32], mask: &[u8], width: usize) -> f64 {
 fn check(model_name: &str, expected_loss: f64) {
     let device = Device::flex();
     let (config, model) = load(model_name, &device);
-    let reference = Reference::open(model_name);
+    let reference = reference(model_name);
     let (input, mask, labels) = reference_batch(&reference, &device);
 
     // RoPE inverse frequencies: within 1 ulp of the stored fp32 values.
@@ -94,7 +94,7 @@ fn tied_embeddings_and_llama3_rope_scaling_match_transformers() {
 fn a_padded_row_equals_the_row_alone() {
     let device = Device::flex();
     let (_, model) = load("llama-micro", &device);
-    let reference = Reference::open("llama-micro");
+    let reference = reference("llama-micro");
     let (input, _, _) = reference_batch(&reference, &device);
     let batched = values(model.forward(&input).narrow(0, 1, 1).narrow(1, 0, 105));
     let ids: Vec<u32> = reference.i64("input_ids")[152..152 + 105].iter().map(|&t| t as u32).collect();
@@ -109,7 +109,7 @@ fn packed_rows_equal_their_examples_alone() {
     // Two examples packed in one row with restarting positions and sequence ids give each example's own logits.
     let device = Device::flex();
     let (_, model) = load("llama-micro", &device);
-    let reference = Reference::open("llama-micro");
+    let reference = reference("llama-micro");
     let all: Vec<u32> = reference.i64("input_ids").iter().map(|&t| t as u32).collect();
     let (a, b) = (&all[..40], &all[152..152 + 30]);
     let ids: Vec<u32> = a.iter().chain(b).copied().collect();

@@ -5,11 +5,11 @@ use burn::prelude::*;
 use burn::tensor::{DType, FloatDType};
 use sft_model::{LlamaForCausalLM, causal_lm_loss};
 
-use crate::{Reference, fixture, reference_batch, values};
+use crate::{fixture, reference, reference_batch, values};
 
 #[test]
 fn bf16_loss_is_within_one_percent_of_f32_and_training_lowers_it() {
-    let reference = Reference::open("llama-micro");
+    let reference = reference("llama-micro");
     let (expected, _) = reference.f32("loss");
     let device = Device::flex().autodiff();
     let (_, model) = LlamaForCausalLM::from_pretrained(&fixture("llama-micro"), &device, FloatDType::BF16).unwrap();

@@ -4,12 +4,12 @@ use burn::prelude::*;
 use burn::tensor::FloatDType;
 use sft_model::{LlamaConfig, LlamaForCausalLM};
 
-use crate::{Reference, fixture, load, reference_batch, values};
+use crate::{fixture, load, reference, reference_batch, values};
 
 #[test]
 fn a_saved_checkpoint_loads_back_to_the_same_logits() {
     let device = Device::flex();
-    let reference = Reference::open("llama-micro-tied-scaled");
+    let reference = reference("llama-micro-tied-scaled");
     let (input, _, _) = reference_batch(&reference, &device);
     for dtype in [FloatDType::F32, FloatDType::BF16] {
         let (config, model) =

@@ -5,7 +5,7 @@ use burn::prelude::*;
 use burn::tensor::FloatDType;
 use sft_model::{LlamaForCausalLM, causal_lm_loss};
 
-use crate::{Reference, fixture, reference_batch, values};
+use crate::{fixture, reference, reference_batch, values};
 
 #[test]
 fn training_all_parameters_lowers_the_loss() {
@@ -14,7 +14,7 @@ fn training_all_parameters_lowers_the_loss() {
     // 9 tensors per layer (4 attention, 3 MLP, 2 norms), embeddings, final norm, untied head.
     let tensors = 9 * config.num_hidden_layers + 3;
     let mut model = model.train();
-    let reference = Reference::open("llama-micro");
+    let reference = reference("llama-micro");
     let (input, _, labels) = reference_batch(&reference, &device);
     let mut optimizer = AdamWConfig::new().with_epsilon(1e-8).with_weight_decay(0.0).init();
     let mut losses = Vec::new();

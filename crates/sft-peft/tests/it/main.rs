@@ -16,13 +16,9 @@ use std::path::PathBuf;
 
 use burn::prelude::*;
 use burn::tensor::FloatDType;
-use safetensors::SafeTensors;
 use sft_model::{LlamaForCausalLM, ModelInput};
 
-/// The llama-micro fixture directory (shared with sft-model's tests).
-pub fn micro() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sft-model/tests/fixtures/llama-micro")
-}
+pub use sft_testkit::micro;
 
 pub fn python_adapter() -> PathBuf {
     micro().join("peft_adapter")
@@ -32,50 +28,16 @@ pub fn base(device: &Device) -> LlamaForCausalLM {
     LlamaForCausalLM::from_pretrained(&micro(), device, FloatDType::F32).unwrap().1
 }
 
-/// f32 tensors of a safetensors file, by name, with shapes.
-#[derive(Debug)]
-pub struct Tensors {
-    bytes: Vec<u8>,
-}
+pub use sft_testkit::Tensors;
 
-impl Tensors {
-    pub fn open(path: &std::path::Path) -> Self {
-        Self { bytes: std::fs::read(path).unwrap() }
-    }
-
-    pub fn reference() -> Self {
-        Self::open(&micro().join("reference.safetensors"))
-    }
-
-    pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> =
-            SafeTensors::deserialize(&self.bytes).unwrap().names().into_iter().map(str::to_owned).collect();
-        names.sort();
-        names
-    }
-
-    pub fn f32(&self, name: &str) -> (Vec<f32>, Vec<usize>) {
-        let st = SafeTensors::deserialize(&self.bytes).unwrap();
-        let t = st.tensor(name).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(t.dtype(), safetensors::Dtype::F32, "{name}");
-        (t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(), t.shape().to_vec())
-    }
-
-    pub fn raw(&self, name: &str) -> (safetensors::Dtype, Vec<usize>, Vec<u8>) {
-        let st = SafeTensors::deserialize(&self.bytes).unwrap();
-        let t = st.tensor(name).unwrap();
-        (t.dtype(), t.shape().to_vec(), t.data().to_vec())
-    }
-
-    pub fn i64(&self, name: &str) -> Vec<i64> {
-        let st = SafeTensors::deserialize(&self.bytes).unwrap();
-        st.tensor(name).unwrap().data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect()
-    }
+/// The llama-micro fixture's reference outputs.
+pub fn reference() -> Tensors {
+    Tensors::open(&micro().join("reference.safetensors"))
 }
 
 /// The reference batch: input, attention mask, labels.
 pub fn batch(device: &Device) -> (ModelInput, Vec<u8>, Vec<i64>) {
-    let r = Tensors::reference();
+    let r = reference();
     let ids: Vec<u32> = r.i64("input_ids").iter().map(|&t| t as u32).collect();
     let mask: Vec<u8> = r.i64("attention_mask").iter().map(|&m| m as u8).collect();
     let input = ModelInput::new(&ids, [2, 152], Some(&mask), None, None, device).unwrap();

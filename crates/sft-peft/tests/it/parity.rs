@@ -20,7 +20,7 @@ fn the_python_adapter_gives_peft_logits_loss_and_gradients() {
     assert_eq!(count.total, 616_768 + 9_344);
     assert!(count.to_string().starts_with("trainable params: 9,344 || all params: 626,112 || trainable%: 1.49"));
 
-    let reference = Tensors::reference();
+    let reference = crate::reference();
     let (input, mask, labels) = batch(&device);
     let hidden = model.hidden_states(&input);
     let (expected_hidden, _) = reference.f32("lora.final_hidden");
@@ -90,7 +90,7 @@ fn merged_weights_equal_peft_merge_and_unload() {
     let d_restored = max_abs_diff_real(&values(restored.forward(&input)), &lora_logits, &mask, 4096);
 
     let plain = merge_and_unload(model);
-    let reference = Tensors::reference();
+    let reference = crate::reference();
     for name in ["model.layers.0.self_attn.q_proj", "model.layers.1.mlp.down_proj"] {
         let (expected, shape) = reference.f32(&format!("merged.{name}.weight"));
         let layer = plain.projections().into_iter().find(|(n, _)| n == name).unwrap().1.clone();

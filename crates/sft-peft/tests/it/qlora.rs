@@ -23,7 +23,7 @@ fn quantized(device: &Device, double: bool) -> LlamaForCausalLM<Nf4Linear> {
 
 #[test]
 fn the_nf4_micro_model_is_within_two_percent_and_qlora_trains() {
-    let reference = crate::Tensors::reference();
+    let reference = crate::reference();
     let f32_loss = reference.f32("loss").0[0];
     let device = Device::flex().autodiff();
     let (input, _, labels) = batch(&device);

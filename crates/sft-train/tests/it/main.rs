@@ -14,7 +14,7 @@ mod tensorboard;
 #[cfg(feature = "wgpu")]
 mod wgpu;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::prelude::*;
 use burn::tensor::FloatDType;
@@ -24,10 +24,7 @@ use sft_peft::{InitLoraWeights, LoraConfig, LoraLinear, TargetModules, inject};
 use sft_tokenize::TokenizedExample;
 use sft_train::{IntervalStrategy, Trainer, TrainingArguments};
 
-/// The llama-micro fixture directory (shared with sft-model's tests).
-pub fn micro() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sft-model/tests/fixtures/llama-micro")
-}
+pub use sft_testkit::micro;
 
 /// LoRA r 4 on q/v with dropout 0.1 (so dropout's seeding is exercised) and a non-zero B init, so the first
 /// steps already move the loss.
