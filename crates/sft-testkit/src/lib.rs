@@ -8,6 +8,8 @@
 
 mod fake_hub;
 mod tensors;
+mod training;
 
 pub use fake_hub::FakeHub;
 pub use tensors::{Tensors, micro};
+pub use training::{Steps, adamw_steps};

@@ -1,12 +1,12 @@
 //! QLoRA on llama-micro: the projections quantized to NF4 while loading, LoRA on top; the loss stays within 2% of
 //! the f32 model's and training lowers it.
 
-use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::{DType, FloatDType};
 use sft_model::{Checkpoint, LlamaConfig, LlamaForCausalLM, causal_lm_loss};
 use sft_peft::nf4::Nf4Linear;
 use sft_peft::{LoraConfig, TargetModules, inject, merge_and_unload};
+use sft_testkit::{Steps, adamw_steps};
 
 use crate::{batch, micro, values};
 
@@ -40,16 +40,12 @@ fn the_nf4_micro_model_is_within_two_percent_and_qlora_trains() {
         target_modules: Some(TargetModules::Pattern("all-linear".into())),
         ..Default::default()
     };
-    let mut model = inject(quantized(&device, true), &config, 0).unwrap().train();
-    let mut optimizer = AdamWConfig::new().with_epsilon(1e-8).with_weight_decay(0.0).init();
-    let mut losses = Vec::new();
-    for _ in 0..5 {
-        let loss = causal_lm_loss(model.forward(&input), &labels).unwrap().mean();
-        losses.push(values(loss.clone().inner())[0]);
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        assert_eq!(grads.len(), 28, "only the adapters get gradients; the NF4 weights are constants");
-        model = optimizer.step(1e-2, model, grads);
-    }
+    let model = inject(quantized(&device, true), &config, 0).unwrap().train();
+    let Steps { model, losses, gradients } = adamw_steps(model, &input, &labels, 1e-2, 5);
+    assert!(
+        gradients.iter().all(|&n| n == 28),
+        "only the adapters get gradients (NF4 weights are constants): {gradients:?}"
+    );
     eprintln!("QLoRA losses over 5 AdamW steps: {losses:?}");
     assert!(losses[4] < losses[0] - 0.05, "{losses:?}");
     // Merging into a 4-bit base gives a dense f32 model (dequantized, never re-quantized) with the same function.

@@ -1,10 +1,10 @@
 //! Only adapters (and modules_to_save) train: gradients exist for them alone, the base stays bit-identical, and
 //! a few AdamW steps lower the loss.
 
-use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
-use sft_model::{LlamaForCausalLM, causal_lm_loss};
+use sft_model::LlamaForCausalLM;
 use sft_peft::{InitLoraWeights, LoraConfig, LoraLinear, TargetModules, inject, merge_and_unload};
+use sft_testkit::{Steps, adamw_steps};
 
 use crate::{base, batch, values};
 
@@ -27,20 +27,13 @@ fn lora_training_updates_only_adapters_and_lowers_the_loss() {
         init_lora_weights: InitLoraWeights::Bool(true),
         ..Default::default()
     };
-    let mut model = inject(base(&device), &config, 0).unwrap().train();
+    let model = inject(base(&device), &config, 0).unwrap().train();
     let frozen = base_weights(&model);
     let head_before = values(model.lm_head.as_ref().unwrap().weight.val());
     let (input, _, labels) = batch(&device);
-    let mut optimizer = AdamWConfig::new().with_epsilon(1e-8).with_weight_decay(0.0).init();
-    let mut losses = Vec::new();
-    for _ in 0..6 {
-        let loss = causal_lm_loss(model.forward(&input), &labels).unwrap().mean();
-        losses.push(values(loss.clone().inner())[0]);
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        // 14 adapters × (A, B) + lm_head.
-        assert_eq!(grads.len(), 29, "gradients exist for adapters and modules_to_save only");
-        model = optimizer.step(5e-3, model, grads);
-    }
+    let Steps { model, losses, gradients } = adamw_steps(model, &input, &labels, 5e-3, 6);
+    // 14 adapters × (A, B) + lm_head.
+    assert!(gradients.iter().all(|&n| n == 29), "gradients for adapters and modules_to_save only: {gradients:?}");
     eprintln!("LoRA + lm_head losses over 6 AdamW steps: {losses:?}");
     assert!(losses[5] < losses[0] - 0.3, "{losses:?}");
     assert_eq!(base_weights(&model), frozen, "the base is untouched");
