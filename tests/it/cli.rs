@@ -243,9 +243,13 @@ fn pages(dir: &std::path::Path) -> u64 {
 /// of `sft_train::write_checkpoint` covers the same path everywhere).
 #[test]
 fn a_full_disk_while_a_checkpoint_is_written_keeps_the_previous_one() {
-    let namespaces = Command::new("unshare").args(["--user", "--map-root-user", "--mount", "true"]).status();
-    if !namespaces.is_ok_and(|s| s.success()) {
-        eprintln!("skipped: `unshare --user --map-root-user --mount` is not available here");
+    // What the test needs: a private mount namespace in which a tmpfs can be mounted.
+    let probe_dir = tempfile::tempdir().unwrap();
+    let mount_probe = format!("mount -t tmpfs -o size=64k tmpfs '{}'", probe_dir.path().display());
+    let namespaces =
+        Command::new("unshare").args(["--user", "--map-root-user", "--mount", "sh", "-c", &mount_probe]).output();
+    if !namespaces.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: no private mount namespace with a tmpfs here (`unshare --user --map-root-user --mount`)");
         return;
     }
     let quick = [
