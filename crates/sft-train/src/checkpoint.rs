@@ -155,9 +155,8 @@ pub fn remove_partial_checkpoints(output_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The complete checkpoints in `output_dir` (named `checkpoint-<step>`, holding `trainer_state.json`), by step.
-/// Temporary directories of writes in progress (or interrupted) are not checkpoints.
-pub fn list_checkpoints(output_dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+/// Every `checkpoint-<step>` directory in `output_dir`, complete or not, by step.
+fn checkpoint_dirs(output_dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let mut found = Vec::new();
     let entries = match std::fs::read_dir(output_dir) {
         Ok(entries) => entries,
@@ -168,7 +167,7 @@ pub fn list_checkpoints(output_dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
         let path = entry.map_err(io(output_dir))?.path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
         if let Some(step) = name.strip_prefix(CHECKPOINT_PREFIX).and_then(|s| s.parse::<u64>().ok())
-            && path.join(TRAINER_STATE).is_file()
+            && path.is_dir()
         {
             found.push((step, path));
         }
@@ -177,23 +176,25 @@ pub fn list_checkpoints(output_dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     Ok(found)
 }
 
-/// The checkpoint with the highest step in `output_dir`. A `checkpoint-<step>` directory newer than every complete
-/// one but without `trainer_state.json` is an error naming it (checkpoints are renamed into place whole, so such a
-/// directory is damaged), never a silent resume from an older checkpoint.
+/// The complete checkpoints in `output_dir` (named `checkpoint-<step>`, holding `trainer_state.json`), by step.
+/// Temporary directories of writes in progress (or interrupted) are not checkpoints.
+pub fn list_checkpoints(output_dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let mut found = checkpoint_dirs(output_dir)?;
+    found.retain(|(_, path)| path.join(TRAINER_STATE).is_file());
+    Ok(found)
+}
+
+/// The checkpoint with the highest step in `output_dir`. A newest `checkpoint-<step>` directory without
+/// `trainer_state.json` is an error naming it (checkpoints are renamed into place whole, so such a directory is
+/// damaged), never a silent resume from an older checkpoint.
 pub fn latest_checkpoint(output_dir: &Path) -> Result<PathBuf> {
-    let latest = list_checkpoints(output_dir)?.pop();
-    let newest_dir = std::fs::read_dir(output_dir)
-        .into_iter()
-        .flatten()
-        .filter_map(|entry| {
-            let path = entry.ok()?.path();
-            let step = path.file_name()?.to_str()?.strip_prefix(CHECKPOINT_PREFIX)?.parse::<u64>().ok()?;
-            path.is_dir().then_some((step, path))
-        })
-        .max();
-    if let Some((step, path)) = newest_dir
-        && latest.as_ref().is_none_or(|(complete, _)| step > *complete)
-    {
+    let Some((step, path)) = checkpoint_dirs(output_dir)?.pop() else {
+        return Err(TrainError::Checkpoint {
+            path: output_dir.into(),
+            message: "resume_from_checkpoint is true, but there is no checkpoint here".into(),
+        });
+    };
+    if !path.join(TRAINER_STATE).is_file() {
         return Err(TrainError::Checkpoint {
             path: path.join(TRAINER_STATE),
             message: format!(
@@ -202,10 +203,7 @@ pub fn latest_checkpoint(output_dir: &Path) -> Result<PathBuf> {
             ),
         });
     }
-    latest.map(|(_, path)| path).ok_or_else(|| TrainError::Checkpoint {
-        path: output_dir.into(),
-        message: "resume_from_checkpoint is true, but there is no checkpoint here".into(),
-    })
+    Ok(path)
 }
 
 /// Deletes the oldest checkpoints until at most `limit` remain, never deleting `keep` (the best model's); with a
