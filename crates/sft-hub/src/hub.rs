@@ -158,8 +158,8 @@ impl HubRepo {
     }
 
     /// Downloads `file`, retrying (up to `max_retries` times, waits of [`crate::retry::backoff`]) an attempt whose
-    /// connection failed or that received no bytes for `download_timeout`; hf-hub retries only the request, not a
-    /// body that stalls half-way. Every other error is final at once.
+    /// body received no bytes for `download_timeout` or broke off: hf-hub retries the request itself, but not a body
+    /// that stalls half-way, so each layer retries what the other does not. Every other error is final at once.
     fn download(&self, client: &HFRepositorySync<RepoTypeAny>, file: &str) -> Result<PathBuf> {
         let mut attempt = 0;
         loop {
@@ -177,7 +177,7 @@ impl HubRepo {
             if let Some(observer) = crate::progress::observer() {
                 observer.finish(file);
             }
-            if !is_transport(&error) {
+            if !is_broken_body(&error) {
                 return Err(self.map_error(error, Some(file)));
             }
             attempt += 1;
@@ -264,26 +264,14 @@ impl Repo for HubRepo {
     }
 }
 
-/// Whether `error` is a transport failure worth another attempt (a timeout, a refused or broken connection, a body
-/// cut short), judged on the `reqwest` or I/O error at the root of its source chain.
-fn is_transport(error: &HFError) -> bool {
+/// Whether `error` is a body that stalled (no bytes for the read timeout) or broke off after the response began:
+/// the one transport failure hf-hub does not retry itself (its retries cover the requests: connection errors,
+/// timeouts before the body, 408, 429 and 5xx), judged on the `reqwest` error in its source chain.
+fn is_broken_body(error: &HFError) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = source {
-        if let Some(r) = e.downcast_ref::<reqwest::Error>()
-            && (r.is_timeout() || r.is_connect() || r.is_body() || r.is_request())
-        {
-            return true;
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && matches!(
-                io.kind(),
-                std::io::ErrorKind::TimedOut
-                    | std::io::ErrorKind::ConnectionReset
-                    | std::io::ErrorKind::ConnectionAborted
-                    | std::io::ErrorKind::UnexpectedEof
-            )
-        {
-            return true;
+        if let Some(r) = e.downcast_ref::<reqwest::Error>() {
+            return r.is_body() || r.is_decode();
         }
         source = e.source();
     }

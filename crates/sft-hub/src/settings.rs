@@ -24,7 +24,8 @@ pub struct HubSettings {
     pub cache_dir: PathBuf,
     /// Use the cache only, never the network (`HF_HUB_OFFLINE=1`).
     pub offline: bool,
-    /// Retries of a transfer that failed with a timeout, a connection error, a stalled body, 408, 429 or 5xx (waits
+    /// Retries of a transfer that failed with a timeout, a connection error, 408, 429 or 5xx (hf-hub's retries of
+    /// the request, waits from 100 ms), or whose body stalled or broke off (this crate's, and the uploads': waits
     /// doubling from 200 ms, at most 6.4 s); 5 by default.
     pub max_retries: usize,
     /// How long a download or upload may wait for the next bytes (and for a connection) before the attempt counts as
