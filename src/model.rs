@@ -22,13 +22,33 @@ pub fn load_model(
     dtype: FloatDType,
     quantization: Option<&QuantizationConfig>,
 ) -> Result<(LlamaConfig, LlamaForCausalLM<BaseLinear>)> {
+    load_model_checked(model_name, hub, device, dtype, quantization, |_| Ok(()))
+}
+
+/// [`load_model`], with `check` called on the model's `config.json` before any weights are read or downloaded
+/// (the pipeline checks the LoRA targets against the model's layers there).
+pub(crate) fn load_model_checked(
+    model_name: &str,
+    hub: &HubSettings,
+    device: &Device,
+    dtype: FloatDType,
+    quantization: Option<&QuantizationConfig>,
+    check: impl FnOnce(&LlamaConfig) -> Result<()>,
+) -> Result<(LlamaConfig, LlamaForCausalLM<BaseLinear>)> {
     let _span = tracing::info_span!("load_model", model = %model_name).entered();
-    let (repo, files, config) = open_model(model_name, hub)?;
+    materialize_embedded(Path::new(model_name))?;
+    let repo = AnyRepo::open(model_name, RepoKind::Model, None, hub)?;
+    let files = repo.list()?;
     let missing = |what: &str| SftError::Config {
         path: repo.id().into(),
         key: "model_name".into(),
         message: format!("no {what} in the model repo; files found: {}", files.join(", ")),
     };
+    if !files.iter().any(|f| f == "config.json") {
+        return Err(missing("config.json"));
+    }
+    let config = LlamaConfig::from_file(&repo.get("config.json")?)?;
+    check(&config)?;
     let weights: Vec<PathBuf> = if files.iter().any(|f| f == "model.safetensors") {
         vec![repo.get("model.safetensors")?]
     } else if files.iter().any(|f| f == "model.safetensors.index.json") {
@@ -53,28 +73,6 @@ pub fn load_model(
         "loaded model"
     );
     Ok((config, model))
-}
-
-/// The architecture of `model_name` from its `config.json` alone (downloaded into the HF cache, or read from the
-/// local directory), so that what depends on it (the LoRA targets) is checked before any weights are downloaded.
-pub fn model_config(model_name: &str, hub: &HubSettings) -> Result<LlamaConfig> {
-    Ok(open_model(model_name, hub)?.2)
-}
-
-/// The repo of `model_name`, its files, and its parsed `config.json`.
-fn open_model(model_name: &str, hub: &HubSettings) -> Result<(AnyRepo, Vec<String>, LlamaConfig)> {
-    materialize_embedded(Path::new(model_name))?;
-    let repo = AnyRepo::open(model_name, RepoKind::Model, None, hub)?;
-    let files = repo.list()?;
-    if !files.iter().any(|f| f == "config.json") {
-        return Err(SftError::Config {
-            path: repo.id().into(),
-            key: "model_name".into(),
-            message: format!("no config.json in the model repo; files found: {}", files.join(", ")),
-        });
-    }
-    let config = LlamaConfig::from_file(&repo.get("config.json")?)?;
-    Ok((repo, files, config))
 }
 
 /// The recipe of a project-made model (`init.json` in its directory): a shape preset and a seed.

@@ -126,9 +126,15 @@ pub fn base_dtype(config: &RunConfig) -> FloatDType {
 /// The base model of `config` (NF4 with `use_qlora`; bf16 or fp16 with `training_args.bf16` / `fp16`, see
 /// [`base_dtype`]) on `device`, with fresh f32 LoRA adapters (seeded by `training_args.seed`).
 pub fn prepare_model(config: &RunConfig, hub: &HubSettings, device: &Device) -> Result<LlamaForCausalLM<LoraLinear>> {
-    check_targets(config, &crate::model::model_config(&config.model_name, hub)?)?;
     let quantization = config.quantization();
-    let (_, base) = crate::load_model(&config.model_name, hub, device, base_dtype(config), quantization.as_ref())?;
+    let (_, base) = crate::model::load_model_checked(
+        &config.model_name,
+        hub,
+        device,
+        base_dtype(config),
+        quantization.as_ref(),
+        |model| check_targets(config, model),
+    )?;
     Ok(sft_peft::inject(base, &config.lora_config, config.training_args.seed)?)
 }
 
