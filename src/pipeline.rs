@@ -142,9 +142,7 @@ pub fn prepare_model(config: &RunConfig, hub: &HubSettings, device: &Device) -> 
 /// `model`'s shape has, before its weights are read or downloaded: a regex that matches nothing or a layer the
 /// model lacks is an error naming the config file and key, with the model's module names.
 pub fn check_targets(config: &RunConfig, model: &sft_model::LlamaConfig) -> Result<()> {
-    let names: Vec<String> = (0..model.num_hidden_layers)
-        .flat_map(|l| sft_model::PROJECTIONS.map(|p| format!("model.layers.{l}.{p}")))
-        .collect();
+    let names = sft_model::projection_names(model.num_hidden_layers);
     let selected = sft_peft::select_targets(&config.lora_config, &names).map_err(|e| {
         let key = match &e {
             sft_peft::PeftError::InvalidConfig { key, .. } => format!("lora_config.{key}"),

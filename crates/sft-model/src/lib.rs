@@ -47,5 +47,5 @@ pub use loss::{ChunkedLoss, LossOptions, LossOutput, causal_lm_loss, chunked_cau
 pub use mlp::LlamaMlp;
 pub use model::{KvCache, LlamaForCausalLM, LlamaModel, expected_shapes};
 pub use presets::PRESETS;
-pub use projection::{PROJECTIONS, Projection};
+pub use projection::{PROJECTIONS, Projection, projection_names};
 pub use safetensors_out::{TensorEntry, write_atomic, write_safetensors};

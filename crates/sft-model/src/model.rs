@@ -10,7 +10,7 @@ use crate::decoder::LlamaDecoderLayer;
 use crate::fused::has_cpu_kernels;
 use crate::input::ModelInput;
 use crate::mlp::LlamaMlp;
-use crate::projection::{PROJECTIONS, Projection};
+use crate::projection::{Projection, projection_names};
 use crate::rope::cos_sin;
 
 /// The decoder stack (`model.*` in HF checkpoints).
@@ -135,13 +135,11 @@ impl<P: Projection> LlamaForCausalLM<P> {
 
     /// The decoder projections by HF module name, in checkpoint order.
     pub fn projections(&self) -> Vec<(String, &P)> {
-        let mut out = Vec::with_capacity(7 * self.model.layers.len());
-        for (l, layer) in self.model.layers.iter().enumerate() {
+        let modules = self.model.layers.iter().flat_map(|layer| {
             let (a, m) = (&layer.self_attn, &layer.mlp);
-            let all = [&a.q_proj, &a.k_proj, &a.v_proj, &a.o_proj, &m.gate_proj, &m.up_proj, &m.down_proj];
-            out.extend(PROJECTIONS.iter().zip(all).map(|(n, p)| (format!("model.layers.{l}.{n}"), p)));
-        }
-        out
+            [&a.q_proj, &a.k_proj, &a.v_proj, &a.o_proj, &m.gate_proj, &m.up_proj, &m.down_proj]
+        });
+        projection_names(self.model.layers.len()).into_iter().zip(modules).collect()
     }
 
     /// Number of decoder layers.

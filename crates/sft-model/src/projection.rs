@@ -25,6 +25,13 @@ impl Projection for Linear {
     }
 }
 
+/// The HF module names of the projections of a model with `layers` decoder layers
+/// (`model.layers.N.self_attn.q_proj`, …), in checkpoint order: what
+/// [`LlamaForCausalLM::projections`](crate::LlamaForCausalLM::projections) names, known from the config alone.
+pub fn projection_names(layers: usize) -> Vec<String> {
+    (0..layers).flat_map(|l| PROJECTIONS.map(|p| format!("model.layers.{l}.{p}"))).collect()
+}
+
 /// The names of the projections of one decoder layer, relative to `model.layers.N`, in checkpoint order.
 pub const PROJECTIONS: [&str; 7] = [
     "self_attn.q_proj",

@@ -141,7 +141,7 @@ mod tests {
             assert!(!matches_llama_projection(entry), "{entry}");
         }
         // The same verdict as the model's own names give for one layer count.
-        let names: Vec<String> = (0..2).flat_map(|l| PROJECTIONS.map(|p| format!("model.layers.{l}.{p}"))).collect();
+        let names = sft_model::projection_names(2);
         for entry in ["o_proj", "layers.1.mlp.down_proj", "self_attn.k_proj"] {
             assert!(names.iter().any(|n| matches_suffix(n, entry)) && matches_llama_projection(entry), "{entry}");
         }
