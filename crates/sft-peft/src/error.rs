@@ -30,11 +30,11 @@ pub enum PeftError {
         /// What is wrong.
         message: String,
     },
-    /// An error about the adapter in the file `path` (a target module its config names that the model lacks, a
-    /// tensor of the wrong shape, a tensor the config does not explain).
+    /// An error about the adapter in the file `path`: a target module its `adapter_config.json` names that the
+    /// model lacks. (The errors about its tensors name `adapter_model.safetensors` themselves.)
     #[error("{}: {source}", path.display())]
     InAdapter {
-        /// `adapter_config.json` or `adapter_model.safetensors`.
+        /// The adapter's `adapter_config.json`.
         path: PathBuf,
         /// What went wrong.
         #[source]

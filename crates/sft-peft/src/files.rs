@@ -277,26 +277,12 @@ pub fn load_adapter<P: Projection + Into<BaseLinear>>(
     let mut checkpoint = Checkpoint::open(std::slice::from_ref(&weights))?;
     strip_adapter_name(&mut checkpoint, &weights)?;
     let (r, scaling, dropout) = (config.r, config.scaling(), config.lora_dropout);
-    // Which file an error comes from: the tensors' file for a tensor's error, the config for a target's.
-    let in_file = |e: PeftError| {
-        let path = match &e {
-            PeftError::Target { .. } | PeftError::InvalidConfig { .. } => dir.join(ADAPTER_CONFIG),
-            _ => weights.clone(),
-        };
-        match e {
-            // These already name their file.
-            PeftError::Adapter { .. }
-            | PeftError::Io { .. }
-            | PeftError::Model(
-                sft_model::ModelError::Checkpoint { .. }
-                | sft_model::ModelError::Io { .. }
-                | sft_model::ModelError::MissingTensor { .. }
-                | sft_model::ModelError::ShapeMismatch { .. }
-                | sft_model::ModelError::UnsupportedDtype { .. }
-                | sft_model::ModelError::UnexpectedTensors { .. },
-            ) => e,
-            other => PeftError::InAdapter { path, source: Box::new(other) },
+    // A target the model lacks comes from the config; the tensors' errors already name their file.
+    let in_config = |e: PeftError| match e {
+        PeftError::Target { .. } | PeftError::InvalidConfig { .. } => {
+            PeftError::InAdapter { path: dir.join(ADAPTER_CONFIG), source: Box::new(e) }
         }
+        other => other,
     };
     let mut model = inject_with(
         model,
@@ -309,7 +295,7 @@ pub fn load_adapter<P: Projection + Into<BaseLinear>>(
         },
         0,
     )
-    .map_err(in_file)?;
+    .map_err(in_config)?;
     for module in modules_to_save(&config)? {
         let embed = &model.model.embed_tokens.weight;
         let [vocab, hidden] = embed.dims();
@@ -320,9 +306,7 @@ pub fn load_adapter<P: Projection + Into<BaseLinear>>(
             DType::F16 => FloatDType::F16,
             _ => FloatDType::F32,
         };
-        let weight = checkpoint
-            .tensor(&adapter_key(module.name(), None), [vocab, hidden], &device, dtype)
-            .map_err(|e| in_file(e.into()))?;
+        let weight = checkpoint.tensor(&adapter_key(module.name(), None), [vocab, hidden], &device, dtype)?;
         match module {
             SavedModule::LmHead => {
                 model.lm_head = Some(Linear { weight: Param::from_tensor(weight.transpose()), bias: None });
@@ -330,7 +314,7 @@ pub fn load_adapter<P: Projection + Into<BaseLinear>>(
             SavedModule::EmbedTokens => model.model.embed_tokens.weight = Param::from_tensor(weight),
         }
     }
-    checkpoint.finish().map_err(|e| in_file(e.into()))?;
+    checkpoint.finish()?;
     Ok((model, config))
 }
 
