@@ -56,12 +56,20 @@ impl Trainer<'_> {
     /// (micro-batches per epoch, optimizer steps, seed) can continue it exactly. Returns the checkpoint, if any.
     /// [`train`](Self::train) makes the same checks itself when this was not called.
     pub fn check_resume(&mut self) -> Result<Option<PathBuf>> {
+        Ok(self.checked_resume()?.map(|(dir, _)| dir))
+    }
+
+    /// The checkpoint to resume from and its state, checked as [`check_resume`](Self::check_resume) says; its
+    /// files are hashed once per checkpoint, however often this is called.
+    pub(super) fn checked_resume(&mut self) -> Result<Option<(PathBuf, TrainerState)>> {
         let Some(dir) = self.resume_dir()? else { return Ok(None) };
-        verify_checkpoint(&dir)?;
+        if self.verified.as_ref() != Some(&dir) {
+            verify_checkpoint(&dir)?;
+            self.verified = Some(dir.clone());
+        }
         let state = TrainerState::load(&dir)?;
         self.check_resumable(&state, &dir, self.total_steps())?;
-        self.verified = Some(dir.clone());
-        Ok(Some(dir))
+        Ok(Some((dir, state)))
     }
 
     pub(super) fn resume_dir(&self) -> Result<Option<PathBuf>> {

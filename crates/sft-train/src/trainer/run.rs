@@ -16,12 +16,9 @@ impl Trainer<'_> {
         let mut model = model.train();
         let device = model.model.embed_tokens.weight.device();
         let mut state = TrainerState::new(total, epochs, self.train.batches_per_epoch(), self.args.seed);
-        if let Some(dir) = self.resume_dir()? {
-            if self.verified.as_ref() != Some(&dir) {
-                verify_checkpoint(&dir)?;
-            }
-            state = TrainerState::load(&dir)?;
-            self.check_resumable(&state, &dir, total)?;
+        let mut resume_dir = None;
+        if let Some((dir, saved)) = self.checked_resume()? {
+            state = saved;
             model = reload_adapter(model, &dir)?.train();
             optimizer.load(&dir.join(OPTIMIZER_FILE), &device.clone().inner())?;
             for callback in &mut self.callbacks {
@@ -34,12 +31,13 @@ impl Trainer<'_> {
                 }
             }
             tracing::info!(checkpoint = %dir.display(), step = state.global_step, "resuming");
+            resume_dir = Some(dir);
         }
         let mut fp16 = None;
         if self.args.fp16 {
             let inner = device.clone().inner();
             let mut scaler = GradScaler::new(self.scaler_config, &inner);
-            if let Some(dir) = self.resume_dir()? {
+            if let Some(dir) = &resume_dir {
                 let path = dir.join(SCALER_FILE);
                 if path.exists() {
                     scaler.load(&path, &inner)?;
