@@ -19,8 +19,9 @@ pub struct InstructionColumns {
 
 /// Formats instruction records: every field is trimmed of surrounding whitespace (Python's `str.strip()`); an
 /// instruction or output that is null, empty or only whitespace is an error naming the file, row and column
-/// ([`DataError::EmptyField`](crate::DataError::EmptyField)), while the input may be empty; the prompt comes from `prompt_template.prompt` (or `prompt_no_input` when the input is empty or null), and the
-/// completion from `prompt_template.completion`.
+/// ([`DataError::EmptyField`](crate::DataError::EmptyField)), while the input may be empty; the prompt comes from
+/// `prompt_template.prompt` (or `prompt_no_input` when the input is empty or null), and the completion from
+/// `prompt_template.completion`.
 ///
 /// With the default template, a row with input gives
 /// `"### Instruction\n{instruction}\n\n### Input\n{input}\n\n### Output\n"` + `"{output}"`.
