@@ -14,7 +14,7 @@ mod common;
 
 use burn::prelude::*;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sft::collate::{BatchSource, Collator, Sampling};
+use sft::collate::{BatchSource, Collator, Rows, Sampling};
 use sft::model_stage::{LlamaConfig, LlamaForCausalLM};
 use sft::peft::{LoraConfig, TargetModules, inject};
 use sft::tokenize::{EncodeOptions, Encoder, Masking};
@@ -30,7 +30,7 @@ fn train_step(c: &mut Criterion) {
     let examples = Encoder::new(&tokenizer, &options).encode_all(&common::examples()).unwrap().examples;
     let collator = Collator { pad_id: tokenizer.special().pad.id, pad_to_multiple_of: None };
     let sampling = Sampling::Shuffle { seed: 42 };
-    let source = BatchSource::new(&examples, collator, 4, sampling, None).unwrap();
+    let source = BatchSource::new(&examples, collator, 4, sampling, Rows::OnePerExample).unwrap();
     let plan = source.plan(0);
     let batches: Vec<_> = plan[..4 * STEPS as usize].iter().map(|units| source.collate(units)).collect();
     let tokens: usize = batches.iter().map(|b| b.num_tokens).sum();

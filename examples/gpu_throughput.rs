@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo run --release --features wgpu --example gpu_throughput -- \
-//!     [--device wgpu|cuda|cpu] [--preset llama-3.2-1b|small|tiny] [--steps 6] [--batch 4] [--seq 512] \
+//!     [--device wgpu|cuda|cpu] [--preset llama-3.2-1b|qwen2.5-0.5b|qwen3-0.6b|mistral-7b|small|tiny] [--steps 6] [--batch 4] [--seq 512] \
 //!     [--dense] [--bf16 | --fp16]
 //! ```
 #![allow(clippy::print_stdout)]
@@ -18,7 +18,7 @@ use anyhow::{Context, bail};
 use burn::module::{Module, ModuleMapper, Param};
 use burn::prelude::*;
 use burn::tensor::DType;
-use sft::collate::{BatchSource, Collator, Sampling};
+use sft::collate::{BatchSource, Collator, Rows, Sampling};
 use sft::model_stage::{LlamaConfig, LlamaForCausalLM};
 use sft::peft::{BaseLinear, ComputeDtype, LoraConfig, QuantType, QuantizationConfig, TargetModules};
 use sft::tokenize::TokenizedExample;
@@ -168,7 +168,7 @@ fn main() -> anyhow::Result<()> {
         ..Default::default()
     };
     let collator = Collator { pad_id: 0, pad_to_multiple_of: None };
-    let source = BatchSource::new(&examples, collator, o.batch, Sampling::Sequential, None)?;
+    let source = BatchSource::new(&examples, collator, o.batch, Sampling::Sequential, Rows::OnePerExample)?;
     let mut trainer = Trainer::new(args, lora, &o.preset, source, None)?;
     let out = trainer.train(model)?;
     let mut speeds: Vec<f64> = out

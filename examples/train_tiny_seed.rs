@@ -15,7 +15,7 @@ static GLOBAL: sft::allocator::Allocator = sft::allocator::Allocator;
 
 use anyhow::Context;
 use burn::prelude::*;
-use sft::collate::{BatchSource, Collator, Sampling};
+use sft::collate::{BatchSource, Rows, Sampling};
 use sft::config::RunConfig;
 use sft::hub::HubSettings;
 use sft::model_stage::{LlamaConfig, LlamaForCausalLM};
@@ -52,10 +52,12 @@ fn main() -> anyhow::Result<()> {
         micro_batch_workers: workers,
         ..config.training_args.clone()
     };
-    let collator = Collator { pad_id: tokenizer.special().pad.id, pad_to_multiple_of: args.pad_to_multiple_of };
+    let collator = config.collate.collator(tokenizer.special().pad.id);
     let batch = args.per_device_train_batch_size;
-    let train_source = BatchSource::new(&train, collator, batch, Sampling::Shuffle { seed: args.seed }, None)?;
-    let eval_source = BatchSource::new(&eval, collator, args.per_device_eval_batch_size, Sampling::Sequential, None)?;
+    let train_source =
+        BatchSource::new(&train, collator, batch, Sampling::Shuffle { seed: args.seed }, Rows::OnePerExample)?;
+    let eval_source =
+        BatchSource::new(&eval, collator, args.per_device_eval_batch_size, Sampling::Sequential, Rows::OnePerExample)?;
 
     let device = Device::flex().autodiff();
     let model_config = LlamaConfig::preset("tiny")?;

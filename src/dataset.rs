@@ -4,16 +4,16 @@
 use std::path::{Path, PathBuf};
 
 use sft_data::{DataConfig, DatasetSplits, SplitFiles, load_splits};
-use sft_hub::{AnyRepo, HubSettings, Repo, RepoKind};
+use sft_hub::{AnyRepo, HubSettings, RepoKind};
 
 use crate::error::{Result, SftError};
 
 /// Loads the splits of `config`'s data set.
 ///
 /// - An existing file is the train split.
-/// - An existing directory, or a Hub dataset repo (`owner/name`, at `dataset_config.revision`), is listed and its
-///   data files are assigned to splits by name ([`SplitFiles::pick`]); Hub files are downloaded into the HF cache
-///   (or read from it offline, per `hub`).
+/// - An existing directory, or a Hub dataset repo (`owner/name`, at `dataset_config.revision`), is read with
+///   [`SplitFiles::from_repo`]: its data files are assigned to splits by name; Hub files are downloaded into the HF
+///   cache (or read from it offline, per `hub`).
 /// - A name that looks like a path (starts with `.`, `/` or `~`, or ends in a data-file extension) but does not
 ///   exist is an error naming the path, not a Hub lookup.
 pub fn load_dataset(config: &DataConfig, hub: &HubSettings) -> Result<DatasetSplits> {
@@ -34,21 +34,7 @@ pub fn load_dataset(config: &DataConfig, hub: &HubSettings) -> Result<DatasetSpl
         reject_revision(config)?;
     }
     let repo = AnyRepo::open(name, RepoKind::Dataset, config.revision.as_deref(), hub)?;
-    let listing = repo.list()?;
-    let picked = SplitFiles::pick(listing.clone());
-    if picked.is_empty() {
-        return Err(SftError::Config {
-            path: PathBuf::from(repo.id()),
-            key: "dataset_config.dataset_name".into(),
-            message: format!("no .csv, .jsonl, .json or .parquet files; files found: {}", listing.join(", ")),
-        });
-    }
-    let fetch = |files: Vec<String>| -> Result<Vec<PathBuf>> {
-        files.iter().map(|f| repo.get(f).map_err(SftError::from)).collect()
-    };
-    tracing::info!(repo = %repo.id(), train = ?picked.train, validation = ?picked.validation, test = ?picked.test, "data files");
-    let files =
-        SplitFiles { train: fetch(picked.train)?, validation: fetch(picked.validation)?, test: fetch(picked.test)? };
+    let files = SplitFiles::from_repo(&repo).map_err(|e| SftError::at_key("dataset_config.dataset_name", e))?;
     Ok(load_splits(config, &files)?)
 }
 

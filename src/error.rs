@@ -17,6 +17,16 @@ pub enum SftError {
         /// What is wrong.
         message: String,
     },
+    /// A JSON file (the run config, a saved run config, `init.json`, `trainer_state.json` for the card) does not
+    /// parse; the error has the line and column.
+    #[error("{}: {source}", path.display())]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// serde_json's error.
+        #[source]
+        source: serde_json::Error,
+    },
     /// A file could not be read.
     #[error("{}: {source}", path.display())]
     Io {
@@ -32,6 +42,9 @@ pub enum SftError {
     /// Hub or repository access failed.
     #[error(transparent)]
     Hub(#[from] sft_hub::HubError),
+    /// A repo could not be listed or a file fetched, or it lacks a file the layout needs.
+    #[error(transparent)]
+    Repo(#[from] sft_repo::RepoError),
     /// Tokenization failed.
     #[error(transparent)]
     Tokenize(#[from] sft_tokenize::TokenizeError),
@@ -56,6 +69,29 @@ pub enum SftError {
     /// Collation failed.
     #[error(transparent)]
     Collate(#[from] sft_collate::CollateError),
+}
+
+impl SftError {
+    /// A stage's error, with a file missing from a repo reported as a config error on `key`, the key whose value
+    /// named the repo (`model_name`, `dataset_config.dataset_name`).
+    pub(crate) fn at_key(key: &str, error: impl Into<SftError>) -> Self {
+        let error = error.into();
+        let missing = match &error {
+            Self::Repo(e) => Some(e),
+            Self::Model(sft_model::ModelError::Repo(e)) => Some(e),
+            Self::Tokenize(sft_tokenize::TokenizeError::Repo(e)) => Some(e),
+            Self::Data(sft_data::DataError::Repo(e)) => Some(e.as_ref()),
+            _ => None,
+        };
+        match missing {
+            Some(sft_repo::RepoError::Missing { repo, what, found }) => Self::Config {
+                path: repo.into(),
+                key: key.to_owned(),
+                message: format!("no {what} in the repo; files found: {}", found.join(", ")),
+            },
+            _ => error,
+        }
+    }
 }
 
 /// `Result` with [`SftError`].

@@ -24,6 +24,7 @@ mod model;
 pub mod pipeline;
 pub mod progress;
 pub mod push;
+pub mod stop;
 mod tokenizer;
 
 pub use dataset::load_dataset;

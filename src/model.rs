@@ -1,18 +1,19 @@
 //! Loading the base model through the `Repo` seam (a local directory or a Hub model repo).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::prelude::*;
 use burn::tensor::FloatDType;
-use sft_hub::{AnyRepo, HubSettings, Repo, RepoKind};
+use sft_hub::{AnyRepo, HubSettings, RepoKind};
 use sft_model::{Checkpoint, LlamaConfig, LlamaForCausalLM, dense};
 use sft_peft::{BaseLinear, QuantizationConfig};
+use sft_repo::Listing;
 
 use crate::error::{Result, SftError};
 
 /// Loads `model_name` (a local directory or a Hub model repo id) onto `device`: `config.json` and
-/// `model.safetensors`, or `model.safetensors.index.json` and the shards it names (downloaded into the HF cache),
-/// weights converted to `dtype`. With a `quantization` that has `load_in_4bit`, each decoder projection is
+/// `model.safetensors`, or `model.safetensors.index.json` and the shards it names (downloaded into the HF cache;
+/// the layout is `sft_model`'s [`Checkpoint::from_repo`]), weights converted to `dtype`. With a `quantization` that has `load_in_4bit`, each decoder projection is
 /// quantized to NF4 as it is read (embeddings, norms and `lm_head` stay in `dtype`, as transformers does), so
 /// the peak memory is the quantized model plus one tensor.
 pub fn load_model(
@@ -38,26 +39,10 @@ pub(crate) fn load_model_checked(
     let _span = tracing::info_span!("load_model", model = %model_name).entered();
     materialize_embedded(Path::new(model_name))?;
     let repo = AnyRepo::open(model_name, RepoKind::Model, None, hub)?;
-    let files = repo.list()?;
-    let missing = |what: &str| SftError::Config {
-        path: repo.id().into(),
-        key: "model_name".into(),
-        message: format!("no {what} in the model repo; files found: {}", files.join(", ")),
-    };
-    if !files.iter().any(|f| f == "config.json") {
-        return Err(missing("config.json"));
-    }
-    let config = LlamaConfig::from_file(&repo.get("config.json")?)?;
+    let listing = Listing::of(&repo).map_err(|e| SftError::at_key("model_name", e))?;
+    let config = LlamaConfig::from_repo(&listing).map_err(|e| SftError::at_key("model_name", e))?;
     check(&config)?;
-    let weights: Vec<PathBuf> = if files.iter().any(|f| f == "model.safetensors") {
-        vec![repo.get("model.safetensors")?]
-    } else if files.iter().any(|f| f == "model.safetensors.index.json") {
-        let index = repo.get("model.safetensors.index.json")?;
-        Checkpoint::shards(&index)?.iter().map(|s| repo.get(s)).collect::<std::result::Result<_, _>>()?
-    } else {
-        return Err(missing("model.safetensors or model.safetensors.index.json"));
-    };
-    let mut checkpoint = Checkpoint::open(&weights)?;
+    let mut checkpoint = Checkpoint::from_repo(&listing).map_err(|e| SftError::at_key("model_name", e))?;
     let model = LlamaForCausalLM::load_with(&config, &mut checkpoint, device, dtype, |_, weight| {
         Ok::<_, SftError>(match quantization {
             None => BaseLinear::Dense(dense(weight)),
@@ -66,7 +51,7 @@ pub(crate) fn load_model_checked(
     })?;
     checkpoint.finish()?;
     tracing::info!(
-        model = %repo.id(),
+        model = %listing.id(),
         layers = config.num_hidden_layers,
         hidden = config.hidden_size,
         nf4 = quantization.is_some_and(|q| q.load_in_4bit),
@@ -100,11 +85,8 @@ pub fn materialize_embedded(dir: &Path) -> Result<bool> {
     }
     let text =
         std::fs::read_to_string(&recipe_path).map_err(|source| SftError::Io { path: recipe_path.clone(), source })?;
-    let recipe: InitRecipe = serde_json::from_str(&text).map_err(|e| SftError::Config {
-        path: recipe_path.clone(),
-        key: "(top level)".into(),
-        message: e.to_string(),
-    })?;
+    let recipe: InitRecipe =
+        serde_json::from_str(&text).map_err(|source| SftError::Json { path: recipe_path.clone(), source })?;
     let config = LlamaConfig::preset(&recipe.preset)?;
     let model = LlamaForCausalLM::init(&config, &Device::flex(), recipe.seed);
     model.save_pretrained(&config, dir, FloatDType::F32)?;

@@ -3,7 +3,7 @@
 
 use burn::prelude::*;
 use burn::tensor::FloatDType;
-use sft_collate::{BatchSource, Collator, Sampling};
+use sft_collate::{BatchSource, Rows, Sampling};
 use sft_data::DatasetSplits;
 use sft_hub::HubSettings;
 use sft_model::LlamaForCausalLM;
@@ -168,21 +168,22 @@ pub fn check_targets(config: &RunConfig, model: &sft_model::LlamaConfig) -> Resu
 /// checkpoint. It writes nothing until it trains; [`with_reporting`] adds the TensorBoard files.
 pub fn trainer<'a>(config: &RunConfig, data: &'a RunData) -> Result<Trainer<'a>> {
     let args = &config.training_args;
-    let collator = Collator { pad_id: data.tokenizer.special().pad.id, pad_to_multiple_of: args.pad_to_multiple_of };
-    let sampling = if args.group_by_length {
-        Sampling::GroupByLength { seed: args.seed }
-    } else {
-        Sampling::Shuffle { seed: args.seed }
-    };
-    let packing = args.packing.then_some(config.dataset_config.max_length);
-    let train = BatchSource::new(&data.train.examples, collator, args.per_device_train_batch_size, sampling, packing)?;
+    let batching = &config.collate;
+    let collator = batching.collator(data.tokenizer.special().pad.id);
+    let train = BatchSource::new(
+        &data.train.examples,
+        collator,
+        args.per_device_train_batch_size,
+        batching.sampling(args.seed),
+        batching.rows(config.dataset_config.max_length),
+    )?;
     let eval = if data.validation.examples.is_empty() {
         None
     } else {
         let size = args.per_device_eval_batch_size;
-        Some(BatchSource::new(&data.validation.examples, collator, size, Sampling::Sequential, None)?)
+        Some(BatchSource::new(&data.validation.examples, collator, size, Sampling::Sequential, Rows::OnePerExample)?)
     };
-    let run_config = serde_json::to_value(config).map_err(|e| config.error("(top level)", e.to_string()))?;
+    let run_config = config.to_json();
     let mut trainer = Trainer::new(args.clone(), config.lora_config.clone(), &config.model_name, train, eval)?
         .with_run_config(run_config);
     if let Some(early) = config.early_stopping.clone() {
@@ -221,15 +222,36 @@ pub fn default_repo_name(config: &RunConfig) -> String {
 /// with `sft push --adapter <output_dir>`.
 pub fn finish_run(config: &RunConfig, hub: &HubSettings) -> Result<Option<(String, sft_hub::CommitInfo)>> {
     let dir = config.output_dir();
+    let repo = sft_hub::AnyRepo::open(&config.model_name, sft_hub::RepoKind::Model, None, hub)?;
+    let listing = sft_repo::Listing::of(&repo)?;
+    let tokenizer = SftTokenizer::from_listing(&listing, &config.special_token_overrides())?;
+    write_generation_config(&listing, &sft_model::LlamaConfig::from_repo(&listing)?, &tokenizer, &dir)?;
     let target = crate::push::PushTarget::new(Some(config), &dir);
     crate::push::write_model_card(&dir, target.name())?;
-    if !config.training_args.push_to_hub {
+    if !config.hub.push_to_hub {
         return Ok(None);
     }
     match crate::push::push_adapter(&dir, &target, hub) {
         Ok(pushed) => Ok(Some(pushed)),
         Err(e) => Err(SftError::Push { dir, source: Box::new(e) }),
     }
+}
+
+/// Writes `dir/generation_config.json` (atomically) for a model built on the base in `listing` (with its `config`
+/// and `tokenizer`): the base's generation settings with every stop id ([`crate::stop`]), so a runtime given the
+/// adapter or the merged model stops where the base does. Returns the stop ids.
+pub fn write_generation_config<R: sft_repo::Repo + ?Sized>(
+    listing: &sft_repo::Listing<'_, R>,
+    config: &sft_model::LlamaConfig,
+    tokenizer: &SftTokenizer,
+    dir: &std::path::Path,
+) -> Result<Vec<u32>> {
+    let (settings, stop) = crate::stop::generation_settings(listing, config, tokenizer)?;
+    let json = crate::stop::generation_config_json(settings, &stop, tokenizer);
+    let path = dir.join(crate::stop::GENERATION_CONFIG_FILE);
+    let bytes = serde_json::to_vec_pretty(&json).map_err(|source| SftError::Json { path: path.clone(), source })?;
+    sft_model::write_atomic(&path, &bytes)?;
+    Ok(stop)
 }
 
 /// PEFT's `PeftModel.from_pretrained`: the base model (`base`, else the adapter's `base_model_name_or_path`) loaded
@@ -252,35 +274,38 @@ pub fn load_adapted(
 }
 
 /// Greedy (or sampled, with `temperature` > 0) continuation of `prompt` (raw text; BOS added as the tokenizer
-/// does), up to `max_new_tokens`, stopping at EOS; the EOS itself is not returned.
+/// does), up to `max_new_tokens`, stopping at any of `stop` (the model's stop ids:
+/// [`generation_settings`](crate::stop::generation_settings)); the stop token itself is not returned.
 pub fn generate_text(
     model: &LlamaForCausalLM<LoraLinear>,
     tokenizer: &SftTokenizer,
+    stop: &[u32],
     prompt: &str,
     max_new_tokens: usize,
     temperature: f64,
 ) -> Result<String> {
     let ids = tokenizer.ids(prompt, true)?;
-    let special = tokenizer.special();
     let config = sft_model::GenerationConfig {
         max_new_tokens,
         temperature,
-        eos_token_ids: vec![special.eos.id],
-        pad_token_id: special.pad.id,
+        eos_token_ids: stop.to_vec(),
+        pad_token_id: tokenizer.special().pad.id,
         ..Default::default()
     };
     let model = model.clone().valid();
     let device = model.model.embed_tokens.weight.device();
     let generated = sft_model::generate(&model, &[ids], &config, &device)?;
-    let ids = generated.into_iter().next().unwrap_or_default();
-    let ids = ids.strip_suffix(&[special.eos.id]).unwrap_or(&ids);
-    Ok(tokenizer.decode(ids)?)
+    let mut ids = generated.into_iter().next().unwrap_or_default();
+    if ids.last().is_some_and(|last| stop.contains(last)) {
+        ids.pop();
+    }
+    Ok(tokenizer.decode(&ids)?)
 }
 
 /// PEFT's `merge_and_unload` + `save_pretrained`: loads the base model (`base`, else the adapter's
 /// `base_model_name_or_path`) dense in f32, applies the adapter in `adapter`, folds every `scaling · A·B` into its
-/// weight, and writes a plain HF checkpoint (`config.json`, `model.safetensors`, and the base's tokenizer files) to
-/// `out`. An adapter trained on an NF4 base is merged into the original dense weights: nothing is re-quantized.
+/// weight, and writes a plain HF checkpoint (`config.json`, `model.safetensors`, the base's tokenizer files, and a
+/// `generation_config.json` with every stop id of the base) to `out`. An adapter trained on an NF4 base is merged into the original dense weights: nothing is re-quantized.
 pub fn merge_adapter(
     adapter: &std::path::Path,
     base: Option<&str>,
@@ -291,14 +316,16 @@ pub fn merge_adapter(
     let merged = sft_peft::merge_and_unload(model);
     merged.save_pretrained(&config, out, FloatDType::F32)?;
     let repo = sft_hub::AnyRepo::open(&base, sft_hub::RepoKind::Model, None, hub)?;
-    let files = sft_hub::Repo::list(&repo)?;
-    for name in ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"] {
-        if files.iter().any(|f| f == name) {
-            let from = sft_hub::Repo::get(&repo, name)?;
+    let listing = sft_repo::Listing::of(&repo)?;
+    for &name in sft_tokenize::TOKENIZER_FILES {
+        if let Some(from) = listing.optional(name)? {
             std::fs::copy(&from, out.join(name)).map_err(|source| SftError::Io { path: out.join(name), source })?;
         }
     }
-    tracing::info!(base = %base, adapter = %adapter.display(), out = %out.display(), "merged");
+    // Every stop id of the base, so a runtime loading the merged model stops where the base does.
+    let tokenizer = SftTokenizer::from_listing(&listing, &Default::default())?;
+    let stop = write_generation_config(&listing, &config, &tokenizer, out)?;
+    tracing::info!(base = %base, adapter = %adapter.display(), out = %out.display(), stop = ?stop, "merged");
     Ok(())
 }
 

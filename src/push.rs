@@ -29,11 +29,7 @@ pub fn model_card(dir: &Path, name: &str) -> Result<String> {
     let read_json = |file: &str| -> Result<Option<serde_json::Value>> {
         let path = dir.join(file);
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| SftError::Config {
-                path,
-                key: "(top level)".into(),
-                message: e.to_string(),
-            }),
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|source| SftError::Json { path, source }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(SftError::Io { path, source }),
         }
@@ -110,6 +106,21 @@ pub fn write_model_card(dir: &Path, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// The Hub keys of a run config (transformers' `TrainingArguments` keeps them in `training_args`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushConfig {
+    /// Push the final adapter to the Hub when training ends.
+    #[serde(default)]
+    pub push_to_hub: bool,
+    /// Hub repo for `push_to_hub`; `<user>/<save_model_name>` by default.
+    #[serde(default)]
+    pub hub_model_id: Option<String>,
+    /// Create the Hub repo as private.
+    #[serde(default)]
+    pub hub_private_repo: Option<bool>,
+}
+
 /// Where an adapter directory goes on the Hub, from the run config that trained it (transformers'
 /// `hub_model_id` / `hub_private_repo`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,9 +140,9 @@ impl PushTarget {
     pub fn new(config: Option<&crate::config::RunConfig>, dir: &Path) -> Self {
         match config {
             Some(config) => Self {
-                repo_id: config.training_args.hub_model_id.clone(),
+                repo_id: config.hub.hub_model_id.clone(),
                 default_name: crate::pipeline::default_repo_name(config),
-                private: config.training_args.hub_private_repo.unwrap_or(false),
+                private: config.hub.hub_private_repo.unwrap_or(false),
             },
             None => Self {
                 repo_id: None,

@@ -31,7 +31,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::{Distribution, FloatDType};
 use serde::{Deserialize, Serialize};
-use sft::collate::{BatchSource, Collator, Sampling};
+use sft::collate::{BatchSource, Collator, Rows, Sampling};
 use sft::config::RunConfig;
 use sft::hub::HubSettings;
 use sft::model_stage::{LlamaConfig, LlamaForCausalLM, Projection};
@@ -125,7 +125,7 @@ fn prepare(workload: &Workload, dir: &Path) -> anyhow::Result<()> {
     let examples = Encoder::new(&tokenizer, &options).encode_all(&rows)?.examples;
     let pad = tokenizer.special().pad.id;
     let collator = Collator { pad_id: pad, pad_to_multiple_of: None };
-    let source = BatchSource::new(&examples, collator, BATCH, Sampling::Shuffle { seed: SEED }, None)?;
+    let source = BatchSource::new(&examples, collator, BATCH, Sampling::Shuffle { seed: SEED }, Rows::OnePerExample)?;
     let micro_batches = (workload.warmup_steps + workload.timed_steps) * ACCUMULATION;
     let plan = source.plan(0);
     if plan.len() < micro_batches {
@@ -200,7 +200,7 @@ fn run(dir: &Path, workers: usize, bf16: bool) -> anyhow::Result<()> {
         .collect();
     let collator = Collator { pad_id: file.pad_token_id, pad_to_multiple_of: None };
     let batch = file.per_device_train_batch_size;
-    let source = BatchSource::new(&examples, collator, batch, Sampling::Sequential, None)?;
+    let source = BatchSource::new(&examples, collator, batch, Sampling::Sequential, Rows::OnePerExample)?;
     let device = Device::flex().autodiff();
     let (_, model) = LlamaForCausalLM::from_pretrained(&dir.join("model"), &device, FloatDType::F32)?;
     let lora = LoraConfig {

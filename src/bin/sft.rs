@@ -151,10 +151,15 @@ fn run(cli: Cli) -> sft::Result<()> {
         }
         Command::Generate { adapter, prompt, base, max_new_tokens, temperature } => {
             let hub = HubSettings::from_env()?;
-            let (base, _, model) =
+            let (base, config, model) =
                 sft::pipeline::load_adapted(&adapter, base.as_deref(), &hub, &burn::prelude::Device::flex())?;
-            let tokenizer = sft::load_tokenizer(&base, &hub, &Default::default())?;
-            println!("{}", sft::pipeline::generate_text(&model, &tokenizer, &prompt, max_new_tokens, temperature)?);
+            // The base's repo, listed once for the tokenizer and the generation settings.
+            let repo = sft::hub::AnyRepo::open(&base, sft::hub::RepoKind::Model, None, &hub)?;
+            let listing = sft_repo::Listing::of(&repo)?;
+            let tokenizer = sft::tokenize::SftTokenizer::from_listing(&listing, &Default::default())?;
+            let (_, stop) = sft::stop::generation_settings(&listing, &config, &tokenizer)?;
+            let text = sft::pipeline::generate_text(&model, &tokenizer, &stop, &prompt, max_new_tokens, temperature)?;
+            println!("{text}");
             Ok(())
         }
         Command::Inspect { config, overrides, examples } => {
@@ -166,7 +171,7 @@ fn run(cli: Cli) -> sft::Result<()> {
         Command::Push { adapter, repo, private } => {
             let run_file = adapter.join(sft::train::RUN_CONFIG_FILE);
             let run = std::fs::read(&run_file).ok().and_then(|bytes| {
-                serde_json::from_slice::<RunConfig>(&bytes)
+                RunConfig::from_saved(&bytes, &run_file)
                     .inspect_err(|e| tracing::warn!(file = %run_file.display(), error = %e, "run config ignored"))
                     .ok()
             });

@@ -22,9 +22,8 @@ pub(crate) struct Duplicate {
     pub lines: (usize, usize),
 }
 
-/// The first key (in document order of the second occurrence) that appears twice in one object of `text`, if
-/// any. Text that is not strict JSON gives `None`: serde's parse then reports the syntax error.
-pub(crate) fn duplicate_key(text: &str) -> Option<Duplicate> {
+/// `text`'s syntax tree, parsed as strict JSON; `None` if it is not (serde then reports the syntax error).
+fn parse(text: &str) -> Option<jsonc_parser::ParseResult<'_>> {
     let strict = ParseOptions {
         allow_comments: false,
         allow_loose_object_property_names: false,
@@ -37,8 +36,43 @@ pub(crate) fn duplicate_key(text: &str) -> Option<Duplicate> {
         allow_non_finite_numbers: false,
         allow_extended_string_escapes: false,
     };
-    let parsed = jsonc_parser::parse_to_ast(text, &CollectOptions::default(), &strict).ok()?;
-    let line = |offset: usize| text.get(..offset).map_or(1, |before| before.matches('\n').count() + 1);
+    jsonc_parser::parse_to_ast(text, &CollectOptions::default(), &strict).ok()
+}
+
+/// The 1-based line of `offset` in `text`.
+fn line_at(text: &str, offset: usize) -> usize {
+    text.get(..offset).map_or(1, |before| before.matches('\n').count() + 1)
+}
+
+/// The 1-based line of the key at `path` (serde_path_to_error's notation: `a.b`, `a[2].b`) in `text`, or of the
+/// element for a path ending in an index; `None` if `text` does not parse or has no such key.
+pub(crate) fn line_of(text: &str, path: &str) -> Option<usize> {
+    let parsed = parse(text)?;
+    let mut value = parsed.value.as_ref()?;
+    let mut offset = value.range().start;
+    for part in path.split('.') {
+        let (key, indices) = part.split_once('[').map_or((part, ""), |(k, rest)| (k, rest));
+        if !key.is_empty() {
+            let Value::Object(object) = value else { return None };
+            // serde keeps the last of equal keys; duplicates are refused before this runs anyway.
+            let prop = object.properties.iter().rev().find(|p| p.name.as_str() == key)?;
+            offset = prop.name.range().start;
+            value = &prop.value;
+        }
+        for index in indices.split('[').filter(|s| !s.is_empty()) {
+            let Value::Array(array) = value else { return None };
+            value = array.elements.get(index.trim_end_matches(']').parse::<usize>().ok()?)?;
+            offset = value.range().start;
+        }
+    }
+    Some(line_at(text, offset))
+}
+
+/// The first key (in document order of the second occurrence) that appears twice in one object of `text`, if
+/// any. Text that is not strict JSON gives `None`: serde's parse then reports the syntax error.
+pub(crate) fn duplicate_key(text: &str) -> Option<Duplicate> {
+    let parsed = parse(text)?;
+    let line = |offset: usize| line_at(text, offset);
     let mut found: Vec<Duplicate> = Vec::new();
     walk(parsed.value.as_ref()?, "", &line, &mut found);
     found.into_iter().min_by_key(|d| d.lines.1)
@@ -143,5 +177,17 @@ mod tests {
         let message = "unknown field `zzz`, expected one of `learning_rate`".to_owned();
         assert_eq!(with_suggestion(message.clone()), message);
         assert_eq!(with_suggestion("invalid type: string".into()), "invalid type: string");
+    }
+
+    #[test]
+    fn a_key_path_is_found_with_its_line() {
+        let text = "{\n  \"a\": {\n    \"b\": 1,\n    \"list\": [\n      {\"c\": 2},\n      {\"c\": 3}\n    ]\n  }\n}";
+        assert_eq!(line_of(text, "a"), Some(2));
+        assert_eq!(line_of(text, "a.b"), Some(3));
+        assert_eq!(line_of(text, "a.list[1]"), Some(6));
+        assert_eq!(line_of(text, "a.list[1].c"), Some(6));
+        assert_eq!(line_of(text, "a.missing"), None);
+        assert_eq!(line_of(text, "a.b.c"), None);
+        assert_eq!(line_of("{", "a"), None);
     }
 }

@@ -8,24 +8,34 @@
 //! (`configs/x.json: training_args.learning_rate: expected a number > 0`).
 
 mod json;
+mod trl;
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+pub use sft_collate::CollateConfig;
 use sft_data::{DataConfig, DataError};
 pub use sft_peft::{
     ComputeDtype, InitLoraWeights, LayerSelection, LoraBias, LoraConfig, PeftError, QuantType, QuantizationConfig,
     TargetModules,
 };
 use sft_tokenize::{EncodeOptions, Masking, SpecialTokenOverrides};
+pub use sft_tokenize::{TokenizeConfig, TruncationMode};
 pub use sft_train::{
     EVAL_METRICS, EarlyStoppingConfig, IntervalStrategy, ReportTo, ResumeFrom, SchedulerType, TrainError,
     TrainingArguments,
 };
 
 use crate::error::{Result, SftError};
+pub use crate::push::PushConfig;
 
 /// A whole run: model, data, adapter, quantization, training and early stopping.
+///
+/// The file's `training_args` is TRL's `SFTConfig` shape; its tokenization, batching and Hub keys are held in
+/// [`tokenize`](Self::tokenize), [`collate`](Self::collate) and [`hub`](Self::hub), the sections of the crates that
+/// read them. Read a file with [`RunConfig::from_file`] / [`from_json`](Self::from_json) (or a saved one with
+/// [`from_saved`](Self::from_saved)) and write one with [`to_json`](Self::to_json): those map the shape; serde's
+/// own derive sees the internal sections.
 ///
 /// The seed tutorial's `config.json` parses unchanged; keys it implies but omits have defaults
 /// (`dataset_config.sample_size` / `validation_size` / `test_size` / `seed`, `device`).
@@ -52,9 +62,19 @@ pub struct RunConfig {
     /// LoRA adapter settings.
     #[serde(default)]
     pub lora_config: LoraConfig,
-    /// Trainer settings.
+    /// Trainer settings: the trainer's keys of `training_args`.
     #[serde(default)]
     pub training_args: TrainingArguments,
+    /// The tokenization keys of `training_args` (`truncation_mode`, `eos_token`, `pad_token`); see
+    /// [`RunConfig::to_json`] for the file's shape.
+    #[serde(default, rename = "training_args/tokenize")]
+    pub tokenize: TokenizeConfig,
+    /// The batching keys of `training_args` (`packing`, `pad_to_multiple_of`, `group_by_length`).
+    #[serde(default, rename = "training_args/collate")]
+    pub collate: CollateConfig,
+    /// The Hub keys of `training_args` (`push_to_hub`, `hub_model_id`, `hub_private_repo`).
+    #[serde(default, rename = "training_args/hub")]
+    pub hub: PushConfig,
     /// Early stopping on the evaluation metric; off when absent.
     #[serde(default)]
     pub early_stopping: Option<EarlyStoppingConfig>,
@@ -132,11 +152,31 @@ fn strict_text<'a>(text: &'a str, path: &Path) -> Result<&'a str> {
     }
 }
 
-/// serde's error with the key path (`(top level)` for the root) and "did you mean" for a misspelled key or value.
-fn serde_error(e: serde_path_to_error::Error<serde_json::Error>, path: &Path) -> SftError {
-    let key = e.path().to_string();
+/// serde's error with the key path as the file spells it (`(top level)` for the root) and "did you mean" for a
+/// misspelled key or value (a key of `training_args` is suggested among every section's keys, which
+/// [`trl::public_message`] lists). With the file's `text` (the value was not edited since), the message ends with
+/// the line of the key (serde read the value, which has no positions).
+fn serde_error(e: serde_path_to_error::Error<serde_json::Error>, path: &Path, text: Option<&str>) -> SftError {
+    let key = trl::public_path(&e.path().to_string());
     let key = if key == "." { "(top level)".to_owned() } else { key };
-    SftError::Config { path: path.into(), key, message: json::with_suggestion(e.into_inner().to_string()) }
+    let mut message = trl::public_message(&key, e.into_inner().to_string());
+    if key != "(top level)"
+        && let Some(line) = text.and_then(|text| json::line_of(text, &key))
+    {
+        message.push_str(&format!(" at line {line}"));
+    }
+    SftError::Config { path: path.into(), key, message: json::with_suggestion(message) }
+}
+
+/// `value` (the file's shape) as a [`RunConfig`], not yet validated: TRL's `training_args` split into the
+/// sections, then read by serde with key paths. `text` is the file `value` was parsed from, unedited, if any.
+fn from_file_shape(mut value: serde_json::Value, path: &Path, text: Option<&str>) -> Result<RunConfig> {
+    trl::split(&mut value).map_err(|trl::InternalKey(key)| SftError::Config {
+        path: path.into(),
+        key: "(top level)".into(),
+        message: format!("unknown field `{key}`"),
+    })?;
+    serde_path_to_error::deserialize(value).map_err(|e| serde_error(e, path, text))
 }
 
 impl RunConfig {
@@ -157,7 +197,7 @@ impl RunConfig {
         let error = |key: &str, message: String| SftError::Config { path: path.into(), key: key.into(), message };
         let text = strict_text(&text, path)?;
         let mut value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| error("(top level)", e.to_string()))?;
+            serde_json::from_str(text).map_err(|source| SftError::Json { path: path.into(), source })?;
         for item in overrides {
             let (key, raw) =
                 item.split_once('=').ok_or_else(|| error(item, "expected `key.path=value` after --set".into()))?;
@@ -176,7 +216,8 @@ impl RunConfig {
                 at = object.entry((*part).to_owned()).or_insert_with(|| serde_json::json!({}));
             }
         }
-        let config: Self = serde_path_to_error::deserialize(value).map_err(|e| serde_error(e, path))?;
+        // After overrides the file's lines no longer describe every value.
+        let config = from_file_shape(value, path, overrides.is_empty().then_some(text))?;
         config.validate().map_err(|Invalid { key, message }| SftError::Config { path: path.into(), key, message })?;
         Ok(Self { origin: Some(path.into()), ..config })
     }
@@ -184,10 +225,27 @@ impl RunConfig {
     /// Parses and validates `text`; `origin` names the file in errors.
     pub fn from_json(text: &str, origin: &Path) -> Result<Self> {
         let text = strict_text(text, origin)?;
-        let deserializer = &mut serde_json::Deserializer::from_str(text);
-        let config: Self = serde_path_to_error::deserialize(deserializer).map_err(|e| serde_error(e, origin))?;
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|source| SftError::Json { path: origin.into(), source })?;
+        let config = from_file_shape(value, origin, Some(text))?;
         config.validate().map_err(|Invalid { key, message }| SftError::Config { path: origin.into(), key, message })?;
         Ok(Self { origin: Some(origin.into()), ..config })
+    }
+
+    /// A config saved by a run (`run_config.json` of an adapter directory), in the file's shape, read without
+    /// validation (it was validated when the run started); `origin` names it in errors.
+    pub fn from_saved(bytes: &[u8], origin: &Path) -> Result<Self> {
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|source| SftError::Json { path: origin.into(), source })?;
+        Ok(Self { origin: Some(origin.into()), ..from_file_shape(value, origin, None)? })
+    }
+
+    /// The config in the file's shape (TRL's flat `training_args`), as saved in checkpoints and shown in the model
+    /// card; [`RunConfig::from_json`] reads it back.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or_else(|_| unreachable!("a RunConfig is plain data"));
+        trl::join(&mut value);
+        value
     }
 
     /// Checks every section and the rules that span sections.
@@ -201,6 +259,18 @@ impl RunConfig {
         self.lora_config.validate().map_err(peft_invalid("lora_config"))?;
         self.check_target_modules()?;
         self.training_args.validate().map_err(train_invalid)?;
+        self.tokenize.validate().map_err(|e| match e {
+            sft_tokenize::TokenizeError::InvalidConfig { key, message } => {
+                Invalid { key: format!("training_args.{key}"), message }
+            }
+            other => Invalid { key: "training_args".into(), message: other.to_string() },
+        })?;
+        self.collate.validate().map_err(|e| match e {
+            sft_collate::CollateError::Invalid { key, message } => {
+                Invalid { key: format!("training_args.{key}"), message }
+            }
+            other => Invalid { key: "training_args".into(), message: other.to_string() },
+        })?;
         self.check_metric_for_best_model()?;
         if let Some(q) = &self.quantization_config {
             q.validate().map_err(peft_invalid("quantization_config"))?;
@@ -310,19 +380,12 @@ impl RunConfig {
             (Some(marker), true) => Masking::Marker { response_template: marker.clone() },
             (None, true) => Masking::CompletionOnly,
         };
-        EncodeOptions {
-            max_length: self.dataset_config.max_length,
-            truncation_mode: self.training_args.truncation_mode,
-            masking,
-        }
+        self.tokenize.encode_options(self.dataset_config.max_length, masking)
     }
 
     /// The special tokens the config overrides (`training_args.eos_token`, `pad_token`).
     pub fn special_token_overrides(&self) -> SpecialTokenOverrides {
-        SpecialTokenOverrides {
-            eos_token: self.training_args.eos_token.clone(),
-            pad_token: self.training_args.pad_token.clone(),
-        }
+        self.tokenize.overrides()
     }
 
     /// An error about `key` of this config, naming the file it came from (`run config` if none).

@@ -32,7 +32,7 @@ fn train_with_overrides_writes_an_adapter() {
     let runs: Vec<_> = std::fs::read_dir(output_dir.join("runs")).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(runs.len(), 1, "{runs:?}");
     assert!(runs[0].file_name().unwrap().to_string_lossy().starts_with("events.out.tfevents."));
-    let scalars: Vec<(String, i64)> = sft::train::read_event_file(&runs[0])
+    let scalars: Vec<(String, i64)> = sft_testkit::tensorboard::read_event_file(&runs[0])
         .unwrap()
         .into_iter()
         .flat_map(|e| e.values.into_iter().map(move |v| (v.tag, e.step)))
@@ -41,8 +41,8 @@ fn train_with_overrides_writes_an_adapter() {
         assert!(scalars.contains(&(tag.to_owned(), 2)), "{tag} at step 2 not in {scalars:?}");
     }
     // The loss curve (its drawing is tested in sft-train) and the model card.
-    let png = std::fs::read(output_dir.join("loss_curve.png")).unwrap();
-    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let svg = std::fs::read_to_string(output_dir.join("loss_curve.svg")).unwrap();
+    assert!(svg.starts_with("<svg ") && svg.contains("train loss") && svg.contains("eval loss"), "{svg}");
     let card = std::fs::read_to_string(output_dir.join("README.md")).unwrap();
     assert!(card.contains("library_name: peft"), "{card}");
     for file in ["adapter_config.json", "adapter_model.safetensors", "metrics.jsonl", "checkpoint-2/trainer_state.json"]
@@ -91,22 +91,28 @@ fn train_with_overrides_writes_an_adapter() {
     let result = sft(&["merge", "--adapter", output_dir.to_str().unwrap(), "--out", merged.to_str().unwrap()]);
     assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
     assert!(merged.join("tokenizer.json").is_file());
+    let base = root().join("models/llama-tiny");
+    let diff = max_logit_diff(&merged, &base, Some(&output_dir));
+    assert!(diff <= 1e-4, "merged logits differ by {diff}");
+    let moved = max_logit_diff(&merged, &base, None);
+    assert!(moved > 1e-3, "the merge changed the base ({moved})");
+}
+
+/// The largest logit difference, on a fixed batch, between the model in `merged` and the one in `base` (with the
+/// adapter in `adapter`, if any).
+fn max_logit_diff(merged: &std::path::Path, base: &std::path::Path, adapter: Option<&std::path::Path>) -> f32 {
     let device = Device::flex();
-    let (_, merged_model) = LlamaForCausalLM::from_pretrained(&merged, &device, FloatDType::F32).unwrap();
-    let base =
-        LlamaForCausalLM::from_pretrained(&root().join("models/llama-tiny"), &device, FloatDType::F32).unwrap().1;
-    let (lora, _) = sft::peft::load_adapter(base, &output_dir).unwrap();
+    let (_, merged) = LlamaForCausalLM::from_pretrained(merged, &device, FloatDType::F32).unwrap();
+    let base = LlamaForCausalLM::from_pretrained(base, &device, FloatDType::F32).unwrap().1;
     let ids: Vec<u32> = (0..24).map(|i| (i * 37 + 5) % 4000 + 3).collect();
     let input = ModelInput::new(&ids, [2, 12], None, None, None, &device).unwrap();
+    let other = match adapter {
+        Some(dir) => sft::peft::load_adapter(base, dir).unwrap().0.forward(&input),
+        None => base.forward(&input),
+    };
     let values = |t: Tensor<3>| t.into_data().try_to_vec::<f32>().unwrap();
-    let (a, b) = (values(merged_model.forward(&input)), values(lora.forward(&input)));
-    let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
-    assert!(diff <= 1e-4, "merged logits differ by {diff}");
-    let plain =
-        LlamaForCausalLM::from_pretrained(&root().join("models/llama-tiny"), &device, FloatDType::F32).unwrap().1;
-    let c = values(plain.forward(&input));
-    let moved = a.iter().zip(&c).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
-    assert!(moved > 1e-3, "the merge changed the base ({moved})");
+    let (a, b) = (values(merged.forward(&input)), values(other));
+    a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max)
 }
 
 #[test]
@@ -384,4 +390,54 @@ fn logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(stderr.contains(" INFO "), "the run logs something at info: {stderr}");
     assert!(!stderr.contains('\u{1b}'), "ANSI escape codes in a captured log: {stderr:?}");
+}
+
+#[test]
+fn a_qwen3_directory_as_model_name_inspects_trains_and_merges() {
+    // The qwen3-micro fixture (q/k norms, head_dim 32, its chat template in tokenizer_config.json) as the base.
+    let qwen3 = root().join("crates/sft-model/tests/fixtures/qwen3-micro");
+    let model_name = format!("model_name={}", qwen3.display());
+    let out = tempfile::tempdir().unwrap();
+    let output_dir = out.path().join("qwen3-run");
+
+    let inspect = sft(&[
+        "inspect",
+        "--config",
+        "configs/legal_clauses.json",
+        "--set",
+        &model_name,
+        "--set",
+        "dataset_config.sample_size=40",
+        "--examples",
+        "1",
+    ]);
+    let stdout = String::from_utf8_lossy(&inspect.stdout);
+    assert!(inspect.status.success(), "{stdout}{}", String::from_utf8_lossy(&inspect.stderr));
+    assert!(stdout.contains('⟦'), "the supervised text is marked: {stdout}");
+
+    let args = short_train_args(&output_dir, &[&model_name]);
+    let result = sft(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(result.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&result.stderr));
+    assert!(stdout.contains("Completed after 2 steps"), "{stdout}");
+    let adapter: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(output_dir.join("adapter_config.json")).unwrap()).unwrap();
+    assert_eq!(adapter["base_model_name_or_path"], qwen3.display().to_string());
+    // The adapter directory carries the base's stop ids for runtimes.
+    let generation: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(output_dir.join("generation_config.json")).unwrap()).unwrap();
+    assert_eq!(generation["eos_token_id"], 1);
+
+    let merged = out.path().join("merged");
+    let result = sft(&["merge", "--adapter", output_dir.to_str().unwrap(), "--out", merged.to_str().unwrap()]);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(merged.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["architectures"][0], "Qwen3ForCausalLM");
+    assert!(merged.join("tokenizer_config.json").is_file());
+    let generation: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(merged.join("generation_config.json")).unwrap()).unwrap();
+    assert_eq!((generation["eos_token_id"].as_u64(), generation["pad_token_id"].as_u64()), (Some(1), Some(2)));
+    let diff = max_logit_diff(&merged, &qwen3, Some(&output_dir));
+    assert!(diff <= 1e-4, "merged logits differ by {diff}");
 }

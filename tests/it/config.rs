@@ -104,6 +104,14 @@ fn wrong_types_name_the_key_path() {
     assert!(message.starts_with("run.json: lora_config.r: invalid value: integer `-8`"), "{message}");
     let message = error(&seed_with(&[("/training_args/eval_strategy", Some("sometimes".into()))]));
     assert!(message.starts_with("run.json: training_args.eval_strategy: unknown variant `sometimes`"), "{message}");
+    // Read from the file's own text, the message names the key's line too.
+    let line = SEED.lines().position(|l| l.contains("\"learning_rate\"")).unwrap() + 1;
+    let message = error(&SEED.replacen("\"learning_rate\": 2e-4", "\"learning_rate\": \"fast\"", 1));
+    assert!(message.starts_with("run.json: training_args.learning_rate: invalid type: string \"fast\""), "{message}");
+    assert!(message.ends_with(&format!(" at line {line}")), "{message}");
+    let line = SEED.lines().position(|l| l.contains("\"lora_alpha\"")).unwrap() + 1;
+    let message = error(&SEED.replacen("\"lora_alpha\"", "\"lora_alfa\"", 1));
+    assert!(message.contains(&format!(" at line {line}; did you mean `lora_alpha`?")), "{message}");
     let message = error("{\"model_name\": \"m\"}");
     assert!(message.starts_with("run.json: (top level): missing field `dataset_config`"), "{message}");
     let message = error("{\"model_name\": ");
@@ -250,6 +258,10 @@ fn misspelled_keys_and_values_get_a_suggestion() {
     assert!(message.contains("unknown variant `step`") && message.ends_with("did you mean `steps`?"), "{message}");
     let message = error(&seed_with(&[("/lora_config/lora_alfa", Some(16.into()))]));
     assert!(message.ends_with("did you mean `lora_alpha`?"), "{message}");
+    // A TRL key that another stage reads is suggested too.
+    let message = error(&seed_with(&[("/training_args/packng", Some(true.into()))]));
+    assert!(message.starts_with("run.json: training_args.packng: unknown field `packng`"), "{message}");
+    assert!(message.ends_with("did you mean `packing`?"), "{message}");
     // Nothing close: no suggestion.
     let message = error(&seed_with(&[("/training_args/zzz", Some(1.into()))]));
     assert!(!message.contains("did you mean"), "{message}");
@@ -297,4 +309,37 @@ fn modules_to_save_are_checked_at_load() {
         ),
         "{message}"
     );
+}
+
+#[test]
+fn trls_training_args_reach_the_stages_that_read_them_and_are_written_back_in_the_same_shape() {
+    let edits = [
+        ("/training_args/packing", Some(true.into())),
+        ("/training_args/pad_to_multiple_of", Some(8.into())),
+        ("/training_args/truncation_mode", Some("keep_end".into())),
+        ("/training_args/eos_token", Some("<|eot_id|>".into())),
+        ("/training_args/hub_model_id", Some("acme/legal".into())),
+    ];
+    let text = seed_with(&edits);
+    let config = parse(&text).unwrap();
+    assert!(config.collate.packing);
+    assert_eq!(config.collate.pad_to_multiple_of, Some(8));
+    assert_eq!(config.tokenize.truncation_mode, sft::config::TruncationMode::KeepEnd);
+    assert_eq!(config.special_token_overrides().eos_token.as_deref(), Some("<|eot_id|>"));
+    assert_eq!(config.hub.hub_model_id.as_deref(), Some("acme/legal"));
+    // Written back (run_config.json, the model card) in the file's shape: one flat `training_args`.
+    let written = config.to_json();
+    let args = written["training_args"].as_object().unwrap();
+    assert_eq!(args["packing"], true);
+    assert_eq!(args["truncation_mode"], "keep_end");
+    assert_eq!(args["hub_model_id"], "acme/legal");
+    assert_eq!(args["learning_rate"], config.training_args.learning_rate);
+    assert!(written.as_object().unwrap().keys().all(|k| !k.contains('/')), "{written}");
+    let again = parse(&written.to_string()).unwrap();
+    assert_eq!(RunConfig { origin: None, ..again }, RunConfig { origin: None, ..config });
+    // The internal sections are not keys of the file.
+    let mut sneaky: serde_json::Value = serde_json::from_str(SEED).unwrap();
+    sneaky.as_object_mut().unwrap().insert("training_args/collate".into(), serde_json::json!({"packing": true}));
+    let message = error(&sneaky.to_string());
+    assert!(message.starts_with("run.json: (top level): unknown field `training_args/collate`"), "{message}");
 }

@@ -97,7 +97,7 @@ fn a_hub_repo_without_data_files() {
     let online = HubSettings { endpoint: hub.endpoint(), offline: false, ..offline_settings(cache.path()) };
     let err = load_dataset(&legal("acme/empty"), &online).unwrap_err();
     assert!(
-        err.to_string().starts_with("datasets/acme/empty@main: dataset_config.dataset_name: no .csv, .jsonl, .json or .parquet files; files found: README.md"),
+        err.to_string().starts_with("datasets/acme/empty@main: dataset_config.dataset_name: no .csv, .jsonl, .json or .parquet files in the repo; files found: README.md"),
         "{err}"
     );
 }

@@ -95,3 +95,38 @@ fn lora_targets_the_model_lacks_fail_before_its_weights_are_downloaded() {
         assert!(!weights_fetched, "{edit}: the weights were downloaded: {:?}", hub.requests());
     }
 }
+
+#[test]
+fn stop_ids_gather_every_declared_eos_and_a_merged_model_keeps_them() {
+    // A model whose generation_config.json lists a second end id (as Llama 3 Instruct lists <|eot_id|>).
+    let dir = tempfile::tempdir().unwrap();
+    let micro = root().join("crates/sft-model/tests/fixtures/llama-micro");
+    let tokenizer_dir = root().join("crates/sft-tokenize/tests/fixtures");
+    std::fs::copy(micro.join("config.json"), dir.path().join("config.json")).unwrap();
+    std::fs::copy(micro.join("model.safetensors"), dir.path().join("model.safetensors")).unwrap();
+    for f in ["tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(tokenizer_dir.join(f), dir.path().join(f)).unwrap();
+    }
+    let generation = r#"{"bos_token_id": 0, "eos_token_id": [7, 1], "temperature": 0.6, "do_sample": true}"#;
+    std::fs::write(dir.path().join("generation_config.json"), generation).unwrap();
+    let hub = HubSettings::resolve(|_| None, None).unwrap();
+    let name = dir.path().to_str().unwrap();
+    let (config, _) = sft::load_model(name, &hub, &Device::flex(), FloatDType::F32, None).unwrap();
+    let tokenizer = sft::load_tokenizer(name, &hub, &Default::default()).unwrap();
+    let repo = sft::hub::LocalRepo::new(dir.path());
+    let listing = |repo| sft_repo::Listing::of(repo).unwrap();
+    let (settings, stop) = sft::stop::generation_settings(&listing(&repo), &config, &tokenizer).unwrap();
+    // generation_config's ids first, then config.json's (1) and the tokenizer's EOS (1), each once.
+    assert_eq!(stop, [7, 1]);
+    let written = sft::stop::generation_config_json(settings, &stop, &tokenizer);
+    assert_eq!(written["eos_token_id"], serde_json::json!([7, 1]));
+    assert_eq!(written["temperature"], 0.6, "the base's other settings are kept");
+    assert_eq!(written["pad_token_id"], 2, "filled in from the tokenizer");
+
+    // Without a generation_config.json: config.json's and the tokenizer's EOS, once.
+    std::fs::remove_file(dir.path().join("generation_config.json")).unwrap();
+    let (settings, stop) = sft::stop::generation_settings(&listing(&repo), &config, &tokenizer).unwrap();
+    assert!(settings.is_empty());
+    assert_eq!(stop, [1]);
+    assert_eq!(sft::stop::generation_config_json(settings, &stop, &tokenizer)["eos_token_id"], 1);
+}

@@ -66,7 +66,7 @@ fn a_tokenizer_from_a_hub_model_repo() {
     assert_eq!(tokenizer.vocab_size(), 4096);
     let err = load_tokenizer("acme/no-tokenizer", &online, &SpecialTokenOverrides::default()).unwrap_err();
     assert!(
-        err.to_string().starts_with("acme/no-tokenizer@main: model_name: no tokenizer.json in the model repo"),
+        err.to_string().starts_with("acme/no-tokenizer@main: model_name: no tokenizer.json in the repo; files found: "),
         "{err}"
     );
 }

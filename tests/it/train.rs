@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use burn::prelude::*;
 use burn::tensor::FloatDType;
-use sft::collate::{BatchSource, Collator, Sampling};
+use sft::collate::{BatchSource, Collator, Rows, Sampling};
 use sft::config::RunConfig;
 use sft::hub::HubSettings;
 use sft::model_stage::LlamaForCausalLM;
@@ -60,8 +60,8 @@ fn loss_falls_on_the_fixture_data_with_the_micro_model() {
         args,
         config.lora_config.clone(),
         "llama-micro",
-        BatchSource::new(&train, collator, 4, Sampling::Shuffle { seed: 42 }, None).unwrap(),
-        Some(BatchSource::new(&eval, collator, 8, Sampling::Sequential, None).unwrap()),
+        BatchSource::new(&train, collator, 4, Sampling::Shuffle { seed: 42 }, Rows::OnePerExample).unwrap(),
+        Some(BatchSource::new(&eval, collator, 8, Sampling::Sequential, Rows::OnePerExample).unwrap()),
     )
     .unwrap();
     let before = trainer.evaluate(&model).unwrap()["eval_loss"];

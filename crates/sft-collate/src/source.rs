@@ -4,9 +4,9 @@
 use sft_tokenize::TokenizedExample;
 
 use crate::batch::Batch;
-use crate::collator::{Collate, Collator};
+use crate::collator::Collator;
+use crate::config::Rows;
 use crate::error::{CollateError, Result};
-use crate::pack::pack_best_fit_decreasing;
 use crate::plan::{Sampling, batch_plan};
 
 /// A split ready for batching. A *unit* is one example, or with packing one row of examples packed up to
@@ -16,21 +16,21 @@ use crate::plan::{Sampling, batch_plan};
 pub struct BatchSource<'a> {
     examples: &'a [TokenizedExample],
     units: Vec<Vec<usize>>,
-    packed: bool,
+    rows: Rows,
     collator: Collator,
     batch_size: usize,
     sampling: Sampling,
 }
 
 impl<'a> BatchSource<'a> {
-    /// Batches of `batch_size` units of `examples`, drawn by `sampling`; `packing = Some(max_length)` packs
-    /// examples into rows of at most that many tokens first. Empty examples are an error, as is an empty split.
+    /// Batches of `batch_size` units of `examples`, drawn by `sampling`; the units are the rows `rows` arranges
+    /// (one example each, or packed). Empty examples are an error, as is an empty split.
     pub fn new(
         examples: &'a [TokenizedExample],
         collator: Collator,
         batch_size: usize,
         sampling: Sampling,
-        packing: Option<usize>,
+        rows: Rows,
     ) -> Result<Self> {
         if examples.is_empty() {
             return Err(CollateError::EmptySplit);
@@ -41,14 +41,9 @@ impl<'a> BatchSource<'a> {
         if batch_size == 0 {
             return Err(CollateError::ZeroBatchSize);
         }
-        let units = match packing {
-            Some(max_length) => {
-                let lengths: Vec<usize> = examples.iter().map(TokenizedExample::len).collect();
-                pack_best_fit_decreasing(&lengths, max_length)?
-            }
-            None => (0..examples.len()).map(|i| vec![i]).collect(),
-        };
-        Ok(Self { examples, units, packed: packing.is_some(), collator, batch_size, sampling })
+        let lengths: Vec<usize> = examples.iter().map(TokenizedExample::len).collect();
+        let units = rows.arrange(&lengths)?;
+        Ok(Self { examples, units, rows, collator, batch_size, sampling })
     }
 
     /// Micro-batches per epoch.
@@ -62,15 +57,16 @@ impl<'a> BatchSource<'a> {
         batch_plan(&lengths, self.batch_size, self.sampling, epoch)
     }
 
+    /// The padded batches of `epoch`, in the order of [`plan`](Self::plan) (one per micro-batch; the last may hold
+    /// fewer units). Collated as they are drawn.
+    pub fn batches(&self, epoch: u64) -> impl ExactSizeIterator<Item = Batch> + '_ {
+        self.plan(epoch).into_iter().map(move |units| self.collate(&units))
+    }
+
     /// The padded host batch of `units`.
     pub fn collate(&self, units: &[usize]) -> Batch {
-        if self.packed {
-            let rows: Vec<Vec<&TokenizedExample>> =
-                units.iter().map(|&u| self.units[u].iter().map(|&i| &self.examples[i]).collect()).collect();
-            self.collator.collate_packed(&rows)
-        } else {
-            let rows: Vec<&TokenizedExample> = units.iter().map(|&u| &self.examples[self.units[u][0]]).collect();
-            self.collator.collate(&rows)
-        }
+        let rows: Vec<Vec<&TokenizedExample>> =
+            units.iter().map(|&u| self.units[u].iter().map(|&i| &self.examples[i]).collect()).collect();
+        self.rows.collate(&self.collator, &rows)
     }
 }

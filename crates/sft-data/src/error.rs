@@ -11,6 +11,9 @@ use crate::record::Location;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DataError {
+    /// The data repo could not be listed or a file fetched, or it holds no data file (boxed: it is rare and large).
+    #[error(transparent)]
+    Repo(Box<sft_repo::RepoError>),
     /// The file could not be opened or read.
     #[error("{path}: {source}")]
     Io {

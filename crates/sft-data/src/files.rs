@@ -1,7 +1,10 @@
 //! Which data files make up which split, by file name, as the `datasets` library decides.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use sft_repo::{Listing, Repo, RepoError};
+
+use crate::error::{DataError, Result};
 use crate::sources::DataFormat;
 
 /// The data files of each split. `T` is a local path or a path inside a Hub repo.
@@ -67,6 +70,30 @@ impl<T> SplitFiles<T> {
     /// Whether no split has any file.
     pub fn is_empty(&self) -> bool {
         self.train.is_empty() && self.validation.is_empty() && self.test.is_empty()
+    }
+}
+
+impl SplitFiles<PathBuf> {
+    /// The data files of a repo (a directory, or a Hub dataset repo through `sft_hub`): the listing assigned to
+    /// splits by [`SplitFiles::pick`], then only the picked files fetched. A repo with no data file is an error
+    /// listing its files.
+    pub fn from_repo<R: Repo + ?Sized>(repo: &R) -> Result<Self> {
+        let listing = Listing::of(repo)?;
+        let picked = SplitFiles::pick(listing.files());
+        if picked.is_empty() {
+            return Err(listing.missing(".csv, .jsonl, .json or .parquet files").into());
+        }
+        tracing::info!(repo = %listing.id(), train = ?picked.train, validation = ?picked.validation, test = ?picked.test, "data files");
+        let fetch = |files: Vec<&String>| -> std::result::Result<Vec<PathBuf>, RepoError> {
+            files.into_iter().map(|f| listing.get(f)).collect()
+        };
+        Ok(Self { train: fetch(picked.train)?, validation: fetch(picked.validation)?, test: fetch(picked.test)? })
+    }
+}
+
+impl From<RepoError> for DataError {
+    fn from(source: RepoError) -> Self {
+        Self::Repo(Box::new(source))
     }
 }
 

@@ -114,14 +114,9 @@ pub enum HubError {
         #[source]
         source: std::io::Error,
     },
-    /// A local repo has no such file.
-    #[error("{dir}: no file `{file}`")]
-    LocalEntryNotFound {
-        /// The local repo directory.
-        dir: PathBuf,
-        /// The file asked for.
-        file: String,
-    },
+    /// A local directory could not be listed, or has no such file.
+    #[error(transparent)]
+    Local(#[from] sft_repo::LocalRepoError),
     /// Writing to the Hub needs a token.
     #[error("pushing to the Hub needs a token with write access: set HF_TOKEN in the environment or in a .env file")]
     TokenRequired,
@@ -132,12 +127,15 @@ pub enum HubError {
         action: String,
     },
     /// The Hub could not be reached, or the connection broke, while writing.
-    #[error("cannot reach {endpoint}: {message}")]
+    #[error("cannot reach {endpoint}: {step}: {source}")]
     Transport {
         /// The Hub endpoint.
         endpoint: String,
-        /// The step and the transport error (never the token).
-        message: String,
+        /// What was being done (`preupload for owner/name`, `building the HTTP client`).
+        step: String,
+        /// The HTTP client's error, without the URL (it names the endpoint and repo above; never the token).
+        #[source]
+        source: reqwest::Error,
     },
     /// The Hub refused or failed a step of an upload.
     #[error("{repo}: {step} failed{}: {message}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
@@ -183,12 +181,13 @@ pub enum HubError {
         source: Box<hf_hub::HFError>,
     },
     /// A `.env` line that does not parse.
-    #[error("{path}: {message}")]
+    #[error("{}: {source}", path.display())]
     EnvFile {
         /// The `.env` file.
         path: PathBuf,
-        /// dotenvy's description, with the line.
-        message: String,
+        /// dotenvy's error, with the line.
+        #[source]
+        source: dotenvy::Error,
     },
 }
 

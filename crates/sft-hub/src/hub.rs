@@ -8,8 +8,9 @@ use hf_hub::repository::RepoTreeEntry;
 use hf_hub::{HFClient, HFClientSync, HFError, HFRepositorySync, RepoTypeAny};
 
 use crate::error::{HubError, Result};
-use crate::local::walk;
-use crate::repo::{Repo, RepoKind};
+use sft_repo::{Repo, list_dir};
+
+use crate::repo::RepoKind;
 use crate::settings::HubSettings;
 
 /// A Hub repo at a revision.
@@ -50,7 +51,11 @@ impl HubRepo {
                 .connect_timeout(settings.download_timeout)
                 .read_timeout(settings.download_timeout)
                 .build()
-                .map_err(|e| HubError::Transport { endpoint: settings.endpoint.clone(), message: e.to_string() })?;
+                .map_err(|e| HubError::Transport {
+                    endpoint: settings.endpoint.clone(),
+                    step: "building the HTTP client".into(),
+                    source: e.without_url(),
+                })?;
             let mut builder = HFClient::builder()
                 .client(http)
                 .endpoint(settings.endpoint.clone())
@@ -118,10 +123,7 @@ impl HubRepo {
 
     fn list_cached(&self) -> Result<Vec<String>> {
         let snapshot = self.cached_snapshot().ok_or_else(|| self.not_cached("the file listing"))?;
-        let mut files = Vec::new();
-        walk(&snapshot, &snapshot, &mut files)?;
-        files.sort();
-        Ok(files)
+        Ok(list_dir(&snapshot)?)
     }
 
     fn map_error(&self, error: HFError, file: Option<&str>) -> HubError {
@@ -207,6 +209,8 @@ impl HubRepo {
 }
 
 impl Repo for HubRepo {
+    type Error = HubError;
+
     fn id(&self) -> String {
         format!("{}@{}", self.repo_name(), self.revision)
     }

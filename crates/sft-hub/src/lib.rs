@@ -1,9 +1,9 @@
 //! # sft-hub
 //!
-//! Hugging Face Hub access for sft-rs, behind one small seam, [`Repo`]: `list` the files of a repo, `get` a local
-//! path for one of them. Two implementations, chosen at run time by [`AnyRepo::open`]:
+//! Hugging Face Hub access for sft-rs, behind the seam of the `sft-repo` crate, [`Repo`]: `list` the files of a
+//! repo, `get` a local path for one of them. Two implementations, chosen at run time by [`AnyRepo::open`]:
 //!
-//! - [`LocalRepo`], a directory on disk;
+//! - [`LocalRepo`] (from `sft-repo`, re-exported), a directory on disk;
 //! - [`HubRepo`], a model or dataset repo on the Hub through the `hf-hub` crate, downloading into the standard cache
 //!   shared with Python, honouring `HF_ENDPOINT`, `HF_HOME`, `HF_HUB_CACHE`, `HF_TOKEN` (also from `.env`),
 //!   revisions, and `HF_HUB_OFFLINE=1` (cache only). See [`HubSettings`].
@@ -18,7 +18,6 @@
 
 mod error;
 mod hub;
-mod local;
 mod progress;
 mod repo;
 mod retry;
@@ -27,8 +26,8 @@ mod upload;
 
 pub use error::{HubError, Result};
 pub use hub::HubRepo;
-pub use local::LocalRepo;
 pub use progress::{Direction, TransferObserver, set_transfer_observer};
-pub use repo::{AnyRepo, Repo, RepoKind};
+pub use repo::{AnyRepo, RepoKind};
 pub use settings::{DEFAULT_DOWNLOAD_TIMEOUT, DEFAULT_ENDPOINT, HubSettings};
+pub use sft_repo::{LocalRepo, Repo};
 pub use upload::{CommitInfo, HubUploader, UploadFile, folder_files};

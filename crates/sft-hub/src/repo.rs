@@ -1,21 +1,12 @@
-//! The `Repo` seam: a set of files addressed by repo-relative paths, on the Hub or on disk.
+//! Hub repo kinds, and [`AnyRepo`]: a `sft_repo::Repo` on the Hub or on disk, chosen from a name.
 
 use std::path::{Path, PathBuf};
 
+use sft_repo::{LocalRepo, Repo};
+
 use crate::error::{HubError, Result};
 use crate::hub::HubRepo;
-use crate::local::LocalRepo;
 use crate::settings::HubSettings;
-
-/// A repository of files: model weights and tokenizers, or data files.
-pub trait Repo {
-    /// A name for messages: `datasets/owner/name@rev` or a directory path.
-    fn id(&self) -> String;
-    /// Every file, as a repo-relative `/`-separated path, sorted.
-    fn list(&self) -> Result<Vec<String>>;
-    /// A local path holding `file`, downloading it into the cache first if needed.
-    fn get(&self, file: &str) -> Result<PathBuf>;
-}
 
 /// The kind of a Hub repo (the Hub keeps models and datasets in separate namespaces).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -81,6 +72,8 @@ impl AnyRepo {
 }
 
 impl Repo for AnyRepo {
+    type Error = HubError;
+
     fn id(&self) -> String {
         match self {
             Self::Local(r) => r.id(),
@@ -90,14 +83,14 @@ impl Repo for AnyRepo {
 
     fn list(&self) -> Result<Vec<String>> {
         match self {
-            Self::Local(r) => r.list(),
+            Self::Local(r) => Ok(r.list()?),
             Self::Hub(r) => r.list(),
         }
     }
 
     fn get(&self, file: &str) -> Result<PathBuf> {
         match self {
-            Self::Local(r) => r.get(file),
+            Self::Local(r) => Ok(r.get(file)?),
             Self::Hub(r) => r.get(file),
         }
     }

@@ -122,9 +122,8 @@ impl HubSettings {
 }
 
 fn read_dotenv(path: &Path) -> Result<HashMap<String, String>> {
-    let iter =
-        dotenvy::from_path_iter(path).map_err(|e| HubError::EnvFile { path: path.into(), message: e.to_string() })?;
-    iter.map(|item| item.map_err(|e| HubError::EnvFile { path: path.into(), message: e.to_string() })).collect()
+    let iter = dotenvy::from_path_iter(path).map_err(|source| HubError::EnvFile { path: path.into(), source })?;
+    iter.map(|item| item.map_err(|source| HubError::EnvFile { path: path.into(), source })).collect()
 }
 
 #[cfg(test)]

@@ -99,7 +99,11 @@ impl HubUploader {
             .connect_timeout(Duration::from_secs(30))
             .timeout(None)
             .build()
-            .map_err(|e| HubError::Transport { endpoint: settings.endpoint.clone(), message: e.to_string() })?;
+            .map_err(|e| HubError::Transport {
+                endpoint: settings.endpoint.clone(),
+                step: "building the HTTP client".into(),
+                source: e.without_url(),
+            })?;
         Ok(Self { endpoint: settings.endpoint.clone(), max_retries: settings.max_retries, auth, client })
     }
 
@@ -371,7 +375,8 @@ impl HubUploader {
                 Err(e) => {
                     return Err(HubError::Transport {
                         endpoint: self.endpoint.clone(),
-                        message: format!("{step} for {repo}: {}", e.without_url()),
+                        step: format!("{step} for {repo}"),
+                        source: e.without_url(),
                     });
                 }
             }
@@ -399,9 +404,7 @@ impl HubUploader {
 /// The files under `dir` as an upload list (paths relative to `dir`, sorted), leaving out those for which `skip`
 /// is true (it sees the relative path).
 pub fn folder_files(dir: &Path, skip: impl Fn(&str) -> bool) -> Result<Vec<UploadFile>> {
-    let mut names = Vec::new();
-    crate::local::walk(dir, dir, &mut names)?;
-    names.sort();
+    let names = sft_repo::list_dir(dir)?;
     Ok(names.into_iter().filter(|n| !skip(n)).map(|n| UploadFile { local: dir.join(&n), path_in_repo: n }).collect())
 }
 

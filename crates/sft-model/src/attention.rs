@@ -1,10 +1,11 @@
 //! Grouped-query self-attention.
 
-use burn::nn::Linear;
+use burn::module::Param;
+use burn::nn::{Linear, RmsNorm};
 use burn::prelude::*;
 use burn::tensor::DType;
 
-use crate::fused::{has_cpu_kernels, segment_attention};
+use crate::fused::{has_cpu_kernels, rms_norm, segment_attention};
 use crate::projection::Projection;
 use crate::rope::apply_rotary;
 use crate::softmax::masked_softmax;
@@ -27,6 +28,51 @@ pub struct LlamaAttention<P: Projection = Linear> {
     pub num_kv_heads: usize,
     /// Width of a head.
     pub head_dim: usize,
+    /// Biases added to the projections' outputs (`attention_bias`; Qwen2's q/k/v). They sit outside the
+    /// projections, so a LoRA adds to the biased output and a merge leaves them as they are, as in PEFT.
+    pub bias: AttentionBias,
+    /// Qwen3's `q_norm`: RMSNorm over `head_dim` of each query head, before RoPE.
+    pub q_norm: Option<RmsNorm>,
+    /// Qwen3's `k_norm`: the same for key heads.
+    pub k_norm: Option<RmsNorm>,
+    /// Mistral's `sliding_window`: a query attends to itself and the `w − 1` keys before it, no further back
+    /// (transformers' `sliding_window_overlay`: key index > query index − w). `None`: no window.
+    pub sliding_window: Option<usize>,
+}
+
+/// The biases of `q_proj`, `k_proj`, `v_proj`, `o_proj` (HF `<proj>.bias`, `[out]`), each optional.
+#[derive(Module, Debug, Default)]
+pub struct AttentionBias {
+    /// `q_proj.bias`, `[heads × head_dim]`.
+    pub q: Option<Param<Tensor<1>>>,
+    /// `k_proj.bias`, `[kv_heads × head_dim]`.
+    pub k: Option<Param<Tensor<1>>>,
+    /// `v_proj.bias`, `[kv_heads × head_dim]`.
+    pub v: Option<Param<Tensor<1>>>,
+    /// `o_proj.bias`, `[hidden]`.
+    pub o: Option<Param<Tensor<1>>>,
+}
+
+/// `y + bias` over the last axis.
+fn biased(y: Tensor<3>, bias: &Option<Param<Tensor<1>>>) -> Tensor<3> {
+    match bias {
+        Some(b) => {
+            let b = b.val().cast(y.dtype());
+            y + b.unsqueeze::<3>()
+        }
+        None => y,
+    }
+}
+
+/// RMSNorm over the last axis of `[.., n, head_dim]` heads, `t` `[batch, seq, n × head_dim]`.
+fn head_norm(norm: &Option<RmsNorm>, t: Tensor<3>, n: usize, d: usize) -> Tensor<3> {
+    match norm {
+        Some(norm) => {
+            let [b, s, _] = t.dims();
+            rms_norm(norm, t.reshape([b, s * n, d])).reshape([b, s, n * d])
+        }
+        None => t,
+    }
 }
 
 impl<P: Projection> LlamaAttention<P> {
@@ -52,6 +98,7 @@ impl<P: Projection> LlamaAttention<P> {
         let (h, kv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
         if let Some(segments) = segments
             && cache.is_none()
+            && self.sliding_window.is_none()
             && has_cpu_kernels(&x.device(), x.dtype())
         {
             let tokens = batch * seq;
@@ -60,21 +107,16 @@ impl<P: Projection> LlamaAttention<P> {
                 t.reshape([tokens, width])
             };
             let table = |t: &Tensor<4>| t.clone().reshape([tokens, d]);
-            let out = segment_attention(
-                flat(self.q_proj.forward(x.clone())),
-                flat(self.k_proj.forward(x.clone())),
-                flat(self.v_proj.forward(x)),
-                table(cos),
-                table(sin),
-                segments.to_vec(),
-                [h, kv, d],
-            );
-            return self.o_proj.forward(out.reshape([batch, seq, h * d]));
+            let (q, k, v) = self.qkv(x);
+            let out =
+                segment_attention(flat(q), flat(k), flat(v), table(cos), table(sin), segments.to_vec(), [h, kv, d]);
+            return biased(self.o_proj.forward(out.reshape([batch, seq, h * d])), &self.bias.o);
         }
         let heads = |t: Tensor<3>, n: usize| t.reshape([batch, seq, n, d]).swap_dims(1, 2);
-        let q = apply_rotary(heads(self.q_proj.forward(x.clone()), h), cos, sin);
-        let mut k = apply_rotary(heads(self.k_proj.forward(x.clone()), kv), cos, sin);
-        let mut v = heads(self.v_proj.forward(x), kv);
+        let (q, k, v) = self.qkv(x);
+        let q = apply_rotary(heads(q, h), cos, sin);
+        let mut k = apply_rotary(heads(k, kv), cos, sin);
+        let mut v = heads(v, kv);
         if let Some(cache) = cache {
             if let Some((past_k, past_v)) = cache.take() {
                 k = Tensor::cat(vec![past_k, k], 2);
@@ -86,13 +128,29 @@ impl<P: Projection> LlamaAttention<P> {
         let (k, v) = (repeat_kv(k, h / kv), repeat_kv(v, h / kv));
         let dtype = q.dtype();
         let scores = q.matmul(k.transpose()).div_scalar((d as f64).sqrt()).cast(DType::F32);
-        let blocked = match blocked {
+        let mut blocked = match blocked {
             Some(blocked) => blocked.clone(),
             None => causal(seq, keys, &scores.device()),
         };
+        if let Some(window) = self.sliding_window {
+            let outside = outside_window(seq, keys, window, &scores.device());
+            let shape = blocked.dims();
+            blocked = blocked.bool_or(outside.expand(shape));
+        }
+        // A query whose every key is blocked (a padding position past the window) gets a zero row, not NaN.
         let probs = masked_softmax(scores, blocked.expand([batch, h, seq, keys])).cast(dtype);
         let out = probs.matmul(v).swap_dims(1, 2).reshape([batch, seq, h * d]);
-        self.o_proj.forward(out)
+        biased(self.o_proj.forward(out), &self.bias.o)
+    }
+
+    /// Queries, keys and values `[batch, seq, heads × head_dim]` of `x`: projected, biased, and (Qwen3)
+    /// normalised per head; RoPE not yet applied.
+    fn qkv(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<3>, Tensor<3>) {
+        let (h, kv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let q = head_norm(&self.q_norm, biased(self.q_proj.forward(x.clone()), &self.bias.q), h, d);
+        let k = head_norm(&self.k_norm, biased(self.k_proj.forward(x.clone()), &self.bias.k), kv, d);
+        let v = biased(self.v_proj.forward(x), &self.bias.v);
+        (q, k, v)
     }
 }
 
@@ -100,6 +158,15 @@ impl<P: Projection> LlamaAttention<P> {
 fn causal(seq: usize, keys: usize, device: &Device) -> Tensor<4, Bool> {
     let past = keys - seq;
     let blocked: Vec<bool> = (0..seq).flat_map(|i| (0..keys).map(move |j| j > past + i)).collect();
+    Tensor::from_data(TensorData::new(blocked, [1, 1, seq, keys]), device)
+}
+
+/// `[1, 1, seq, keys]`: query `i` (index `keys − seq + i`) may not attend to key `j` at `window` or more indices
+/// before it. Indices, not positions: in a packed row the keys of other examples are blocked anyway, and within one
+/// example the two differ by a constant.
+fn outside_window(seq: usize, keys: usize, window: usize, device: &Device) -> Tensor<4, Bool> {
+    let past = keys - seq;
+    let blocked: Vec<bool> = (0..seq).flat_map(|i| (0..keys).map(move |j| j + window <= past + i)).collect();
     Tensor::from_data(TensorData::new(blocked, [1, 1, seq, keys]), device)
 }
 

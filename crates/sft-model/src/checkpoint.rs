@@ -40,37 +40,11 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Opens the checkpoint in `dir`: `model.safetensors`, or the shards listed by `model.safetensors.index.json`.
-    pub fn open_dir(dir: &Path) -> Result<Self> {
-        let single = dir.join("model.safetensors");
-        if single.is_file() {
-            return Self::open(&[single]);
-        }
-        let index = dir.join("model.safetensors.index.json");
-        if !index.is_file() {
-            return Err(ModelError::Checkpoint {
-                path: dir.to_path_buf(),
-                message: "no model.safetensors or model.safetensors.index.json".into(),
-            });
-        }
-        let shards = Self::shards(&index)?;
-        let paths: Vec<PathBuf> = shards.iter().map(|s| dir.join(s)).collect();
-        for (shard, path) in shards.iter().zip(&paths) {
-            if !path.is_file() {
-                return Err(ModelError::Checkpoint {
-                    path: index.clone(),
-                    message: format!("the index names shard `{shard}`, which does not exist"),
-                });
-            }
-        }
-        Self::open(&paths)
-    }
-
     /// The shard file names listed by a `model.safetensors.index.json` (its `weight_map` values), sorted.
     pub fn shards(index: &Path) -> Result<Vec<String>> {
         let text = std::fs::read_to_string(index).map_err(|source| ModelError::Io { path: index.into(), source })?;
-        let value: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| ModelError::Checkpoint { path: index.into(), message: e.to_string() })?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|source| ModelError::Json { path: index.into(), source })?;
         let map = value
             .get("weight_map")
             .and_then(serde_json::Value::as_object)

@@ -1,4 +1,5 @@
-//! `config.json` of a Hugging Face Llama checkpoint.
+//! `config.json` of a Hugging Face decoder checkpoint: Llama, and the families that are the Llama graph with a few
+//! switches (Qwen2 / Qwen2.5, Qwen3), chosen by `architectures` / `model_type`.
 
 use std::path::Path;
 
@@ -7,9 +8,71 @@ use serde::Deserialize;
 
 use crate::error::{ModelError, Result};
 
-/// The architecture hyper-parameters, as transformers' `LlamaConfig` names them.
+/// A model family: the Llama graph and the switches that set it apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ModelFamily {
+    /// `LlamaForCausalLM` (Llama 2 / 3.x, SmolLM2, …).
+    Llama,
+    /// `Qwen2ForCausalLM` (Qwen2, Qwen2.5): biases on q/k/v (not o).
+    Qwen2,
+    /// `Qwen3ForCausalLM` (dense Qwen3): RMSNorm over `head_dim` of queries and keys before RoPE (`q_norm`,
+    /// `k_norm`); `head_dim` independent of `hidden_size / num_attention_heads`.
+    Qwen3,
+    /// `MistralForCausalLM`: sliding-window attention on every layer when `sliding_window` is set.
+    Mistral,
+}
+
+impl ModelFamily {
+    /// transformers' class name (`architectures[0]` of `config.json`).
+    pub fn architecture(self) -> &'static str {
+        match self {
+            Self::Llama => "LlamaForCausalLM",
+            Self::Qwen2 => "Qwen2ForCausalLM",
+            Self::Qwen3 => "Qwen3ForCausalLM",
+            Self::Mistral => "MistralForCausalLM",
+        }
+    }
+
+    /// transformers' `model_type`.
+    pub fn model_type(self) -> &'static str {
+        match self {
+            Self::Llama => "llama",
+            Self::Qwen2 => "qwen2",
+            Self::Qwen3 => "qwen3",
+            Self::Mistral => "mistral",
+        }
+    }
+
+    const ALL: [Self; 4] = [Self::Llama, Self::Qwen2, Self::Qwen3, Self::Mistral];
+
+    /// The family of `architectures[0]`, else of `model_type`.
+    fn detect(architectures: &[String], model_type: Option<&str>) -> Option<Self> {
+        match architectures.first() {
+            Some(a) => Self::ALL.into_iter().find(|f| f.architecture() == a),
+            None => Self::ALL.into_iter().find(|f| Some(f.model_type()) == model_type),
+        }
+    }
+}
+
+/// The architecture hyper-parameters, as transformers' `LlamaConfig` names them, and the family's switches.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlamaConfig {
+    /// The family (from `architectures` / `model_type`).
+    pub family: ModelFamily,
+    /// Biases on `q_proj`, `k_proj`, `v_proj` (Qwen2; Llama's and Qwen3's `attention_bias`).
+    pub qkv_bias: bool,
+    /// A bias on `o_proj` (Llama's and Qwen3's `attention_bias`; never in Qwen2).
+    pub o_bias: bool,
+    /// `q_norm` / `k_norm`: RMSNorm over `head_dim` of queries and keys, before RoPE (Qwen3).
+    pub qk_norm: bool,
+    /// The attention window of the windowed layers (`sliding_window`): a query sees itself and the
+    /// `sliding_window − 1` keys before it. `None`: full attention everywhere.
+    pub sliding_window: Option<usize>,
+    /// Which layers are windowed (`layer_types[i] == "sliding_attention"`), one entry per layer: all of them for
+    /// Mistral; for Qwen with `use_sliding_window`, `layer_types` as given, else the layers from
+    /// `max_window_layers` on (transformers' rule).
+    pub window_layers: Vec<bool>,
     /// Vocabulary size (rows of `embed_tokens` and `lm_head`).
     pub vocab_size: usize,
     /// Model width.
@@ -97,6 +160,14 @@ struct RawConfig {
     #[serde(default)]
     attention_bias: bool,
     #[serde(default)]
+    use_sliding_window: bool,
+    #[serde(default)]
+    sliding_window: Option<usize>,
+    #[serde(default)]
+    max_window_layers: Option<usize>,
+    #[serde(default)]
+    layer_types: Option<Vec<String>>,
+    #[serde(default)]
     mlp_bias: bool,
     #[serde(default)]
     bos_token_id: Option<u32>,
@@ -114,7 +185,8 @@ fn default_max_positions() -> usize {
 }
 
 /// Architectures this crate implements.
-pub const SUPPORTED_ARCHITECTURES: &[&str] = &["LlamaForCausalLM"];
+pub const SUPPORTED_ARCHITECTURES: &[&str] =
+    &["LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "MistralForCausalLM"];
 
 impl LlamaConfig {
     /// Reads and checks `config.json`.
@@ -128,9 +200,7 @@ impl LlamaConfig {
         let error = |key: &str, message: String| ModelError::Config { path: path.into(), key: key.into(), message };
         let raw: RawConfig = serde_json::from_str(text).map_err(|e| error("(file)", e.to_string()))?;
         let architectures = raw.architectures.clone().unwrap_or_default();
-        let llama = architectures.iter().any(|a| SUPPORTED_ARCHITECTURES.contains(&a.as_str()))
-            || (architectures.is_empty() && raw.model_type.as_deref() == Some("llama"));
-        if !llama {
+        let Some(family) = ModelFamily::detect(&architectures, raw.model_type.as_deref()) else {
             return Err(error(
                 "architectures",
                 format!(
@@ -140,14 +210,46 @@ impl LlamaConfig {
                     SUPPORTED_ARCHITECTURES.join(", ")
                 ),
             ));
-        }
+        };
         if let Some(act) = &raw.hidden_act
             && act != "silu"
         {
-            return Err(error("hidden_act", format!("`{act}` is not supported (Llama uses `silu`)")));
+            return Err(error(
+                "hidden_act",
+                format!("`{act}` is not supported ({} uses `silu`)", family.architecture()),
+            ));
         }
-        if raw.attention_bias || raw.mlp_bias {
-            return Err(error("attention_bias", "biased projections are not supported yet".into()));
+        if raw.mlp_bias {
+            return Err(error("mlp_bias", "biased MLP projections are not supported yet".into()));
+        }
+
+        let (qkv_bias, o_bias) = match family {
+            ModelFamily::Qwen2 => (true, false),
+            ModelFamily::Llama | ModelFamily::Qwen3 => (raw.attention_bias, raw.attention_bias),
+            ModelFamily::Mistral => (false, false),
+        };
+        // Mistral windows every layer when `sliding_window` is set; Qwen's value applies only with
+        // `use_sliding_window`, to the layers `layer_types` marks, else to those from `max_window_layers` on
+        // (transformers' `Qwen2Config` / `Qwen3Config`; 28 by default).
+        let layers = raw.num_hidden_layers;
+        let (sliding_window, window_layers) = match family {
+            ModelFamily::Mistral => (raw.sliding_window, vec![raw.sliding_window.is_some(); layers]),
+            ModelFamily::Qwen2 | ModelFamily::Qwen3 if raw.use_sliding_window && raw.sliding_window.is_some() => {
+                let windowed = match &raw.layer_types {
+                    Some(types) => {
+                        if types.len() != layers {
+                            return Err(error("layer_types", format!("{} entries for {layers} layers", types.len())));
+                        }
+                        types.iter().map(|t| t == "sliding_attention").collect()
+                    }
+                    None => (0..layers).map(|l| l >= raw.max_window_layers.unwrap_or(28)).collect(),
+                };
+                (raw.sliding_window, windowed)
+            }
+            _ => (None, vec![false; layers]),
+        };
+        if sliding_window == Some(0) {
+            return Err(error("sliding_window", "expected a whole number > 0 or null".into()));
         }
         for (key, value) in [
             ("vocab_size", raw.vocab_size),
@@ -195,6 +297,12 @@ impl LlamaConfig {
             Some(other) => return Err(error("eos_token_id", format!("expected an id or a list, found {other}"))),
         };
         Ok(Self {
+            family,
+            qkv_bias,
+            o_bias,
+            qk_norm: family == ModelFamily::Qwen3,
+            sliding_window,
+            window_layers,
             vocab_size: raw.vocab_size,
             hidden_size: raw.hidden_size,
             intermediate_size: raw.intermediate_size,
@@ -215,6 +323,11 @@ impl LlamaConfig {
 }
 
 impl LlamaConfig {
+    /// The attention window of layer `layer`, if it is windowed.
+    pub fn layer_window(&self, layer: usize) -> Option<usize> {
+        self.sliding_window.filter(|_| self.window_layers.get(layer).copied().unwrap_or(false))
+    }
+
     /// transformers' `config.json` for this config, with `torch_dtype` naming the weights' dtype.
     pub fn to_hf_json(&self, dtype: FloatDType) -> serde_json::Value {
         let torch_dtype = match dtype {
@@ -241,9 +354,9 @@ impl LlamaConfig {
             [one] => serde_json::json!(one),
             many => serde_json::json!(many),
         };
-        serde_json::json!({
-            "architectures": ["LlamaForCausalLM"],
-            "model_type": "llama",
+        let mut json = serde_json::json!({
+            "architectures": [self.family.architecture()],
+            "model_type": self.family.model_type(),
             "vocab_size": self.vocab_size,
             "hidden_size": self.hidden_size,
             "intermediate_size": self.intermediate_size,
@@ -252,7 +365,7 @@ impl LlamaConfig {
             "num_key_value_heads": self.num_key_value_heads,
             "head_dim": self.head_dim,
             "hidden_act": "silu",
-            "attention_bias": false,
+            "attention_bias": self.qkv_bias,
             "attention_dropout": 0.0,
             "mlp_bias": false,
             "rms_norm_eps": self.rms_norm_eps,
@@ -266,7 +379,24 @@ impl LlamaConfig {
             "pad_token_id": self.pad_token_id,
             "torch_dtype": torch_dtype,
             "use_cache": true,
-        })
+        });
+        if let Some(object) = json.as_object_mut() {
+            match self.family {
+                ModelFamily::Mistral => {
+                    object.insert("sliding_window".into(), serde_json::json!(self.sliding_window));
+                }
+                ModelFamily::Qwen2 | ModelFamily::Qwen3 => {
+                    let types: Vec<&str> = (0..self.num_hidden_layers)
+                        .map(|l| if self.layer_window(l).is_some() { "sliding_attention" } else { "full_attention" })
+                        .collect();
+                    object.insert("use_sliding_window".into(), serde_json::json!(self.sliding_window.is_some()));
+                    object.insert("sliding_window".into(), serde_json::json!(self.sliding_window));
+                    object.insert("layer_types".into(), serde_json::json!(types));
+                }
+                ModelFamily::Llama => {}
+            }
+        }
+        json
     }
 }
 

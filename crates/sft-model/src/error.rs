@@ -6,6 +6,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ModelError {
+    /// The repo could not be listed or a file fetched, or it lacks a file of the layout.
+    #[error(transparent)]
+    Repo(#[from] sft_repo::RepoError),
     /// A file could not be read.
     #[error("{}: {source}", path.display())]
     Io {
@@ -24,6 +27,15 @@ pub enum ModelError {
         key: String,
         /// What is wrong.
         message: String,
+    },
+    /// A JSON file does not parse, or a value cannot be written as JSON.
+    #[error("{}: {source}", path.display())]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// serde_json's error (with the line and column when parsing).
+        #[source]
+        source: serde_json::Error,
     },
     /// A safetensors file (or the shard index) is malformed or truncated.
     #[error("{}: {message}", path.display())]

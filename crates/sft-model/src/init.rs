@@ -6,7 +6,7 @@ use burn::nn::{Embedding, RmsNorm};
 use burn::prelude::*;
 use burn::tensor::DType;
 
-use crate::attention::LlamaAttention;
+use crate::attention::{AttentionBias, LlamaAttention};
 use crate::config::LlamaConfig;
 use crate::decoder::LlamaDecoderLayer;
 use crate::load::dense;
@@ -31,7 +31,9 @@ impl LlamaForCausalLM {
         let embed = matrix(v, h);
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         let norm = || RmsNorm { gamma: Param::from_tensor(Tensor::ones([h], device)), epsilon: config.rms_norm_eps };
-        for _ in 0..config.num_hidden_layers {
+        let head_norm =
+            |d: usize| RmsNorm { gamma: Param::from_tensor(Tensor::ones([d], device)), epsilon: config.rms_norm_eps };
+        for l in 0..config.num_hidden_layers {
             let self_attn = LlamaAttention {
                 q_proj: dense(matrix(q, h)),
                 k_proj: dense(matrix(kv, h)),
@@ -40,6 +42,16 @@ impl LlamaForCausalLM {
                 num_heads: config.num_attention_heads,
                 num_kv_heads: config.num_key_value_heads,
                 head_dim: config.head_dim,
+                // transformers' init: zero biases, unit norm weights.
+                bias: AttentionBias {
+                    q: config.qkv_bias.then(|| Param::from_tensor(Tensor::zeros([q], device))),
+                    k: config.qkv_bias.then(|| Param::from_tensor(Tensor::zeros([kv], device))),
+                    v: config.qkv_bias.then(|| Param::from_tensor(Tensor::zeros([kv], device))),
+                    o: config.o_bias.then(|| Param::from_tensor(Tensor::zeros([h], device))),
+                },
+                q_norm: config.qk_norm.then(|| head_norm(config.head_dim)),
+                k_norm: config.qk_norm.then(|| head_norm(config.head_dim)),
+                sliding_window: config.layer_window(l),
             };
             let mlp = LlamaMlp {
                 gate_proj: dense(matrix(i, h)),

@@ -52,7 +52,9 @@ impl<P: Projection> LlamaForCausalLM<P> {
         let (cos, sin) = cos_sin(&self.inv_freq, input.position_ids.clone(), x.dtype());
         // A padding-free input has no mask: it is built from the segments only where the fused attention won't run
         // (with a cache and no mask, the attention is causal over every key).
-        let fused = input.segments.is_some() && cache.is_none() && has_cpu_kernels(&x.device(), x.dtype());
+        // (A sliding window needs the mask: the fused attention has none.)
+        let windowed = self.model.layers.iter().any(|l| l.self_attn.sliding_window.is_some());
+        let fused = input.segments.is_some() && cache.is_none() && !windowed && has_cpu_kernels(&x.device(), x.dtype());
         let built =
             (input.blocked.is_none() && input.segments.is_some() && cache.is_none() && !fused).then(|| input.mask());
         let blocked = input.blocked.as_ref().or(built.as_ref());
@@ -113,6 +115,10 @@ impl<P: Projection> LlamaForCausalLM<P> {
                 num_heads: attn.num_heads,
                 num_kv_heads: attn.num_kv_heads,
                 head_dim: attn.head_dim,
+                bias: attn.bias,
+                q_norm: attn.q_norm,
+                k_norm: attn.k_norm,
+                sliding_window: attn.sliding_window,
             };
             let mlp = LlamaMlp {
                 gate_proj: f(&name("mlp.gate_proj"), mlp.gate_proj)?,
@@ -179,6 +185,24 @@ pub fn expected_shapes(config: &LlamaConfig) -> Vec<(String, Vec<usize>)> {
             (format!("{p}.self_attn.k_proj.weight"), vec![kv, h]),
             (format!("{p}.self_attn.v_proj.weight"), vec![kv, h]),
             (format!("{p}.self_attn.o_proj.weight"), vec![h, q]),
+        ]);
+        if config.qkv_bias {
+            shapes.extend([
+                (format!("{p}.self_attn.q_proj.bias"), vec![q]),
+                (format!("{p}.self_attn.k_proj.bias"), vec![kv]),
+                (format!("{p}.self_attn.v_proj.bias"), vec![kv]),
+            ]);
+        }
+        if config.o_bias {
+            shapes.push((format!("{p}.self_attn.o_proj.bias"), vec![h]));
+        }
+        if config.qk_norm {
+            shapes.extend([
+                (format!("{p}.self_attn.q_norm.weight"), vec![config.head_dim]),
+                (format!("{p}.self_attn.k_norm.weight"), vec![config.head_dim]),
+            ]);
+        }
+        shapes.extend([
             (format!("{p}.mlp.gate_proj.weight"), vec![i, h]),
             (format!("{p}.mlp.up_proj.weight"), vec![i, h]),
             (format!("{p}.mlp.down_proj.weight"), vec![h, i]),

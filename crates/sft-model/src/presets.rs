@@ -10,7 +10,13 @@ use crate::error::{ModelError, Result};
 /// - `small`: hidden 512, 15 layers, 8 heads / 4 kv heads, intermediate 1536, vocab 32000, untied — 80.0M (the
 ///   "80M small test model" of the memory figures);
 /// - `llama-3.2-1b`: the shape of `meta-llama/Llama-3.2-1B` (hidden 2048, 16 layers, 32 heads / 8 kv heads,
-///   vocab 128256, tied, llama3 RoPE scaling) — 1.24B.
+///   vocab 128256, tied, llama3 RoPE scaling) — 1.24B;
+/// - `qwen2.5-0.5b`: `Qwen/Qwen2.5-0.5B` (hidden 896, 24 layers, 14 heads / 2 kv heads, q/k/v biases, vocab 151936,
+///   tied) — 494,032,768, the count the model card publishes;
+/// - `qwen3-0.6b`: `Qwen/Qwen3-0.6B` (hidden 1024, 28 layers, 16 heads / 8 kv heads of 128, q/k norms, vocab
+///   151936, tied) — 596,049,920 (0.44B without the embeddings, as its card says);
+/// - `mistral-7b`: `mistralai/Mistral-7B-v0.1` (hidden 4096, 32 layers, 32 heads / 8 kv heads, sliding window 4096,
+///   vocab 32000, untied) — 7,241,732,096, the published count.
 pub const PRESETS: &[(&str, &str)] = &[
     (
         "tiny",
@@ -32,6 +38,28 @@ pub const PRESETS: &[(&str, &str)] = &[
             "max_position_embeddings": 131072, "bos_token_id": 128000, "eos_token_id": 128001,
             "rope_scaling": {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                              "original_max_position_embeddings": 8192}}"#,
+    ),
+    (
+        "qwen2.5-0.5b",
+        r#"{"architectures": ["Qwen2ForCausalLM"], "vocab_size": 151936, "hidden_size": 896,
+            "intermediate_size": 4864, "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
+            "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "tie_word_embeddings": true,
+            "max_position_embeddings": 32768, "sliding_window": 32768, "use_sliding_window": false,
+            "bos_token_id": 151643, "eos_token_id": 151643}"#,
+    ),
+    (
+        "qwen3-0.6b",
+        r#"{"architectures": ["Qwen3ForCausalLM"], "vocab_size": 151936, "hidden_size": 1024,
+            "intermediate_size": 3072, "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8,
+            "head_dim": 128, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "tie_word_embeddings": true,
+            "max_position_embeddings": 40960, "bos_token_id": 151643, "eos_token_id": 151645}"#,
+    ),
+    (
+        "mistral-7b",
+        r#"{"architectures": ["MistralForCausalLM"], "vocab_size": 32000, "hidden_size": 4096,
+            "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+            "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "sliding_window": 4096, "max_position_embeddings": 32768,
+            "bos_token_id": 1, "eos_token_id": 2}"#,
     ),
 ];
 

@@ -66,6 +66,12 @@ impl LlamaForCausalLM {
             "mlp.gate_proj.weight" => flat(linear(&mlp.gate_proj)),
             "mlp.up_proj.weight" => flat(linear(&mlp.up_proj)),
             "mlp.down_proj.weight" => flat(linear(&mlp.down_proj)),
+            "self_attn.q_proj.bias" => attn.bias.q.as_ref()?.val(),
+            "self_attn.k_proj.bias" => attn.bias.k.as_ref()?.val(),
+            "self_attn.v_proj.bias" => attn.bias.v.as_ref()?.val(),
+            "self_attn.o_proj.bias" => attn.bias.o.as_ref()?.val(),
+            "self_attn.q_norm.weight" => norm(attn.q_norm.as_ref()?),
+            "self_attn.k_norm.weight" => norm(attn.k_norm.as_ref()?),
             "input_layernorm.weight" => norm(&layer.input_layernorm),
             "post_attention_layernorm.weight" => norm(&layer.post_attention_layernorm),
             _ => return None,
@@ -82,9 +88,9 @@ impl LlamaForCausalLM {
         let config = &LlamaConfig { tie_word_embeddings: self.lm_head.is_none(), ..config.clone() };
         std::fs::create_dir_all(dir).map_err(|source| ModelError::Io { path: dir.into(), source })?;
         let metadata = BTreeMap::from([("format".to_owned(), "pt".to_owned())]);
-        write_safetensors(&dir.join("model.safetensors"), self.hf_tensors(config, dtype), &metadata)?;
+        write_safetensors(&dir.join(crate::WEIGHTS_FILE), self.hf_tensors(config, dtype), &metadata)?;
         let json = serde_json::to_vec_pretty(&config.to_hf_json(dtype))
-            .map_err(|e| ModelError::Input(format!("serialising config.json: {e}")))?;
-        write_atomic(&dir.join("config.json"), &json)
+            .map_err(|source| ModelError::Json { path: dir.join(crate::CONFIG_FILE), source })?;
+        write_atomic(&dir.join(crate::CONFIG_FILE), &json)
     }
 }

@@ -22,6 +22,15 @@ pub enum PeftError {
         /// The model's projection names (layer 0, then the count of layers).
         available: String,
     },
+    /// A JSON file does not parse, or a value cannot be written as JSON.
+    #[error("{}: {source}", path.display())]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// serde_json's error (with the line and column when parsing).
+        #[source]
+        source: serde_json::Error,
+    },
     /// An adapter directory or file is malformed, incomplete or for another base model.
     #[error("{}: {message}", path.display())]
     Adapter {

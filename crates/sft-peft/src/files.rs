@@ -150,7 +150,7 @@ pub fn save_adapter(
     let metadata = BTreeMap::from([("format".to_owned(), "pt".to_owned())]);
     write_safetensors(&dir.join(ADAPTER_WEIGHTS), entries, &metadata)?;
     let json = serde_json::to_vec_pretty(&peft_config_json(config, base_model_name_or_path))
-        .map_err(|e| PeftError::Adapter { path: dir.join(ADAPTER_CONFIG), message: e.to_string() })?;
+        .map_err(|source| PeftError::Json { path: dir.join(ADAPTER_CONFIG), source })?;
     write_atomic(&dir.join(ADAPTER_CONFIG), &json)?;
     Ok(())
 }
@@ -179,7 +179,7 @@ pub fn read_adapter_config(dir: &Path) -> Result<(LoraConfig, Option<String>)> {
     let path = dir.join(ADAPTER_CONFIG);
     let text = std::fs::read_to_string(&path).map_err(|source| PeftError::Io { path: path.clone(), source })?;
     let error = |message: String| PeftError::Adapter { path: path.clone(), message };
-    let value: Value = serde_json::from_str(&text).map_err(|e| error(format!("not valid JSON: {e}")))?;
+    let value: Value = serde_json::from_str(&text).map_err(|source| PeftError::Json { path: path.clone(), source })?;
     let object = value.as_object().ok_or_else(|| error("expected a JSON object".into()))?;
     let get = |key: &str| object.get(key).filter(|v| !v.is_null());
     match get("peft_type").and_then(Value::as_str) {

@@ -1,5 +1,6 @@
-//! A stand-in for the Hub on 127.0.0.1, for tests. One file (about 650 lines): a single server whose routes
-//! share one state, in the order of the protocol; the upload routes mirror `sft_hub`'s `upload.rs`.
+//! A stand-in for the Hub on 127.0.0.1, for tests. One file (about 600 lines): the Hub's routes over one shared
+//! state, in the order of the protocol, served by `tiny_http` (HTTP/1.1 framing, chunked request bodies,
+//! keep-alive and HEAD are the crate's); the upload routes mirror `sft_hub`'s `upload.rs`.
 //!
 //! It speaks the routes `hf-hub` uses to read repos — the tree listing
 //! (`GET /api/{models|datasets}/{owner}/{name}/tree/{revision}`), repo info
@@ -13,11 +14,11 @@
 //! `header` / `file` / `lfsFile` lines). It answers errors as the Hub does: 404 with `X-Error-Code: RepoNotFound |
 //! RevisionNotFound | EntryNotFound`, 401 for a gated repo or a write without a valid token, 403 for a write to
 //! another namespace, 409 for creating an existing repo; LFS uploads can be made to fail with 500
-//! ([`FakeHub::fail_lfs_uploads`]). Plain HTTP/1.1, one connection at a time, `Connection: close`.
+//! ([`FakeHub::fail_lfs_uploads`]). Requests are answered one at a time, in arrival order.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -55,35 +56,42 @@ struct State {
 }
 
 /// A running fake Hub; stops when dropped.
-#[derive(Debug)]
 pub struct FakeHub {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
+    server: Arc<tiny_http::Server>,
     thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for FakeHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeHub").field("addr", &self.addr).finish_non_exhaustive()
+    }
 }
 
 impl FakeHub {
     /// Starts a server on an ephemeral port of 127.0.0.1.
     pub fn start() -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let addr = listener.local_addr()?;
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").map_err(std::io::Error::other)?);
+        let addr = server.server_addr().to_ip().ok_or_else(|| std::io::Error::other("not an IP listener"))?;
         let state = Arc::new(Mutex::new(State { endpoint: format!("http://{addr}"), ..State::default() }));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (state, stop) = (state.clone(), stop.clone());
+            let (server, state, stop) = (server.clone(), state.clone(), stop.clone());
             std::thread::spawn(move || {
-                for stream in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    if let Ok(stream) = stream {
-                        let _ = serve(stream, &state);
+                // One request at a time, in arrival order, so the recorded requests and the state are sequential.
+                while !stop.load(Ordering::SeqCst) {
+                    match server.recv() {
+                        Ok(request) => {
+                            let _ = serve(request, &state);
+                        }
+                        Err(_) => break,
                     }
                 }
             })
         };
-        Ok(Self { addr, state, stop, thread: Some(thread) })
+        Ok(Self { addr, state, stop, server, thread: Some(thread) })
     }
 
     /// `http://127.0.0.1:<port>`, for `HF_ENDPOINT`.
@@ -156,7 +164,7 @@ impl FakeHub {
 impl Drop for FakeHub {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
+        self.server.unblock();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -191,45 +199,15 @@ impl Response {
     }
 }
 
-fn serve(mut stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 1 << 16];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = stream.read(&mut chunk)?;
-        if n == 0 || buf.len() > 1 << 16 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut request_line = lines.next().unwrap_or_default().split(' ');
-    let method = request_line.next().unwrap_or_default().to_owned();
-    let target = request_line.next().unwrap_or_default().to_owned();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let authorization = header("authorization");
-    let mut body = buf[head_end..].to_vec();
-    if let Some(length) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
-        while body.len() < length {
-            let n = stream.read(&mut chunk)?;
-            if n == 0 {
-                return Ok(());
-            }
-            body.extend_from_slice(&chunk[..n]);
-        }
-    } else if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        body = read_chunked(&mut stream, body)?;
-    }
-    let path = target.split('?').next().unwrap_or_default().to_owned();
+fn serve(mut request: tiny_http::Request, state: &Mutex<State>) -> std::io::Result<()> {
+    let method = request.method().as_str().to_owned();
+    let path = request.url().split('?').next().unwrap_or_default().to_owned();
+    let authorization =
+        request.headers().iter().find(|h| h.field.equiv("Authorization")).map(|h| h.value.as_str().to_owned());
+    let mut body = Vec::new();
+    request.as_reader().read_to_end(&mut body)?;
 
-    let response = {
+    let (response, stall) = {
         let mut state = lock(state);
         state.requests.push(format!("{method} {path}"));
         if let Some(a) = &authorization {
@@ -248,71 +226,46 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         };
         (route(&mut state, &method, &path, authorization.as_deref(), &body), stall)
     };
-    let (response, stall) = response;
-    let reason = match response.status {
-        200 => "OK",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        409 => "Conflict",
-        500 => "Internal Server Error",
-        _ => "Error",
-    };
-    let mut out = format!("HTTP/1.1 {} {reason}\r\nConnection: close\r\n", response.status);
-    if !response.headers.iter().any(|(k, _)| *k == "Content-Length") {
-        out.push_str(&format!("Content-Length: {}\r\n", response.body.len()));
-    }
-    for (k, v) in &response.headers {
-        out.push_str(&format!("{k}: {v}\r\n"));
-    }
-    out.push_str("\r\n");
-    stream.write_all(out.as_bytes())?;
     if let Some(pause) = stall.filter(|_| response.status == 200) {
-        stream.write_all(&response.body[..response.body.len() / 2])?;
-        stream.flush()?;
-        std::thread::sleep(pause);
+        // A stalled download: the head and half the body, flushed, then nothing for `pause`, then the connection
+        // drops. Written on the raw connection (a deliberately broken response), in its own thread, so the retry
+        // that follows is served meanwhile, as the Hub serves other connections while one hangs.
+        let mut writer = request.into_writer();
+        std::thread::spawn(move || {
+            let mut head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n", response.body.len());
+            for (name, value) in &response.headers {
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
+            head.push_str("\r\n");
+            let half = &response.body[..response.body.len() / 2];
+            if writer
+                .write_all(head.as_bytes())
+                .and_then(|()| writer.write_all(half))
+                .and_then(|()| writer.flush())
+                .is_ok()
+            {
+                std::thread::sleep(pause);
+            }
+        });
         return Ok(());
     }
-    if method != "HEAD" {
-        stream.write_all(&response.body)?;
-    }
-    stream.flush()
+    let headers: Vec<tiny_http::Header> = response
+        .headers
+        .iter()
+        .filter_map(|(name, value)| tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).ok())
+        .collect();
+    let length = response.body.len();
+    // Always `Content-Length` (also on HEAD, where hf-hub reads the size from it), never chunked.
+    let reply = tiny_http::Response::new(
+        tiny_http::StatusCode(response.status),
+        headers,
+        std::io::Cursor::new(response.body),
+        Some(length),
+        None,
+    )
+    .with_chunked_threshold(usize::MAX);
+    request.respond(reply)
 }
-
-/// Decodes a chunked body whose first bytes are `started`.
-fn read_chunked(stream: &mut TcpStream, started: Vec<u8>) -> std::io::Result<Vec<u8>> {
-    let mut raw = started;
-    let mut chunk = [0u8; 1 << 16];
-    loop {
-        // Decode what is there; stop at the zero-length chunk.
-        let mut out = Vec::new();
-        let mut at = 0;
-        let mut done = false;
-        while let Some(end) = raw[at..].windows(2).position(|w| w == b"\r\n") {
-            let size_line = String::from_utf8_lossy(&raw[at..at + end]).into_owned();
-            let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
-            let data = at + end + 2;
-            if size == 0 {
-                done = true;
-                break;
-            }
-            if raw.len() < data + size + 2 {
-                break;
-            }
-            out.extend_from_slice(&raw[data..data + size]);
-            at = data + size + 2;
-        }
-        if done {
-            return Ok(out);
-        }
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Ok(out);
-        }
-        raw.extend_from_slice(&chunk[..n]);
-    }
-}
-
 fn route(state: &mut State, method: &str, path: &str, authorization: Option<&str>, body: &[u8]) -> Response {
     let decoded = percent_decode(path);
     let parts: Vec<&str> = decoded.trim_start_matches('/').split('/').collect();

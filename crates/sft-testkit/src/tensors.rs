@@ -10,7 +10,13 @@ use safetensors::{Dtype, SafeTensors};
 /// The `llama-micro` fixture directory (the tiny Llama checkpoint with transformers / PEFT reference outputs, kept
 /// with sft-model's tests and read by the other crates' tests).
 pub fn micro() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sft-model/tests/fixtures/llama-micro")
+    model_fixture("llama-micro")
+}
+
+/// A model fixture directory kept with sft-model's tests (`llama-micro`, `qwen2-micro`, `qwen3-micro`, …; see
+/// `crates/sft-model/tests/fixtures/README.md`).
+pub fn model_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sft-model/tests/fixtures").join(name)
 }
 
 /// A safetensors file held in memory.

@@ -14,6 +14,8 @@ use crate::special::SpecialTokens;
 #[derive(Debug)]
 pub struct ChatTemplate {
     env: Environment<'static>,
+    /// Whether the template reads `enable_thinking` (else rendering with it changes nothing).
+    thinking_switch: bool,
     bos: String,
     eos: String,
     pad: String,
@@ -33,9 +35,11 @@ impl ChatTemplate {
             Err(Error::new(ErrorKind::InvalidOperation, message))
         });
         env.add_function("strftime_now", |format: String| strftime_now(&format));
+        let thinking_switch = source.contains("enable_thinking");
         env.add_template_owned(NAME, source).map_err(template_error(""))?;
         Ok(Self {
             env,
+            thinking_switch,
             bos: special.bos.as_ref().map(|t| t.text.clone()).unwrap_or_default(),
             eos: special.eos.text.clone(),
             pad: special.pad.text.clone(),
@@ -44,7 +48,19 @@ impl ChatTemplate {
 
     /// Renders `messages`; with `add_generation_prompt` the text ends where the next assistant turn's content begins.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
+        self.render_with(messages, add_generation_prompt, &ChatOptions::default())
+    }
+
+    /// [`render`](Self::render) with the template's own switches (`apply_chat_template`'s extra keyword
+    /// arguments); a switch left `None` is undefined in the template, as when the keyword is not passed.
+    pub fn render_with(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+        options: &ChatOptions,
+    ) -> Result<String> {
         let template = self.env.get_template(NAME).map_err(template_error(""))?;
+        let switch = |value: Option<bool>| value.map_or(minijinja::Value::UNDEFINED, minijinja::Value::from);
         template
             .render(context! {
                 messages => messages,
@@ -52,6 +68,7 @@ impl ChatTemplate {
                 bos_token => self.bos,
                 eos_token => self.eos,
                 pad_token => self.pad,
+                enable_thinking => switch(options.enable_thinking),
             })
             .map_err(template_error(""))
     }
@@ -62,6 +79,10 @@ impl ChatTemplate {
     /// rendering prefixes — `render(messages[..i], add_generation_prompt = true)` ends where assistant turn `i`
     /// starts, `render(messages[..=i])` where it ends (its end-of-turn tokens included) — and both must be
     /// prefixes of the whole rendering; a template that breaks this is an error, never a guess.
+    ///
+    /// Where the template writes an empty reasoning block before an answer (Qwen3's `<think>\n\n</think>\n\n`),
+    /// the turn starts after it: the generation prompt rendered with `enable_thinking: false` (which ends with that
+    /// block) is used when the whole rendering continues it, so the block carries no loss.
     pub fn spans(&self, turns: Turns<'_>) -> Result<(String, Vec<(usize, usize)>)> {
         match turns {
             Turns::Chat(messages) => {
@@ -71,7 +92,7 @@ impl ChatTemplate {
                     if !message.is_assistant() {
                         continue;
                     }
-                    let start = self.render(&messages[..i], true)?;
+                    let start = self.turn_start(&messages[..i], &full)?;
                     let end = self.render(&messages[..=i], false)?;
                     spans.push(prefix_span(&start, &end, &full, i)?);
                 }
@@ -80,17 +101,37 @@ impl ChatTemplate {
             Turns::PromptCompletion(prompt, completion) => {
                 let all: Vec<Message> = prompt.iter().chain(completion).cloned().collect();
                 let full = self.render(&all, false)?;
-                let start = self.render(prompt, true)?;
+                let start = self.turn_start(prompt, &full)?;
                 let span = prefix_span(&start, &full, &full, prompt.len())?;
                 Ok((full, vec![span]))
             }
         }
     }
 
+    /// Where the assistant turn after `prompt` starts in `full`: the generation prompt, or the one with
+    /// `enable_thinking: false` when it is longer and `full` continues it (an empty reasoning block before the answer).
+    fn turn_start(&self, prompt: &[Message], full: &str) -> Result<String> {
+        let plain = self.render(prompt, true)?;
+        if !self.thinking_switch {
+            // A template that never reads the switch renders the same text with it: one render per turn.
+            return Ok(plain);
+        }
+        let no_thinking = self.render_with(prompt, true, &ChatOptions { enable_thinking: Some(false) })?;
+        Ok(if no_thinking.len() > plain.len() && full.starts_with(&no_thinking) { no_thinking } else { plain })
+    }
+
     /// The BOS text the template may emit itself (then the tokenizer must not add another).
     pub fn bos_text(&self) -> &str {
         &self.bos
     }
+}
+
+/// Keyword arguments some templates read besides `messages` and `add_generation_prompt`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChatOptions {
+    /// Qwen3's thinking switch: `Some(false)` writes an empty `<think></think>` block where the assistant's turn
+    /// begins (with the generation prompt, or before each final answer) instead of letting the model think.
+    pub enable_thinking: Option<bool>,
 }
 
 /// The conversation shapes [`ChatTemplate::spans`] handles.

@@ -8,6 +8,17 @@ use sft_data::Location;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TokenizeError {
+    /// A tokenization setting is out of range; `key` names it within its section.
+    #[error("{key}: {message}")]
+    InvalidConfig {
+        /// The key, e.g. `pad_token`.
+        key: &'static str,
+        /// What was expected.
+        message: String,
+    },
+    /// The repo could not be listed or a file fetched, or it has no `tokenizer.json`.
+    #[error(transparent)]
+    Repo(#[from] sft_repo::RepoError),
     /// A tokenizer or tokenizer-config file could not be read.
     #[error("{}: {source}", path.display())]
     Io {
@@ -18,20 +29,22 @@ pub enum TokenizeError {
         source: std::io::Error,
     },
     /// `tokenizer.json` does not parse as a `tokenizers` tokenizer.
-    #[error("{}: not a valid tokenizer.json: {message}", path.display())]
+    #[error("{}: not a valid tokenizer.json: {source}", path.display())]
     TokenizerFile {
         /// The file.
         path: PathBuf,
-        /// What the `tokenizers` crate said.
-        message: String,
+        /// The `tokenizers` crate's error.
+        #[source]
+        source: tokenizers::Error,
     },
     /// `tokenizer_config.json` does not parse.
-    #[error("{}: {message}", path.display())]
+    #[error("{}: {source}", path.display())]
     TokenizerConfig {
         /// The file.
         path: PathBuf,
-        /// What is wrong.
-        message: String,
+        /// serde_json's error, with the line and column.
+        #[source]
+        source: serde_json::Error,
     },
     /// A special token named by the tokenizer config or the run config is not in the vocabulary, or none is named.
     #[error("{key}: {message}")]

@@ -20,17 +20,19 @@
 
 mod audit;
 mod chat;
+mod config;
 mod encode;
 mod error;
 mod special;
 mod tokenizer;
 
 pub use audit::{AuditSpan, MaskAudit};
-pub use chat::{ChatTemplate, Turns};
+pub use chat::{ChatOptions, ChatTemplate, Turns};
+pub use config::TokenizeConfig;
 pub use encode::{
     DropReason, Encode, EncodeOptions, EncodeReport, EncodedSplit, Encoder, Masking, Outcome, TokenizedExample,
     TruncationMode,
 };
 pub use error::{Result, TokenizeError};
 pub use special::{SpecialToken, SpecialTokenOverrides, SpecialTokens};
-pub use tokenizer::SftTokenizer;
+pub use tokenizer::{CHAT_TEMPLATE_FILE, SftTokenizer, TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, TOKENIZER_FILES};

@@ -64,7 +64,7 @@ impl TokenizerConfig {
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|source| TokenizeError::Io { path: path.into(), source })?;
         let file: TokenizerConfigFile = serde_json::from_str(&text)
-            .map_err(|e| TokenizeError::TokenizerConfig { path: path.into(), message: e.to_string() })?;
+            .map_err(|source| TokenizeError::TokenizerConfig { path: path.into(), source })?;
         let chat_template = match file.chat_template {
             None => None,
             Some(TemplateSpec::One(t)) => Some(t),

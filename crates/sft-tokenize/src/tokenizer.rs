@@ -2,11 +2,23 @@
 
 use std::path::Path;
 
+use sft_repo::{Listing, LocalRepo, Repo};
 use tokenizers::{Encoding, Tokenizer};
 
 use crate::chat::ChatTemplate;
 use crate::error::{Result, TokenizeError};
 use crate::special::{SpecialTokenOverrides, SpecialTokens, TokenizerConfig};
+
+/// The tokenizer pipeline (`tokenizers`' JSON).
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
+/// transformers' tokenizer settings: special tokens, `chat_template`.
+pub const TOKENIZER_CONFIG_FILE: &str = "tokenizer_config.json";
+/// The chat template as its own file (transformers ≥ 4.43 saves it there).
+pub const CHAT_TEMPLATE_FILE: &str = "chat_template.jinja";
+/// Every file of a tokenizer as `save_pretrained` writes it: what a merged model or an adapter directory copies
+/// from the base so it can be loaded on its own.
+pub const TOKENIZER_FILES: &[&str] =
+    &[TOKENIZER_FILE, TOKENIZER_CONFIG_FILE, "special_tokens_map.json", CHAT_TEMPLATE_FILE];
 
 /// A tokenizer ready for SFT: the `tokenizers` pipeline (normalizer, pre-tokenizer, model, post-processor), the
 /// resolved special tokens, and the chat template if the model has one.
@@ -18,17 +30,26 @@ pub struct SftTokenizer {
 }
 
 impl SftTokenizer {
-    /// Loads a Hugging Face tokenizer directory: `tokenizer.json`, plus `tokenizer_config.json` (special tokens,
-    /// `chat_template`) and `chat_template.jinja` (newer transformers save the template there) when present.
+    /// Loads the tokenizer of a repo (a directory, or a Hub model repo through `sft_hub`): `tokenizer.json` (an
+    /// error listing the repo's files if absent), plus `tokenizer_config.json` (special tokens, `chat_template`)
+    /// and `chat_template.jinja` (newer transformers save the template there) when the repo has them. Only those
+    /// files are fetched.
+    pub fn from_repo<R: Repo + ?Sized>(repo: &R, overrides: &SpecialTokenOverrides) -> Result<Self> {
+        Self::from_listing(&Listing::of(repo)?, overrides)
+    }
+
+    /// [`SftTokenizer::from_repo`] with the repo's listing already read (a caller that reads other files of the
+    /// repo too lists it once).
+    pub fn from_listing<R: Repo + ?Sized>(listing: &Listing<'_, R>, overrides: &SpecialTokenOverrides) -> Result<Self> {
+        let tokenizer_json = listing.require(TOKENIZER_FILE)?;
+        let config = listing.optional(TOKENIZER_CONFIG_FILE)?;
+        let template = listing.optional(CHAT_TEMPLATE_FILE)?;
+        Self::from_files(&tokenizer_json, config.as_deref(), template.as_deref(), overrides)
+    }
+
+    /// [`SftTokenizer::from_repo`] on a local Hugging Face tokenizer directory.
     pub fn from_dir(dir: &Path, overrides: &SpecialTokenOverrides) -> Result<Self> {
-        let config = dir.join("tokenizer_config.json");
-        let template = dir.join("chat_template.jinja");
-        Self::from_files(
-            &dir.join("tokenizer.json"),
-            config.is_file().then_some(config.as_path()),
-            template.is_file().then_some(template.as_path()),
-            overrides,
-        )
+        Self::from_repo(&LocalRepo::new(dir), overrides)
     }
 
     /// Loads `tokenizer.json`, the optional `tokenizer_config.json` and an optional Jinja chat-template file (which
@@ -42,7 +63,7 @@ impl SftTokenizer {
         let bytes = std::fs::read(tokenizer_json)
             .map_err(|source| TokenizeError::Io { path: tokenizer_json.into(), source })?;
         let tokenizer = Tokenizer::from_bytes(&bytes)
-            .map_err(|e| TokenizeError::TokenizerFile { path: tokenizer_json.into(), message: e.to_string() })?;
+            .map_err(|source| TokenizeError::TokenizerFile { path: tokenizer_json.into(), source })?;
         let (mut config, config_name) = match tokenizer_config {
             Some(path) => (TokenizerConfig::read(path)?, path.display().to_string()),
             None => (TokenizerConfig::default(), "tokenizer_config.json (absent)".to_owned()),

@@ -1,10 +1,12 @@
-//! `training_args`: transformers' `TrainingArguments` (and TRL's `SFTConfig`) keys the pipeline uses.
+//! `training_args`: the keys of transformers' `TrainingArguments` (and TRL's `SFTConfig`) that the trainer reads.
 //!
-//! Names, defaults and meaning are transformers' unless a field's doc says otherwise.
+//! Names, defaults and meaning are transformers' unless a field's doc says otherwise. TRL's `SFTConfig` also keeps
+//! tokenization (`truncation_mode`, `eos_token`, `pad_token`), batching (`packing`, `pad_to_multiple_of`,
+//! `group_by_length`) and Hub (`push_to_hub`, `hub_model_id`, `hub_private_repo`) keys in `training_args`; those
+//! belong to their stages (`sft_tokenize::TokenizeConfig`, `sft_collate::CollateConfig`, the facade's push), and the
+//! facade's run config maps the one JSON object onto the sections.
 
 use serde::{Deserialize, Serialize};
-
-use sft_tokenize::TruncationMode;
 
 use crate::error::{Result, check};
 
@@ -106,40 +108,12 @@ pub struct TrainingArguments {
     /// Recompute activations in the backward pass to save memory.
     #[serde(default)]
     pub gradient_checkpointing: bool,
-    /// Batch examples of similar length together.
-    #[serde(default)]
-    pub group_by_length: bool,
-    /// Which end of a too-long example to keep (TRL's `truncation_mode`).
-    #[serde(default)]
-    pub truncation_mode: TruncationMode,
-    /// Pack several examples into each row of `dataset_config.max_length` tokens (best-fit decreasing), with
-    /// positions restarting per example and attention blocked across examples.
-    #[serde(default)]
-    pub packing: bool,
-    /// Round padded batch lengths up to a multiple of this.
-    #[serde(default)]
-    pub pad_to_multiple_of: Option<usize>,
-    /// EOS token text, overriding the tokenizer's (TRL's `eos_token`).
-    #[serde(default)]
-    pub eos_token: Option<String>,
-    /// Padding token text, overriding the tokenizer's (TRL's `pad_token`).
-    #[serde(default)]
-    pub pad_token: Option<String>,
     /// Where metrics go besides the log: `"none"`, `"all"`, or a list such as `["tensorboard"]`.
     #[serde(default)]
     pub report_to: Option<ReportTo>,
     /// Continue from a checkpoint: a path, or `true` for the latest in `output_dir`.
     #[serde(default)]
     pub resume_from_checkpoint: Option<ResumeFrom>,
-    /// Push the final adapter to the Hub.
-    #[serde(default)]
-    pub push_to_hub: bool,
-    /// Hub repo for `push_to_hub`; `<user>/<save_model_name>` by default.
-    #[serde(default)]
-    pub hub_model_id: Option<String>,
-    /// Create the Hub repo as private.
-    #[serde(default)]
-    pub hub_private_repo: Option<bool>,
 }
 
 /// `lr_scheduler_type`.
@@ -301,12 +275,6 @@ impl TrainingArguments {
             check(limit >= 1, K, "save_total_limit", "expected a whole number >= 1")?;
         }
         check(!(self.bf16 && self.fp16), K, "fp16", "cannot be combined with bf16")?;
-        if let Some(m) = self.pad_to_multiple_of {
-            check(m >= 1, K, "pad_to_multiple_of", "expected a whole number >= 1")?;
-        }
-        for (key, token) in [("eos_token", &self.eos_token), ("pad_token", &self.pad_token)] {
-            check(token.as_ref().is_none_or(|t| !t.is_empty()), K, key, "expected a token's text")?;
-        }
         if self.load_best_model_at_end {
             check(
                 self.eval_strategy != IntervalStrategy::No,

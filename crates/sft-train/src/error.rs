@@ -44,6 +44,15 @@ pub enum TrainError {
         /// The value.
         value: f64,
     },
+    /// A JSON file does not parse, or a value cannot be written as JSON.
+    #[error("{}: {source}", path.display())]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// serde_json's error (with the line and column when parsing).
+        #[source]
+        source: serde_json::Error,
+    },
     /// A checkpoint directory is incomplete, from another run, or unreadable.
     #[error("{}: {message}", path.display())]
     Checkpoint {

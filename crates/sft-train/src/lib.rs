@@ -9,7 +9,10 @@
 //!           forward → chunked loss scaled by 1 / (window's supervised tokens) → backward → accumulate
 //!           → global-norm clip → AdamW (PyTorch's arithmetic) at LrSchedule::lr(step)
 //!             (fp16: the loss gradient scaled by GradScaler, unscaled before the norm, overflowing steps skipped)
-//!           → log (tracing + metrics.jsonl) → evaluate → callbacks (early stopping) → checkpoint-<step>/
+//!           → log → evaluate → callbacks → checkpoint-<step>/
+//!
+//! Callbacks (the `Callback` seam): early stopping, and the reporting layer — `metrics.jsonl` and the loss curve
+//! (registered by `Trainer::new`), TensorBoard event files (added by the caller).
 //! ```
 //!
 //! Checkpoints hold the PEFT adapter files, the optimizer moments, `trainer_state.json` (log history, best metric,
@@ -23,13 +26,11 @@ mod checkpoint;
 mod early_stopping;
 mod error;
 pub mod keys;
-mod metrics;
 mod optimizer;
-mod plot;
+mod report;
 mod scaler;
 mod schedule;
 mod state;
-mod tensorboard;
 mod trainer;
 
 pub use args::{IntervalStrategy, ReportTo, ResumeFrom, SchedulerType, TrainingArguments};
@@ -40,16 +41,17 @@ pub use checkpoint::{
 };
 pub use early_stopping::{EarlyStopping, EarlyStoppingConfig};
 pub use error::{Result, TrainError};
-pub use metrics::{EVAL_METRICS, METRICS_FILE, MetricsFile};
 pub use optimizer::{
     AdamW, DeviceStep, clip_coefficient, device_clip_coefficient, grad_norm, grad_norm_squared,
     grad_norm_squared_scaled,
 };
-pub use plot::{LOSS_CURVE_FILE, write_loss_curve};
+pub use report::{
+    EVAL_METRICS, LOSS_CURVE_FILE, LossCurve, METRICS_FILE, MetricsFile, MetricsLog, TensorBoardCallback,
+    TensorBoardWriter, write_loss_curve,
+};
 pub use scaler::{GradScaler, GradScalerConfig, SCALER_FILE};
 pub use schedule::LrSchedule;
 pub use state::{DataPosition, LogEntry, LoggingWindow, TRAINER_STATE, TrainerState};
-pub use tensorboard::{SummaryValue, TensorBoardCallback, TensorBoardEvent, TensorBoardWriter, read_event_file};
 pub use trainer::{
     OPTIMIZER_FILE, RUN_CONFIG_FILE, StopReason, TRAINING_ARGS_FILE, TrainOutput, Trainer, supervised_targets,
 };

@@ -107,8 +107,7 @@ impl TrainerState {
     /// Writes `dir/trainer_state.json` (atomically).
     pub fn save(&self, dir: &Path) -> Result<()> {
         let path = dir.join(TRAINER_STATE);
-        let json = serde_json::to_vec_pretty(self)
-            .map_err(|e| TrainError::Checkpoint { path: path.clone(), message: e.to_string() })?;
+        let json = serde_json::to_vec_pretty(self).map_err(|source| TrainError::Json { path: path.clone(), source })?;
         sft_model::write_atomic(&path, &json)?;
         Ok(())
     }
@@ -117,6 +116,6 @@ impl TrainerState {
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join(TRAINER_STATE);
         let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-        serde_json::from_str(&text).map_err(|e| TrainError::Checkpoint { path, message: e.to_string() })
+        serde_json::from_str(&text).map_err(|source| TrainError::Json { path, source })
     }
 }

@@ -3,6 +3,7 @@
 
 mod parity;
 mod properties;
+mod source;
 
 use std::path::PathBuf;
 
@@ -14,7 +15,7 @@ pub fn fixture(name: &str) -> PathBuf {
 }
 
 pub fn tokenizer_fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sft-tokenize/tests/fixtures").join(name)
+    sft_testkit::tokenizer_fixtures().join(name)
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,23 +6,11 @@ use std::sync::{Arc, OnceLock};
 use proptest::prelude::*;
 use sft_collate::{Collate, Collator, IGNORE_INDEX, Sampling, batch_plan, pack_best_fit_decreasing};
 use sft_data::{Example, Location, Position, Segments};
-use sft_tokenize::{
-    EncodeOptions, Encoder, Masking, SftTokenizer, SpecialTokenOverrides, TokenizedExample, TruncationMode,
-};
-
-use crate::tokenizer_fixture;
+use sft_tokenize::{EncodeOptions, Encoder, Masking, SftTokenizer, TokenizedExample, TruncationMode};
 
 fn tokenizer() -> &'static SftTokenizer {
     static TOKENIZER: OnceLock<SftTokenizer> = OnceLock::new();
-    TOKENIZER.get_or_init(|| {
-        SftTokenizer::from_files(
-            &tokenizer_fixture("tokenizer.json"),
-            Some(&tokenizer_fixture("tokenizer_config.json")),
-            None,
-            &SpecialTokenOverrides::default(),
-        )
-        .unwrap()
-    })
+    TOKENIZER.get_or_init(sft_testkit::reference_tokenizer)
 }
 
 /// Tokenizes random segments (completion-only masking, max_length 96); drops are skipped.

@@ -5,6 +5,7 @@ mod errors;
 mod format;
 mod fuzz;
 mod mutate;
+mod repo;
 mod sources;
 mod splits;
 

@@ -270,10 +270,12 @@ fn paths_with_multi_byte_characters_are_listed_and_downloaded() {
     let encoded = "donn%C3%A9es/%C3%A9t%C3%A9%202024.csv";
     assert!(hub.requests().iter().any(|r| r.ends_with(&format!("/resolve/main/{encoded}"))), "{:?}", hub.requests());
 
-    // A malformed escape next to a multi-byte character (which a byte-sliced decoder panics on) is a 404.
+    // A malformed escape next to a multi-byte character (which a byte-sliced decoder panics on) is a 404: `é`
+    // encoded, a lone `%`, then a truncated UTF-8 sequence.
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(hub.endpoint().trim_start_matches("http://")).unwrap();
-    write!(stream, "GET /datasets/{ID}/resolve/main/%é%e9%C3 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    write!(stream, "GET /datasets/{ID}/resolve/main/%C3%A9%%e9%C3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");

@@ -117,6 +117,10 @@ mod tests {
             num_heads: heads,
             num_kv_heads: kv,
             head_dim: d,
+            bias: crate::AttentionBias::default(),
+            q_norm: None,
+            k_norm: None,
+            sliding_window: None,
         };
         // Row 0: one example of 9; row 1: two packed examples (4 + 3) and two padding tokens.
         let (batch, seq) = (2, 9);

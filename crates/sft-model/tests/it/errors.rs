@@ -71,8 +71,36 @@ fn a_sharded_checkpoint_loads() {
     }
     let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
     std::fs::write(dir.path().join("model.safetensors.index.json"), index.to_string()).unwrap();
-    let (config, model) = LlamaForCausalLM::from_pretrained(dir.path(), &Device::flex(), FloatDType::F32).unwrap();
+    std::fs::write(dir.path().join("README.md"), "# model card").unwrap();
+    // Through the `Repo` seam: only the layout's files are fetched, config first (it is checked before weights).
+    let repo = sft_testkit::RecordingRepo::new(dir.path());
+    let (config, model) = LlamaForCausalLM::from_repo(&repo, &Device::flex(), FloatDType::F32).unwrap();
     assert_eq!(model.num_layers(), config.num_hidden_layers);
+    assert_eq!(
+        repo.fetched(),
+        [
+            "config.json",
+            "model.safetensors.index.json",
+            "model-00001-of-00002.safetensors",
+            "model-00002-of-00002.safetensors"
+        ]
+    );
+}
+
+#[test]
+fn a_repo_without_weights_lists_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture("llama-micro/config.json"), dir.path().join("config.json")).unwrap();
+    std::fs::write(dir.path().join("README.md"), "# model card").unwrap();
+    let err = load_err(dir.path());
+    assert!(matches!(err, ModelError::Repo(sft_repo::RepoError::Missing { .. })), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: no model.safetensors or model.safetensors.index.json; files found: README.md, config.json",
+            dir.path().display()
+        )
+    );
 }
 
 #[test]
@@ -98,12 +126,12 @@ fn unknown_architecture() {
     copy_micro(dir.path());
     std::fs::write(
         dir.path().join("config.json"),
-        r#"{"architectures": ["MistralForCausalLM"], "vocab_size": 8, "hidden_size": 8, "intermediate_size": 8,
+        r#"{"architectures": ["GPT2LMHeadModel"], "vocab_size": 8, "hidden_size": 8, "intermediate_size": 8,
             "num_hidden_layers": 1, "num_attention_heads": 1}"#,
     )
     .unwrap();
     let err = load_err(dir.path());
-    assert!(err.to_string().contains("architectures: unsupported architecture [\"MistralForCausalLM\"]"), "{err}");
+    assert!(err.to_string().contains("architectures: unsupported architecture [\"GPT2LMHeadModel\"]"), "{err}");
 }
 
 #[test]
@@ -212,4 +240,73 @@ fn an_inconsistent_header_names_the_tensor() {
     });
     let message = load_err(dir.path()).to_string();
     assert!(message.contains("header: tensor `model.norm.weight`: unknown variant `F33`"), "{message}");
+}
+
+/// `config.json` of fixture `folder` with `edit` applied, beside the tensors of `model.safetensors` that `keep`
+/// accepts, in a fresh directory.
+fn family_dir(folder: &str, edit: impl Fn(&mut serde_json::Value), keep: impl Fn(&str) -> bool) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture(folder).join("config.json")).unwrap()).unwrap();
+    edit(&mut config);
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    let bytes = std::fs::read(fixture(folder).join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> =
+        st.names().into_iter().filter(|n| keep(n)).map(|n| (n.to_owned(), st.tensor(n).unwrap())).collect();
+    safetensors::serialize_to_file(views, None, &dir.path().join("model.safetensors")).unwrap();
+    dir
+}
+
+#[test]
+fn a_config_that_contradicts_the_weights_names_the_tensors() {
+    // Qwen2 weights (q/k/v biases) under a Llama config: the biases are unexpected.
+    let dir = family_dir(
+        "qwen2-micro",
+        |c| {
+            c["architectures"] = serde_json::json!(["LlamaForCausalLM"]);
+            c["model_type"] = "llama".into();
+        },
+        |_| true,
+    );
+    let err = load_err(dir.path());
+    assert!(matches!(err, ModelError::UnexpectedTensors { .. }), "{err:?}");
+    assert!(err.to_string().contains("model.layers.0.self_attn.k_proj.bias"), "{err}");
+
+    // A Qwen3 checkpoint without its q_norm: the missing tensor is named.
+    let dir = family_dir("qwen3-micro", |_| {}, |n| n != "model.layers.1.self_attn.q_norm.weight");
+    let err = load_err(dir.path());
+    assert!(matches!(err, ModelError::MissingTensor { .. }), "{err:?}");
+    assert!(err.to_string().contains("model.layers.1.self_attn.q_norm.weight"), "{err}");
+
+    // A Qwen2 bias of the wrong size: a shape error naming the tensor.
+    let dir = family_dir("qwen2-micro", |c| c["num_key_value_heads"] = 4.into(), |_| true);
+    let err = load_err(dir.path()).to_string();
+    assert!(err.contains("model.layers.0.self_attn.k_proj"), "{err}");
+}
+
+#[test]
+fn the_family_comes_from_architectures_or_model_type_and_unsupported_ones_list_the_supported() {
+    let read = |json: &str| sft_model::LlamaConfig::from_json(json, Path::new("config.json"));
+    let base = r#""vocab_size": 8, "hidden_size": 8, "intermediate_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2"#;
+    let qwen2 = read(&format!(r#"{{"architectures": ["Qwen2ForCausalLM"], {base}}}"#)).unwrap();
+    assert_eq!(
+        (qwen2.family, qwen2.qkv_bias, qwen2.o_bias, qwen2.qk_norm),
+        (sft_model::ModelFamily::Qwen2, true, false, false)
+    );
+    let qwen3 = read(&format!(r#"{{"model_type": "qwen3", {base}}}"#)).unwrap();
+    assert_eq!((qwen3.family, qwen3.qkv_bias, qwen3.qk_norm), (sft_model::ModelFamily::Qwen3, false, true));
+    let llama = read(&format!(r#"{{"model_type": "llama", "attention_bias": true, {base}}}"#)).unwrap();
+    assert_eq!((llama.family, llama.qkv_bias, llama.o_bias), (sft_model::ModelFamily::Llama, true, true));
+    let err = read(&format!(r#"{{"architectures": ["GPT2LMHeadModel"], {base}}}"#)).unwrap_err().to_string();
+    assert!(
+        err.ends_with("supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM"),
+        "{err}"
+    );
+    // The written config.json names the family again.
+    let written = qwen3.to_hf_json(FloatDType::F32);
+    assert_eq!(
+        (written["architectures"][0].as_str(), written["model_type"].as_str()),
+        (Some("Qwen3ForCausalLM"), Some("qwen3"))
+    );
 }

@@ -27,6 +27,19 @@ fn greedy_with_cache_equals_without() {
 }
 
 #[test]
+fn greedy_with_cache_equals_without_for_every_family() {
+    // Qwen2's biases and Qwen3's q/k norms go through the cached path too.
+    let device = Device::flex();
+    // Mistral: the prompts plus 12 new tokens run past its window of 16, so the cached window is exercised.
+    for folder in ["qwen2-micro", "qwen3-micro", "mistral-micro"] {
+        let (_, model) = load(folder, &device);
+        let prompts = prompts();
+        let cached = generate(&model, &prompts, &config(true), &device).unwrap();
+        assert_eq!(cached, generate(&model, &prompts, &config(false), &device).unwrap(), "{folder}");
+    }
+}
+
+#[test]
 fn a_left_padded_batch_equals_one_by_one() {
     let device = Device::flex();
     let (_, model) = load("llama-micro", &device);

@@ -27,10 +27,22 @@ fn a_saved_checkpoint_loads_back_to_the_same_logits() {
 
 #[test]
 fn a_saved_f32_checkpoint_equals_the_original_file_tensor_for_tensor() {
-    let (config, model) = load("llama-micro", &Device::flex());
+    // Qwen2's biases and Qwen3's q/k norms are written back too; the parameter counts are transformers'.
+    for (folder, parameters) in
+        [("llama-micro", 616_768), ("qwen2-micro", 354_880), ("qwen3-micro", 623_040), ("mistral-micro", 594_240)]
+    {
+        saved_equals_original(folder, parameters);
+    }
+}
+
+fn saved_equals_original(folder: &str, parameters: usize) {
+    let (config, model) = load(folder, &Device::flex());
+    assert_eq!(config.num_parameters(), parameters, "{folder}");
     let dir = tempfile::tempdir().unwrap();
     model.save_pretrained(&config, dir.path(), FloatDType::F32).unwrap();
-    let original = std::fs::read(fixture("llama-micro").join("model.safetensors")).unwrap();
+    let (again, _) = LlamaForCausalLM::from_pretrained(dir.path(), &Device::flex(), FloatDType::F32).unwrap();
+    assert_eq!(again, config, "{folder}: config.json round trip");
+    let original = std::fs::read(fixture(folder).join("model.safetensors")).unwrap();
     let saved = std::fs::read(dir.path().join("model.safetensors")).unwrap();
     let (original, saved) = (
         safetensors::SafeTensors::deserialize(&original).unwrap(),
@@ -40,11 +52,11 @@ fn a_saved_f32_checkpoint_equals_the_original_file_tensor_for_tensor() {
     names.sort();
     let mut expected = original.names();
     expected.sort();
-    assert_eq!(names, expected);
+    assert_eq!(names, expected, "{folder}");
     for name in names {
         let (a, b) = (original.tensor(name).unwrap(), saved.tensor(name).unwrap());
-        assert_eq!((a.dtype(), a.shape()), (b.dtype(), b.shape()), "{name}");
-        assert!(a.data() == b.data(), "{name}: bytes differ");
+        assert_eq!((a.dtype(), a.shape()), (b.dtype(), b.shape()), "{folder} {name}");
+        assert!(a.data() == b.data(), "{folder} {name}: bytes differ");
     }
 }
 
@@ -56,7 +68,12 @@ fn presets_parse_with_the_documented_sizes() {
     assert_eq!(count("tiny"), 4 * (2 * 256 * 256 + 2 * 256 * 128 + 3 * 256 * 688 + 2 * 256) + 2 * 4096 * 256 + 256);
     // meta-llama/Llama-3.2-1B reports 1,235,814,400 parameters.
     assert_eq!(count("llama-3.2-1b"), 1_235_814_400);
-    assert!(LlamaConfig::preset("huge").unwrap_err().to_string().contains("tiny, small, llama-3.2-1b"));
+    // The families' published counts: Qwen2.5-0.5B 494,032,768 (with its q/k/v biases), Qwen3-0.6B 0.44B
+    // without the embeddings (151936 × 1024 of them; with its q/k norms), Mistral-7B-v0.1 7,241,732,096.
+    assert_eq!(count("qwen2.5-0.5b"), 494_032_768);
+    assert_eq!(count("qwen3-0.6b") - 151_936 * 1024, 440_467_456);
+    assert_eq!(count("mistral-7b"), 7_241_732_096);
+    assert!(LlamaConfig::preset("huge").unwrap_err().to_string().contains("tiny, small, llama-3.2-1b, qwen2.5-0.5b"));
 }
 
 #[test]

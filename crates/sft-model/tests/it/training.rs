@@ -20,3 +20,19 @@ fn training_all_parameters_lowers_the_loss() {
     eprintln!("losses over 5 AdamW steps: {losses:?}");
     assert!(losses[4] < losses[0] - 0.5, "loss falls: {losses:?}");
 }
+
+#[test]
+fn training_every_family_lowers_the_loss() {
+    let device = Device::flex().autodiff();
+    // Per layer: 4 attention and 3 MLP weights and 2 norms, plus the family's biases (Qwen2: q/k/v) or q/k norms
+    // (Qwen3); embeddings and the final norm; an untied head (Qwen3).
+    for (folder, per_layer, head) in [("qwen2-micro", 12, 0), ("qwen3-micro", 11, 1), ("mistral-micro", 9, 1)] {
+        let (config, model) = LlamaForCausalLM::from_pretrained(&fixture(folder), &device, FloatDType::F32).unwrap();
+        let reference = reference(folder);
+        let (input, _, labels) = reference_batch(&reference, &device);
+        let Steps { losses, gradients, .. } = adamw_steps(model.train(), &input, &labels, 1e-3, 5);
+        let tensors = per_layer * config.num_hidden_layers + 2 + head;
+        assert!(gradients.iter().all(|&n| n == tensors), "{folder}: every parameter has a gradient: {gradients:?}");
+        assert!(losses[4] < losses[0] - 0.5, "{folder}: loss falls: {losses:?}");
+    }
+}

@@ -1,6 +1,7 @@
 //! sft-peft against PEFT (`../sft-model/tests/fixtures/README.md`: llama-micro and its `peft_adapter/`).
 #![allow(clippy::unwrap_used, clippy::panic, clippy::print_stderr)]
 
+mod families;
 mod files;
 mod init;
 mod nf4;
@@ -71,4 +72,35 @@ pub fn max_abs_diff_real(a: &[f32], b: &[f32], mask: &[u8], width: usize) -> f32
         .filter(|(_, m)| **m == 1)
         .map(|(i, _)| max_abs_diff(&a[i * width..(i + 1) * width], &b[i * width..(i + 1) * width]))
         .fold(0.0, f32::max)
+}
+
+/// Compares the gradient of every `lora_A` / `lora_B` of `model` in `grads` with PEFT's (`grad.<PEFT key>` of
+/// `reference`, `[out, in]` layout) to 1e-4 relative per tensor; returns the worst relative error and how many
+/// tensors were checked.
+pub fn check_lora_gradients(
+    model: &LlamaForCausalLM<sft_peft::LoraLinear>,
+    grads: &burn::tensor::Gradients,
+    reference: &Tensors,
+    label: &str,
+) -> (f32, usize) {
+    let (mut worst, mut checked) = (0.0f32, 0);
+    for (name, projection) in model.projections() {
+        let adapter = projection.adapter.as_ref().unwrap();
+        for (part, param, (rows, cols)) in [
+            ("lora_A", &adapter.lora_a, (adapter.rank(), adapter.lora_a.dims()[0])),
+            ("lora_B", &adapter.lora_b, (adapter.lora_b.dims()[1], adapter.rank())),
+        ] {
+            // Ours is the transpose of PEFT's layout.
+            let ours = transpose(&values(param.grad(grads).unwrap()), cols, rows);
+            let key = format!("grad.base_model.model.{name}.{part}.weight");
+            let (theirs, shape) = reference.f32(&key);
+            assert_eq!(shape, vec![rows, cols], "{label} {key}");
+            let scale = theirs.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+            let rel = max_abs_diff(&ours, &theirs) / scale;
+            worst = worst.max(rel);
+            assert!(rel <= 1e-4, "{label} {key}: relative error {rel}");
+            checked += 1;
+        }
+    }
+    (worst, checked)
 }

@@ -5,7 +5,9 @@ use burn::prelude::*;
 use sft_model::{Projection, causal_lm_loss};
 use sft_peft::{LoraLinear, load_adapter, merge, merge_and_unload, parameter_count, unmerge};
 
-use crate::{Tensors, base, batch, max_abs_diff, max_abs_diff_real, python_adapter, transpose, values};
+use crate::{
+    Tensors, base, batch, check_lora_gradients, max_abs_diff, max_abs_diff_real, python_adapter, transpose, values,
+};
 
 #[test]
 fn the_python_adapter_gives_peft_logits_loss_and_gradients() {
@@ -40,26 +42,7 @@ fn the_python_adapter_gives_peft_logits_loss_and_gradients() {
     assert!((value - expected_loss).abs() <= 1e-5, "loss {value} vs {expected_loss}");
 
     let grads = mean.backward();
-    let mut worst = 0.0f32;
-    let mut checked = 0;
-    for (name, projection) in model.projections() {
-        let adapter = projection.adapter.as_ref().unwrap();
-        for (part, param, (rows, cols)) in [
-            ("lora_A", &adapter.lora_a, (adapter.rank(), adapter.lora_a.dims()[0])),
-            ("lora_B", &adapter.lora_b, (adapter.lora_b.dims()[1], adapter.rank())),
-        ] {
-            // Ours is the transpose of PEFT's layout.
-            let ours = transpose(&values(param.grad(&grads).unwrap()), cols, rows);
-            let key = format!("grad.base_model.model.{name}.{part}.weight");
-            let (theirs, shape) = reference.f32(&key);
-            assert_eq!(shape, vec![rows, cols], "{key}");
-            let scale = theirs.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-            let rel = max_abs_diff(&ours, &theirs) / scale;
-            worst = worst.max(rel);
-            assert!(rel <= 1e-4, "{key}: relative error {rel}");
-            checked += 1;
-        }
-    }
+    let (worst, checked) = check_lora_gradients(&model, &grads, &reference, "llama-micro");
     eprintln!("LoRA gradients: {checked} tensors, worst relative error {worst:.2e}");
     assert_eq!(checked, 28);
 }

@@ -52,7 +52,9 @@ fn a_tokenizer_file_that_does_not_parse() {
     assert!(err.to_string().starts_with(&format!("{}: not a valid tokenizer.json", bad.display())), "{err}");
     let err =
         SftTokenizer::from_dir(dir.path().join("nowhere").as_path(), &SpecialTokenOverrides::default()).unwrap_err();
-    assert!(matches!(err, TokenizeError::Io { .. }), "{err:?}");
+    // Listing the directory fails: the error names it.
+    assert!(matches!(err, TokenizeError::Repo(sft_repo::RepoError::Fetch { file: None, .. })), "{err:?}");
+    assert!(err.to_string().starts_with(&format!("{}: ", dir.path().join("nowhere").display())), "{err}");
 }
 
 #[test]

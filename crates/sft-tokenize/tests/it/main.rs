@@ -3,28 +3,21 @@
 
 mod chat;
 mod errors;
+mod families;
 mod parity;
+mod repo;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sft_data::{Example, Location, Position, Segments};
-use sft_tokenize::{SftTokenizer, SpecialTokenOverrides, TokenizedExample};
+use sft_tokenize::TokenizedExample;
 
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
-/// The reference tokenizer (byte-level BPE, Llama-3 pre-tokenizer, BOS from the post-processor).
-pub fn tokenizer() -> SftTokenizer {
-    SftTokenizer::from_files(
-        &fixture("tokenizer.json"),
-        Some(&fixture("tokenizer_config.json")),
-        None,
-        &SpecialTokenOverrides::default(),
-    )
-    .unwrap()
-}
+pub use sft_testkit::reference_tokenizer as tokenizer;
 
 pub fn example(row: usize, segments: Segments) -> Example {
     Example { segments, location: Location::new(Arc::from(Path::new("test.csv")), Position::Row { row, line: None }) }

@@ -24,10 +24,9 @@ impl Trainer<'_> {
         let head = model.head_weight();
         let chunk_rows = chunk_rows(head.dims()[1]);
         let (mut sums, mut corrects, mut count) = (Vec::new(), Vec::new(), 0usize);
-        let plan = eval.plan(0);
-        let total = plan.len();
-        for (i, units) in plan.into_iter().enumerate() {
-            let batch = eval.collate(&units);
+        let batches = eval.batches(0);
+        let total = batches.len();
+        for (i, batch) in batches.enumerate() {
             if supervised_targets(&batch) == 0 {
                 on_batch(i + 1, total);
                 continue;

@@ -28,8 +28,8 @@ use crate::checkpoint::{
 };
 use crate::error::{Result, TrainError};
 use crate::keys;
-use crate::metrics::MetricsFile;
 use crate::optimizer::{AdamW, device_clip_coefficient, grad_norm_squared, grad_norm_squared_scaled};
+use crate::report::{LossCurve, MetricsLog};
 use crate::scaler::{GradScaler, GradScalerConfig, LossScaledSteps, SCALER_FILE};
 use crate::schedule::LrSchedule;
 use crate::state::{LogEntry, LoggingWindow, TrainerState};
@@ -113,7 +113,8 @@ pub struct Trainer<'a> {
 
 impl<'a> Trainer<'a> {
     /// A run of `args` over `train` (and `eval`, needed unless `eval_strategy` is `no`), saving adapters made with
-    /// `lora_config` for the base model `base_model_name` (written into `adapter_config.json`).
+    /// `lora_config` for the base model `base_model_name` (written into `adapter_config.json`). The reporting
+    /// callbacks [`MetricsLog`] (`metrics.jsonl`) and [`LossCurve`] (`loss_curve.svg`) are registered first.
     pub fn new(
         args: TrainingArguments,
         lora_config: LoraConfig,
@@ -128,13 +129,15 @@ impl<'a> Trainer<'a> {
                 message: "evaluation is on, but there is no validation split".into(),
             });
         }
+        let reporting: Vec<Box<dyn Callback + 'a>> =
+            vec![Box::new(MetricsLog::new(&args.output_dir)), Box::new(LossCurve::new(&args.output_dir))];
         Ok(Self {
             args,
             lora_config,
             base_model_name: base_model_name.into(),
             train,
             eval,
-            callbacks: Vec::new(),
+            callbacks: reporting,
             stop: Arc::new(AtomicBool::new(false)),
             run_config: None,
             scaler_config: GradScalerConfig::default(),

@@ -41,11 +41,14 @@ impl Trainer<'_> {
 
     /// Writes `training_args.json` and (when set) `run_config.json` into `dir`, each atomically.
     pub(super) fn save_arguments(&self, dir: &Path) -> Result<()> {
-        let error = |e: serde_json::Error| TrainError::Checkpoint { path: dir.to_owned(), message: e.to_string() };
-        let args = serde_json::to_vec_pretty(&self.args).map_err(error)?;
+        let error = |file: &str| {
+            let path = dir.join(file);
+            move |source| TrainError::Json { path, source }
+        };
+        let args = serde_json::to_vec_pretty(&self.args).map_err(error(TRAINING_ARGS_FILE))?;
         sft_model::write_atomic(&dir.join(TRAINING_ARGS_FILE), &args)?;
         if let Some(config) = &self.run_config {
-            let config = serde_json::to_vec_pretty(config).map_err(error)?;
+            let config = serde_json::to_vec_pretty(config).map_err(error(RUN_CONFIG_FILE))?;
             sft_model::write_atomic(&dir.join(RUN_CONFIG_FILE), &config)?;
         }
         Ok(())

@@ -48,7 +48,6 @@ impl Trainer<'_> {
             fp16 = Some(LossScaledSteps::new(scaler, &schedule, state.skipped_steps, &inner));
         }
         remove_partial_checkpoints(&output_dir)?;
-        let metrics = MetricsFile::create(&output_dir, &state.log_history)?;
         for callback in &mut self.callbacks {
             callback.on_train_begin(&state);
         }
@@ -110,7 +109,7 @@ impl Trainer<'_> {
             if should_log && state.logging_window.steps > 0 {
                 let entry = log_entry(&state, lr_logged, last_norm.unwrap_or(0.0));
                 state.logging_window = LoggingWindow::default();
-                self.record(&mut state, entry, &metrics)?;
+                self.record(&mut state, entry);
             }
             for callback in &mut self.callbacks {
                 callback.on_step_end(&state, &mut control);
@@ -135,7 +134,7 @@ impl Trainer<'_> {
                 let mut entry: LogEntry = metrics_now;
                 entry.insert(keys::EPOCH.into(), state.epoch);
                 entry.insert(keys::STEP.into(), state.global_step as f64);
-                self.record(&mut state, entry, &metrics)?;
+                self.record(&mut state, entry);
             }
             let interrupted = self.stop.load(Ordering::SeqCst);
             if interrupted || control.should_training_stop {
@@ -170,27 +169,20 @@ impl Trainer<'_> {
         save_adapter(&model, &self.lora_config, &self.base_model_name, &output_dir)?;
         state.save(&output_dir)?;
         self.save_arguments(&output_dir)?;
-        let curve = output_dir.join(crate::plot::LOSS_CURVE_FILE);
-        if let Err(error) = crate::plot::write_loss_curve(&curve, &state.log_history) {
-            // The adapter is saved; a missing picture is not worth failing the run for.
-            tracing::warn!(%error, "the loss curve was not written");
-        }
         for callback in &mut self.callbacks {
             callback.on_train_end(&state);
         }
         Ok(TrainOutput { model, state, stop, last_checkpoint })
     }
 
-    /// Appends `entry` to the history and the metrics file, and tells the callbacks.
-    pub(super) fn record(&mut self, state: &mut TrainerState, entry: LogEntry, metrics: &MetricsFile) -> Result<()> {
-        metrics.append(&entry)?;
+    /// Appends `entry` to the history and tells the callbacks (the metrics file is one).
+    pub(super) fn record(&mut self, state: &mut TrainerState, entry: LogEntry) {
         state.log_history.push(entry);
         if let Some(entry) = state.log_history.last() {
             for callback in &mut self.callbacks {
                 callback.on_log(state, entry);
             }
         }
-        Ok(())
     }
 }
 

@@ -18,7 +18,7 @@ use std::path::Path;
 
 use burn::prelude::*;
 use burn::tensor::FloatDType;
-use sft_collate::{BatchSource, Collator, Sampling};
+use sft_collate::{BatchSource, Collator, Rows, Sampling};
 use sft_model::LlamaForCausalLM;
 use sft_peft::{InitLoraWeights, LoraConfig, LoraLinear, TargetModules, inject};
 use sft_tokenize::TokenizedExample;
@@ -62,7 +62,7 @@ pub fn examples(n: usize, seed: u64) -> Vec<TokenizedExample> {
 /// Batches of `batch_size` examples (pad id 2), shuffled by `seed` per epoch.
 pub fn source(examples: &[TokenizedExample], batch_size: usize, sampling: Sampling) -> BatchSource<'_> {
     let collator = Collator { pad_id: 2, pad_to_multiple_of: None };
-    BatchSource::new(examples, collator, batch_size, sampling, None).unwrap()
+    BatchSource::new(examples, collator, batch_size, sampling, Rows::OnePerExample).unwrap()
 }
 
 /// A trainer of `args` with adapters made by `config` over `train` (batches of `batch_size`, shuffled by seed 1)

@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+use sft_testkit::tensorboard::{TensorBoardEvent, read_event_file};
 use sft_train::{
-    Callback, IntervalStrategy, LogEntry, TensorBoardCallback, TensorBoardEvent, TensorBoardWriter, TrainerState,
-    TrainingArguments, read_event_file,
+    Callback, IntervalStrategy, LogEntry, TensorBoardCallback, TensorBoardWriter, TrainerState, TrainingArguments,
 };
 
 use crate::{args, examples, lora, model, trainer};

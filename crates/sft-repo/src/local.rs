@@ -2,10 +2,11 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use crate::error::{HubError, Result};
-use crate::repo::Repo;
+use crate::Repo;
+use crate::error::LocalRepoError;
 
-/// A local directory: `list` walks it recursively (hidden files and folders skipped), `get` joins the path.
+/// A local directory: `list` walks it recursively (hidden files and folders skipped, symlinks followed), `get`
+/// joins the path.
 #[derive(Debug, Clone)]
 pub struct LocalRepo {
     dir: PathBuf,
@@ -24,34 +25,41 @@ impl LocalRepo {
 }
 
 impl Repo for LocalRepo {
+    type Error = LocalRepoError;
+
     fn id(&self) -> String {
         self.dir.display().to_string()
     }
 
-    fn list(&self) -> Result<Vec<String>> {
-        let mut files = Vec::new();
-        walk(&self.dir, &self.dir, &mut files)?;
-        files.sort();
-        Ok(files)
+    fn list(&self) -> Result<Vec<String>, LocalRepoError> {
+        list_dir(&self.dir)
     }
 
     /// `file` must be a relative path inside the directory (no `..`, no absolute path) naming an existing file.
-    fn get(&self, file: &str) -> Result<PathBuf> {
+    fn get(&self, file: &str) -> Result<PathBuf, LocalRepoError> {
         let relative = Path::new(file);
         let inside = relative.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
         let path = self.dir.join(relative);
         if !inside || !path.is_file() {
-            return Err(HubError::LocalEntryNotFound { dir: self.dir.clone(), file: file.to_owned() });
+            return Err(LocalRepoError::NotFound { dir: self.dir.clone(), file: file.to_owned() });
         }
         Ok(path)
     }
 }
 
-/// Appends the `/`-separated paths (relative to `root`) of the non-hidden files under `dir`, following symlinks.
-pub(crate) fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
+/// The `/`-separated paths, relative to `dir`, of the non-hidden files under `dir` (recursively, following
+/// symlinks), sorted.
+pub fn list_dir(dir: &Path) -> Result<Vec<String>, LocalRepoError> {
+    let mut files = Vec::new();
+    walk(dir, dir, &mut files)?;
+    files.sort();
+    Ok(files)
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), LocalRepoError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| HubError::Io { path, source }
+        move |source| LocalRepoError::Io { path, source }
     };
     for entry in std::fs::read_dir(dir).map_err(io(dir))? {
         let path = entry.map_err(io(dir))?.path();
@@ -84,8 +92,10 @@ mod tests {
         let repo = LocalRepo::new(dir.path());
         assert_eq!(repo.list().unwrap(), ["README.md", "data/train.csv"]);
         assert_eq!(repo.get("data/train.csv").unwrap(), dir.path().join("data/train.csv"));
-        assert!(matches!(repo.get("../etc/passwd"), Err(HubError::LocalEntryNotFound { .. })));
+        assert!(matches!(repo.get("../etc/passwd"), Err(LocalRepoError::NotFound { .. })));
+        assert!(matches!(repo.get("/etc/passwd"), Err(LocalRepoError::NotFound { .. })));
         let err = repo.get("missing.csv").unwrap_err();
         assert!(err.to_string().ends_with("no file `missing.csv`"), "{err}");
+        assert!(matches!(list_dir(&dir.path().join("absent")), Err(LocalRepoError::Io { .. })));
     }
 }

@@ -109,78 +109,6 @@ impl TensorBoardWriter {
     }
 }
 
-/// One `Summary.Value` of a decoded event.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SummaryValue {
-    /// The tag (`train/loss`).
-    pub tag: String,
-    /// The scalar, when the value is a `simple_value` (other kinds, e.g. tensors, give `None`).
-    pub simple_value: Option<f32>,
-}
-
-/// A decoded `tensorboard.Event` record (the fields this module writes; other fields are skipped).
-#[derive(Debug, Clone, PartialEq)]
-pub struct TensorBoardEvent {
-    /// Seconds since the Unix epoch (0.0 when absent).
-    pub wall_time: f64,
-    /// The step (0 when absent).
-    pub step: i64,
-    /// `file_version`, when present (the first record: `brain.Event:2`).
-    pub file_version: Option<String>,
-    /// The summary's values, in order (empty when the event has no summary).
-    pub values: Vec<SummaryValue>,
-}
-
-/// Reads every record of an event file, checking both CRCs of each, and decodes the events. A truncated record,
-/// a CRC mismatch or malformed protobuf is an error of kind `InvalidData` naming the file, the record's index and
-/// its byte offset.
-pub fn read_event_file(path: &Path) -> Result<Vec<TensorBoardEvent>> {
-    let bytes = std::fs::read(path).map_err(io(path))?;
-    let invalid = |index: usize, offset: usize, message: String| TrainError::Io {
-        path: path.to_path_buf(),
-        source: std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("record {index} at byte {offset}: {message}"),
-        ),
-    };
-    let mut events = Vec::new();
-    let mut offset = 0;
-    while offset < bytes.len() {
-        let index = events.len();
-        let rest = &bytes[offset..];
-        let (Some(header), Some(header_crc)) = (rest.get(..8), rest.get(8..12).map(le_u32)) else {
-            return Err(invalid(index, offset, format!("truncated header ({} bytes)", rest.len())));
-        };
-        let computed = masked_crc32c(header);
-        if header_crc != computed {
-            return Err(invalid(
-                index,
-                offset,
-                format!("length CRC mismatch (stored {header_crc:#010x}, computed {computed:#010x})"),
-            ));
-        }
-        let length = le_u64(header);
-        let end = usize::try_from(length).ok().and_then(|n| n.checked_add(16)).filter(|&end| end <= rest.len());
-        let Some(end) = end else {
-            return Err(invalid(index, offset, format!("truncated data (length {length}, {} bytes left)", rest.len())));
-        };
-        let data = &rest[12..end - 4];
-        let data_crc = le_u32(&rest[end - 4..end]);
-        let computed = masked_crc32c(data);
-        if data_crc != computed {
-            return Err(invalid(
-                index,
-                offset,
-                format!("data CRC mismatch (stored {data_crc:#010x}, computed {computed:#010x})"),
-            ));
-        }
-        let event = EventProto::decode(data).map_err(|e| invalid(index, offset, format!("malformed Event: {e}")))?;
-        events.push(TensorBoardEvent::from(event));
-        offset += end;
-    }
-    Ok(events)
-}
-
 /// transformers' `TensorBoardCallback`: writes each log entry's values to an event file as scalars at
 /// `state.global_step` (wall time: now). Tags follow transformers' `rewrite_logs`: `eval_<x>` → `eval/<x>`,
 /// `test_<x>` → `test/<x>`, anything else → `train/<key>` (so `epoch` is `train/epoch`, also on evaluation
@@ -284,15 +212,7 @@ fn frame(data: &[u8]) -> Vec<u8> {
     record
 }
 
-fn le_u32(b: &[u8]) -> u32 {
-    b.iter().take(4).rev().fold(0, |v, &x| (v << 8) | u32::from(x))
-}
-
-fn le_u64(b: &[u8]) -> u64 {
-    b.iter().take(8).rev().fold(0, |v, &x| (v << 8) | u64::from(x))
-}
-
-// ---- protobuf messages (the fields this module writes or reads) ----
+// ---- protobuf messages (the fields this module writes) ----
 
 /// `tensorboard.Event`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -326,55 +246,20 @@ struct SummaryProto {
 struct SummaryValueProto {
     #[prost(string, tag = "1")]
     tag: String,
-    #[prost(oneof = "ValueKind", tags = "2, 3, 4, 5, 6, 8")]
+    #[prost(oneof = "ValueKind", tags = "2")]
     value: Option<ValueKind>,
 }
 
-/// `Summary.Value.value`: `simple_value`, and the other members as raw bytes (read to know that the value is not a
-/// scalar, never written).
+/// `Summary.Value.value`: the member this module writes.
 #[derive(Clone, PartialEq, prost::Oneof)]
 enum ValueKind {
     #[prost(float, tag = "2")]
     SimpleValue(f32),
-    #[prost(bytes, tag = "3")]
-    ObsoleteOldStyleHistogram(Vec<u8>),
-    #[prost(bytes, tag = "4")]
-    Image(Vec<u8>),
-    #[prost(bytes, tag = "5")]
-    Histo(Vec<u8>),
-    #[prost(bytes, tag = "6")]
-    Audio(Vec<u8>),
-    #[prost(bytes, tag = "8")]
-    Tensor(Vec<u8>),
 }
 
 /// The encoded `Event` with `what` at `wall_time` and `step`.
 fn event(wall_time: f64, step: u64, what: What) -> Vec<u8> {
     EventProto { wall_time, step: step as i64, what: Some(what) }.encode_to_vec()
-}
-
-impl From<EventProto> for TensorBoardEvent {
-    fn from(event: EventProto) -> Self {
-        let (file_version, values) = match event.what {
-            Some(What::FileVersion(version)) => (Some(version), Vec::new()),
-            Some(What::Summary(summary)) => (
-                None,
-                summary
-                    .value
-                    .into_iter()
-                    .map(|v| SummaryValue {
-                        tag: v.tag,
-                        simple_value: match v.value {
-                            Some(ValueKind::SimpleValue(x)) => Some(x),
-                            _ => None,
-                        },
-                    })
-                    .collect(),
-            ),
-            None => (None, Vec::new()),
-        };
-        Self { wall_time: event.wall_time, step: event.step, file_version, values }
-    }
 }
 
 #[cfg(test)]

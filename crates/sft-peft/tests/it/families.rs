@@ -1,0 +1,81 @@
+//! The families' PEFT adapters (`qwen2-micro`, `qwen3-micro`: `target_modules="all-linear"` written as full module
+//! paths) give PEFT's LoRA hidden states, loss and gradients, merge into PEFT's merged weights, and are written
+//! back with the same keys. Qwen2's q/k/v biases sit outside the LoRA projections, as in PEFT.
+
+use burn::prelude::*;
+use burn::tensor::FloatDType;
+use sft_model::{LlamaForCausalLM, ModelInput, causal_lm_loss};
+use sft_peft::{load_adapter, merge_and_unload, save_adapter};
+use sft_testkit::{Tensors, model_fixture};
+
+use crate::{check_lora_gradients, max_abs_diff, max_abs_diff_real, transpose, values};
+
+fn batch(reference: &Tensors, device: &Device) -> (ModelInput, Vec<u8>, Vec<i64>) {
+    let ids: Vec<u32> = reference.i64("input_ids").iter().map(|&t| t as u32).collect();
+    let mask: Vec<u8> = reference.i64("attention_mask").iter().map(|&m| m as u8).collect();
+    let input = ModelInput::new(&ids, [2, 152], Some(&mask), None, None, device).unwrap();
+    (input, mask, reference.i64("labels"))
+}
+
+fn check(folder: &str, merged: [&str; 2]) {
+    let dir = model_fixture(folder);
+    let reference = Tensors::open(&dir.join("reference.safetensors"));
+    let device = Device::flex().autodiff();
+    let base = LlamaForCausalLM::from_pretrained(&dir, &device, FloatDType::F32).unwrap().1;
+    let (model, config) = load_adapter(base, &dir.join("peft_adapter")).unwrap();
+    let model = model.train();
+    let (input, mask, labels) = batch(&reference, &device);
+
+    let hidden = model.hidden_states(&input);
+    let (expected_hidden, _) = reference.f32("lora.final_hidden");
+    let d_hidden = max_abs_diff_real(&values(hidden.clone().inner()), &expected_hidden, &mask, 64);
+    assert!(d_hidden <= 1e-5, "{folder}: LoRA final_hidden differs by {d_hidden}");
+    let loss = causal_lm_loss(model.logits(hidden), &labels).unwrap();
+    assert_eq!(loss.count, 60);
+    let mean = loss.mean();
+    let value = values(mean.clone().inner())[0];
+    let expected_loss = reference.f32("lora.loss").0[0];
+    assert!((value - expected_loss).abs() <= 1e-5, "{folder}: LoRA loss {value} vs {expected_loss}");
+
+    let grads = mean.backward();
+    let (worst, checked) = check_lora_gradients(&model, &grads, &reference, folder);
+    eprintln!(
+        "{folder}: Δhidden {d_hidden:.2e}, loss {value} vs {expected_loss}, {checked} gradients, worst {worst:.2e}"
+    );
+    assert_eq!(checked, 28);
+
+    // Written back with PEFT's keys and config.
+    let out = tempfile::tempdir().unwrap();
+    save_adapter(&model, &config, folder, out.path()).unwrap();
+    let keys = |d: &std::path::Path| {
+        let mut k = Tensors::open(&d.join("adapter_model.safetensors")).names();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(out.path()), keys(&dir.join("peft_adapter")), "{folder}: adapter keys");
+
+    // merge_and_unload: W + (B @ A) · scaling; the biases stay.
+    let plain = merge_and_unload(model.valid());
+    for name in merged {
+        let (expected, shape) = reference.f32(&format!("merged.{name}.weight"));
+        let layer = plain.projections().into_iter().find(|(n, _)| n == name).unwrap().1.clone();
+        let ours = transpose(&values(layer.weight.val()), shape[1], shape[0]);
+        let d = max_abs_diff(&ours, &expected);
+        assert!(d <= 1e-6, "{folder} merged {name}: {d}");
+    }
+}
+
+#[test]
+fn qwen2_adapter_over_biased_projections_matches_peft() {
+    check("qwen2-micro", ["model.layers.0.self_attn.q_proj", "model.layers.1.mlp.down_proj"]);
+}
+
+#[test]
+fn mistral_adapter_with_a_sliding_window_matches_peft() {
+    check("mistral-micro", ["model.layers.0.self_attn.k_proj", "model.layers.1.mlp.up_proj"]);
+}
+
+#[test]
+fn qwen3_adapter_with_qk_norms_matches_peft() {
+    check("qwen3-micro", ["model.layers.0.self_attn.q_proj", "model.layers.1.mlp.down_proj"]);
+}
