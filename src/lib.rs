@@ -29,7 +29,7 @@ mod tokenizer;
 
 pub use dataset::load_dataset;
 pub use error::{Result, SftError};
-pub use model::{INIT_RECIPE, load_model, materialize_embedded};
+pub use model::{INIT_RECIPE, load_model, load_model_config, materialize_embedded};
 /// Batching (`sft-collate`).
 pub use sft_collate as collate;
 /// The data stage (`sft-data`).

@@ -26,6 +26,19 @@ pub fn load_model(
     load_model_checked(model_name, hub, device, dtype, quantization, |_| Ok(()))
 }
 
+/// The model repo of `model_name` (an embedded recipe directory generated first).
+fn open_model_repo(model_name: &str, hub: &HubSettings) -> Result<AnyRepo> {
+    materialize_embedded(Path::new(model_name))?;
+    Ok(AnyRepo::open(model_name, RepoKind::Model, None, hub)?)
+}
+
+/// The `config.json` of `model_name`, read (downloaded) alone: the architecture, before any weight.
+pub fn load_model_config(model_name: &str, hub: &HubSettings) -> Result<LlamaConfig> {
+    let repo = open_model_repo(model_name, hub)?;
+    let listing = Listing::of(&repo).map_err(|e| SftError::at_key("model_name", e))?;
+    LlamaConfig::from_repo(&listing).map_err(|e| SftError::at_key("model_name", e))
+}
+
 /// [`load_model`], with `check` called on the model's `config.json` before any weights are read or downloaded
 /// (the pipeline checks the LoRA targets against the model's layers there).
 pub(crate) fn load_model_checked(
@@ -37,8 +50,7 @@ pub(crate) fn load_model_checked(
     check: impl FnOnce(&LlamaConfig) -> Result<()>,
 ) -> Result<(LlamaConfig, LlamaForCausalLM<BaseLinear>)> {
     let _span = tracing::info_span!("load_model", model = %model_name).entered();
-    materialize_embedded(Path::new(model_name))?;
-    let repo = AnyRepo::open(model_name, RepoKind::Model, None, hub)?;
+    let repo = open_model_repo(model_name, hub)?;
     let listing = Listing::of(&repo).map_err(|e| SftError::at_key("model_name", e))?;
     let config = LlamaConfig::from_repo(&listing).map_err(|e| SftError::at_key("model_name", e))?;
     check(&config)?;

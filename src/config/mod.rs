@@ -312,8 +312,8 @@ impl RunConfig {
         Ok(())
     }
 
-    /// Every entry of a `lora_config.target_modules` list names a projection that a Llama model has, whatever its
-    /// number of layers (a regex, or `"all-linear"`, is matched against the model's names once it is loaded).
+    /// Every entry of a `lora_config.target_modules` list names a projection that a supported model has, whatever
+    /// its number of layers (a regex, or `"all-linear"`, is matched against the model's names once it is loaded).
     fn check_target_modules(&self) -> Result<(), Invalid> {
         let Some(TargetModules::List(entries)) = &self.lora_config.target_modules else { return Ok(()) };
         for entry in entries {
@@ -323,12 +323,12 @@ impl RunConfig {
                     "`{entry}` is not a projection: LoRA on embeddings or the output head is not supported; list it \
                      in lora_config.modules_to_save to train it in full"
                 )
-            } else if !sft_peft::matches_llama_projection(entry) {
+            } else if !sft_peft::matches_projection(entry) {
                 let names = sft_model::PROJECTIONS.map(|p| p.rsplit('.').next().unwrap_or(p));
                 let hint = json::closest(last, names).map(|n| format!("; did you mean `{n}`?")).unwrap_or_default();
                 format!(
-                    "`{entry}` matches no projection of a Llama model ({}, or one of them with its path, such as \
-                     `self_attn.q_proj` or `model.layers.0.self_attn.q_proj`){hint}",
+                    "`{entry}` matches no projection of a supported model ({}, or one of them with its path, such \
+                     as `self_attn.q_proj` or `model.layers.0.self_attn.q_proj`){hint}",
                     names.join(", ")
                 )
             } else {

@@ -441,3 +441,46 @@ fn a_qwen3_directory_as_model_name_inspects_trains_and_merges() {
     let diff = max_logit_diff(&merged, &qwen3, Some(&output_dir));
     assert!(diff <= 1e-4, "merged logits differ by {diff}");
 }
+
+#[test]
+fn gemma3_needs_bos_first_and_a_tokenizer_that_does_not_add_it_is_refused() {
+    // The gemma3-micro fixture's tokenizer adds BOS (its post-processor) and has a pad token apart from EOS: the
+    // data inspects with BOS first. The same model with the post-processor removed is refused before any weight is
+    // read, naming the config key and the first example without BOS.
+    let gemma = root().join("crates/sft-model/tests/fixtures/gemma3-micro");
+    let inspect = |model: &std::path::Path| {
+        sft(&[
+            "inspect",
+            "--config",
+            "configs/legal_clauses.json",
+            "--set",
+            &format!("model_name={}", model.display()),
+            "--set",
+            "dataset_config.sample_size=20",
+            "--examples",
+            "1",
+        ])
+    };
+    let ok = inspect(&gemma);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("<|begin_of_text|>"), "BOS first");
+
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&gemma).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let mut tokenizer: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(gemma.join("tokenizer.json")).unwrap()).unwrap();
+    tokenizer["post_processor"] = serde_json::Value::Null;
+    std::fs::write(dir.path().join("tokenizer.json"), tokenizer.to_string()).unwrap();
+    let refused = inspect(dir.path());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("model_name: Gemma 3 needs BOS (`<|begin_of_text|>`, id 0) first in every sequence"),
+        "{stderr}"
+    );
+}

@@ -5,21 +5,26 @@ use burn::nn::{Linear, RmsNorm};
 use burn::prelude::*;
 use burn::tensor::DType;
 
-use crate::fused::{has_cpu_kernels, rms_norm, segment_attention};
+use crate::fused::{has_cpu_kernels, offset_rms_norm, rms_norm, segment_attention};
 use crate::projection::Projection;
 use crate::rope::apply_rotary;
 use crate::softmax::masked_softmax;
 
-/// Llama self-attention: `q_proj`, `k_proj`, `v_proj`, `o_proj` (HF names), RoPE on queries and keys, key/value
-/// heads shared by `num_heads / num_kv_heads` query heads, softmax in f32 (whatever the weights' dtype) over `q·kᵀ / √head_dim`.
+/// Llama self-attention: `q_proj`, `k_proj`, `v_proj` (or Phi-3's fused `qkv_proj`), `o_proj` (HF names), RoPE
+/// on queries and keys, key/value heads shared by `num_heads / num_kv_heads` query heads, softmax in f32 (whatever
+/// the weights' dtype) over `q·kᵀ / √head_dim` (Gemma: `/ √query_pre_attn_scalar`).
 #[derive(Module, Debug)]
 pub struct LlamaAttention<P: Projection = Linear> {
-    /// `[hidden, heads × head_dim]`.
-    pub q_proj: P,
-    /// `[hidden, kv_heads × head_dim]`.
-    pub k_proj: P,
-    /// `[hidden, kv_heads × head_dim]`.
-    pub v_proj: P,
+    /// `[hidden, heads × head_dim]`; `None` with a fused `qkv_proj`.
+    pub q_proj: Option<P>,
+    /// `[hidden, kv_heads × head_dim]`; `None` with a fused `qkv_proj`.
+    pub k_proj: Option<P>,
+    /// `[hidden, kv_heads × head_dim]`; `None` with a fused `qkv_proj`.
+    pub v_proj: Option<P>,
+    /// Phi-3's fused input projection `[hidden, (heads + 2 × kv_heads) × head_dim]`, outputs `[q | k | v]`;
+    /// `None` with separate projections. Exactly one of the two layouts is present (the loaders build it from the
+    /// config).
+    pub qkv_proj: Option<P>,
     /// `[heads × head_dim, hidden]`.
     pub o_proj: P,
     /// Query heads.
@@ -31,12 +36,17 @@ pub struct LlamaAttention<P: Projection = Linear> {
     /// Biases added to the projections' outputs (`attention_bias`; Qwen2's q/k/v). They sit outside the
     /// projections, so a LoRA adds to the biased output and a merge leaves them as they are, as in PEFT.
     pub bias: AttentionBias,
-    /// Qwen3's `q_norm`: RMSNorm over `head_dim` of each query head, before RoPE.
+    /// `q_norm` (Qwen3, Gemma 3): RMSNorm over `head_dim` of each query head, before RoPE.
     pub q_norm: Option<RmsNorm>,
-    /// Qwen3's `k_norm`: the same for key heads.
+    /// `k_norm`: the same for key heads.
     pub k_norm: Option<RmsNorm>,
-    /// Mistral's `sliding_window`: a query attends to itself and the `w − 1` keys before it, no further back
-    /// (transformers' `sliding_window_overlay`: key index > query index − w). `None`: no window.
+    /// The q/k norms scale by `1 + w` in f32 (Gemma) instead of `w`.
+    pub norm_offset: bool,
+    /// The score scale is `query_pre_attn_scalar^-½` (Gemma) instead of `head_dim^-½`.
+    pub query_pre_attn_scalar: Option<f64>,
+    /// `sliding_window` (Mistral, Phi-3, Gemma's local layers): a query attends to itself and the `w − 1` keys
+    /// before it, no further back (transformers' `sliding_window_overlay`: key index > query index − w). `None`: no
+    /// window.
     pub sliding_window: Option<usize>,
 }
 
@@ -64,19 +74,22 @@ fn biased(y: Tensor<3>, bias: &Option<Param<Tensor<1>>>) -> Tensor<3> {
     }
 }
 
-/// RMSNorm over the last axis of `[.., n, head_dim]` heads, `t` `[batch, seq, n × head_dim]`.
-fn head_norm(norm: &Option<RmsNorm>, t: Tensor<3>, n: usize, d: usize) -> Tensor<3> {
+/// RMSNorm over the last axis of `[.., n, head_dim]` heads, `t` `[batch, seq, n × head_dim]`; `offset`: Gemma's
+/// `(1 + w)` form.
+fn head_norm(norm: &Option<RmsNorm>, offset: bool, t: Tensor<3>, n: usize, d: usize) -> Tensor<3> {
     match norm {
         Some(norm) => {
             let [b, s, _] = t.dims();
-            rms_norm(norm, t.reshape([b, s * n, d])).reshape([b, s, n * d])
+            let heads = t.reshape([b, s * n, d]);
+            let normed = if offset { offset_rms_norm(norm, heads) } else { rms_norm(norm, heads) };
+            normed.reshape([b, s, n * d])
         }
         None => t,
     }
 }
 
 impl<P: Projection> LlamaAttention<P> {
-    /// `x` `[batch, seq, hidden]`; `cos`/`sin` `[batch, 1, seq, head_dim]`; `blocked` `[batch, 1, seq, keys]`, true
+    /// `x` `[batch, seq, hidden]`; `cos`/`sin` `[batch, 1, seq, rotary_dim]`; `blocked` `[batch, 1, seq, keys]`, true
     /// where a query may not attend to a key (`None`: causal over every key, the new positions last); `segments`,
     /// when given, the same mask as runs ([`ModelInput::segments`]). With a `cache`, the new keys and values are appended to the cached ones
     /// (`keys` = cached + `seq`). Returns `[batch, seq, hidden]`.
@@ -98,7 +111,7 @@ impl<P: Projection> LlamaAttention<P> {
         let (h, kv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
         if let Some(segments) = segments
             && cache.is_none()
-            && self.sliding_window.is_none()
+            && self.fits_segment_kernel(cos.dims()[3])
             && has_cpu_kernels(&x.device(), x.dtype())
         {
             let tokens = batch * seq;
@@ -127,7 +140,8 @@ impl<P: Projection> LlamaAttention<P> {
         let keys = k.dims()[2];
         let (k, v) = (repeat_kv(k, h / kv), repeat_kv(v, h / kv));
         let dtype = q.dtype();
-        let scores = q.matmul(k.transpose()).div_scalar((d as f64).sqrt()).cast(DType::F32);
+        let scale = self.query_pre_attn_scalar.unwrap_or(d as f64);
+        let scores = q.matmul(k.transpose()).div_scalar(scale.sqrt()).cast(DType::F32);
         let mut blocked = match blocked {
             Some(blocked) => blocked.clone(),
             None => causal(seq, keys, &scores.device()),
@@ -143,14 +157,31 @@ impl<P: Projection> LlamaAttention<P> {
         biased(self.o_proj.forward(out), &self.bias.o)
     }
 
-    /// Queries, keys and values `[batch, seq, heads × head_dim]` of `x`: projected, biased, and (Qwen3)
-    /// normalised per head; RoPE not yet applied.
+    /// Whether the fused [`segment_attention`] computes this layer: no window, RoPE over the whole head
+    /// (`rotary_dim` the tables' width), scores scaled by `head_dim^-½`.
+    pub(crate) fn fits_segment_kernel(&self, rotary_dim: usize) -> bool {
+        self.sliding_window.is_none()
+            && rotary_dim == self.head_dim
+            && self.query_pre_attn_scalar.is_none_or(|s| s == self.head_dim as f64)
+    }
+
+    /// Queries, keys and values `[batch, seq, heads × head_dim]` of `x`: projected (a fused `qkv_proj` split into
+    /// its `[q | k | v]` column blocks), biased, and (Qwen3, Gemma) normalised per head; RoPE not yet applied.
     fn qkv(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<3>, Tensor<3>) {
         let (h, kv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
-        let q = head_norm(&self.q_norm, biased(self.q_proj.forward(x.clone()), &self.bias.q), h, d);
-        let k = head_norm(&self.k_norm, biased(self.k_proj.forward(x.clone()), &self.bias.k), kv, d);
-        let v = biased(self.v_proj.forward(x), &self.bias.v);
-        (q, k, v)
+        let (q, k, v) = match (&self.q_proj, &self.k_proj, &self.v_proj, &self.qkv_proj) {
+            (Some(q), Some(k), Some(v), _) => (q.forward(x.clone()), k.forward(x.clone()), v.forward(x)),
+            (_, _, _, Some(qkv)) => {
+                let all = qkv.forward(x);
+                let q = all.clone().narrow(2, 0, h * d);
+                let k = all.clone().narrow(2, h * d, kv * d);
+                (q, k, all.narrow(2, (h + kv) * d, kv * d))
+            }
+            _ => unreachable!("an attention is built with q_proj, k_proj and v_proj, or qkv_proj"),
+        };
+        let q = head_norm(&self.q_norm, self.norm_offset, biased(q, &self.bias.q), h, d);
+        let k = head_norm(&self.k_norm, self.norm_offset, biased(k, &self.bias.k), kv, d);
+        (q, k, biased(v, &self.bias.v))
     }
 }
 

@@ -38,7 +38,7 @@ pub mod softmax;
 pub use attention::{AttentionBias, LlamaAttention};
 pub use backend::has_extensions;
 pub use checkpoint::Checkpoint;
-pub use config::{LlamaConfig, ModelFamily, RopeScaling, SUPPORTED_ARCHITECTURES};
+pub use config::{Activation, LlamaConfig, ModelFamily, RopeScaling, SUPPORTED_ARCHITECTURES};
 pub use decoder::LlamaDecoderLayer;
 pub use error::{ModelError, Result};
 pub use generate::{GenerationConfig, generate};
@@ -49,5 +49,5 @@ pub use loss::{ChunkedLoss, LossOptions, LossOutput, causal_lm_loss, chunked_cau
 pub use mlp::LlamaMlp;
 pub use model::{KvCache, LlamaForCausalLM, LlamaModel, expected_shapes};
 pub use presets::PRESETS;
-pub use projection::{PROJECTIONS, Projection, projection_names};
+pub use projection::{PROJECTIONS, Projection, layer_projections, projection_names};
 pub use safetensors_out::{TensorEntry, write_atomic, write_safetensors};

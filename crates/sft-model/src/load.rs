@@ -1,9 +1,11 @@
-//! Building a [`LlamaForCausalLM`] from a config and a checkpoint.
+//! Building a [`LlamaForCausalLM`] from a config and a source of tensors: a checkpoint ([`LlamaForCausalLM::load`])
+//! or random init ([`LlamaForCausalLM::init`]). The family's layout (fused projections, biases, q/k norms, four
+//! norms per layer, two RoPE tables) is written once, in [`assemble`].
 
 use burn::module::Param;
 use burn::nn::{Embedding, Linear, RmsNorm};
 use burn::prelude::*;
-use burn::tensor::{DType, FloatDType};
+use burn::tensor::FloatDType;
 
 use crate::attention::{AttentionBias, LlamaAttention};
 use crate::checkpoint::Checkpoint;
@@ -13,7 +15,7 @@ use crate::error::{ModelError, Result};
 use crate::mlp::LlamaMlp;
 use crate::model::{LlamaForCausalLM, LlamaModel};
 use crate::projection::Projection;
-use crate::rope::inv_freq;
+use crate::rope::Rotary;
 
 impl LlamaForCausalLM {
     /// Builds the model tensor by tensor from `checkpoint` (HF names and `[out, in]` linear weights, transposed to
@@ -34,8 +36,10 @@ impl<P: Projection> LlamaForCausalLM<P> {
     /// module name (`model.layers.0.self_attn.q_proj`) and its `[out, in]` weight in `dtype`, one at a time (the
     /// hook for quantizing while loading). Embeddings, norms, biases and `lm_head` stay dense. The family's extra
     /// tensors are read as its config says: `<proj>.bias` with `qkv_bias` / `o_bias`, `self_attn.q_norm` /
-    /// `k_norm` with `qk_norm` (a missing one is an error naming it, and one the config does not expect is an
-    /// unexpected tensor of the checkpoint).
+    /// `k_norm` with `qk_norm`, the fused `qkv_proj` / `gate_up_proj` with `fused_projections`, Gemma's
+    /// `pre_feedforward_layernorm` / `post_feedforward_layernorm` (a missing one is an error naming it, one of the
+    /// wrong shape names it and both shapes, and one the config does not expect is an unexpected tensor of the
+    /// checkpoint).
     /// `build`'s error type is the caller's (any type a [`ModelError`] converts into), so a quantizer's own errors
     /// come back unchanged.
     pub fn load_with<E: From<ModelError>>(
@@ -43,86 +47,159 @@ impl<P: Projection> LlamaForCausalLM<P> {
         checkpoint: &mut Checkpoint,
         device: &Device,
         dtype: FloatDType,
-        mut build: impl FnMut(&str, Tensor<2>) -> std::result::Result<P, E>,
+        build: impl FnMut(&str, Tensor<2>) -> std::result::Result<P, E>,
     ) -> std::result::Result<Self, E> {
-        let (h, i, v) = (config.hidden_size, config.intermediate_size, config.vocab_size);
-        let (q, kv) = (config.num_attention_heads * config.head_dim, config.num_key_value_heads * config.head_dim);
-        let mut linear = |checkpoint: &mut Checkpoint, name: &str, out: usize, inp: usize| {
-            let w = checkpoint.tensor(&format!("{name}.weight"), [out, inp], device, dtype)?;
-            build(name, w)
+        assemble(config, &mut FromCheckpoint { checkpoint, device, dtype }, device, build)
+    }
+}
+
+/// What a freshly initialised vector holds (transformers' `_init_weights`; matrices are normal(0,
+/// `initializer_range`)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Init {
+    /// Zeros: biases, Gemma's `(1 + w)` norm weights.
+    Zeros,
+    /// Ones: RMSNorm weights.
+    Ones,
+}
+
+/// Where a model's tensors come from, by HF name and `[out, in]` layout.
+pub(crate) trait Weights {
+    /// The matrix `name` of `shape` (a random source draws it from normal(0, `initializer_range`)).
+    fn matrix(&mut self, name: &str, shape: [usize; 2]) -> Result<Tensor<2>>;
+    /// The vector `name` of `len` entries; `init` says what a random source puts there.
+    fn vector(&mut self, name: &str, len: usize, init: Init) -> Result<Tensor<1>>;
+    /// A tensor the model does not use (`lm_head.weight` next to tied embeddings).
+    fn skip(&mut self, _name: &str) {}
+}
+
+struct FromCheckpoint<'a> {
+    checkpoint: &'a mut Checkpoint,
+    device: &'a Device,
+    dtype: FloatDType,
+}
+
+impl Weights for FromCheckpoint<'_> {
+    fn matrix(&mut self, name: &str, shape: [usize; 2]) -> Result<Tensor<2>> {
+        self.checkpoint.tensor(name, shape, self.device, self.dtype)
+    }
+    fn vector(&mut self, name: &str, len: usize, _: Init) -> Result<Tensor<1>> {
+        self.checkpoint.tensor(name, [len], self.device, self.dtype)
+    }
+    fn skip(&mut self, name: &str) {
+        self.checkpoint.skip(name);
+    }
+}
+
+/// The model of `config` from `weights`, projections built by `build`. Tensors are requested in
+/// [`expected_shapes`](crate::expected_shapes) order: embeddings, then per layer the projections, biases, q/k
+/// norms and layer norms, then `lm_head` and the final norm (a random source draws them in this order).
+pub(crate) fn assemble<W: Weights, P: Projection, E: From<ModelError>>(
+    config: &LlamaConfig,
+    weights: &mut W,
+    device: &Device,
+    mut build: impl FnMut(&str, Tensor<2>) -> std::result::Result<P, E>,
+) -> std::result::Result<LlamaForCausalLM<P>, E> {
+    let (h, i, v) = (config.hidden_size, config.intermediate_size, config.vocab_size);
+    let (q, kv) = (config.num_attention_heads * config.head_dim, config.num_key_value_heads * config.head_dim);
+    let (eps, d) = (config.rms_norm_eps, config.head_dim);
+    let norm_init = if config.norm_offset { Init::Zeros } else { Init::Ones };
+    let embed = weights.matrix("model.embed_tokens.weight", [v, h])?;
+    let mut layers = Vec::with_capacity(config.num_hidden_layers);
+    for l in 0..config.num_hidden_layers {
+        let p = format!("model.layers.{l}");
+        let mut proj = |weights: &mut W, name: &str, out: usize, inp: usize| -> std::result::Result<P, E> {
+            let module = format!("{p}.{name}");
+            let w = weights.matrix(&format!("{module}.weight"), [out, inp])?;
+            build(&module, w)
         };
-        let vector =
-            |checkpoint: &mut Checkpoint, name: String, n: usize, present: bool| -> Result<Option<Tensor<1>>> {
-                if present { checkpoint.tensor(&name, [n], device, dtype).map(Some) } else { Ok(None) }
-            };
-        let (eps, d) = (config.rms_norm_eps, config.head_dim);
-        let mut layers = Vec::with_capacity(config.num_hidden_layers);
-        for l in 0..config.num_hidden_layers {
-            let p = format!("model.layers.{l}");
-            let a = format!("{p}.self_attn");
-            let bias = |checkpoint: &mut Checkpoint, proj: &str, n: usize, present: bool| {
-                vector(checkpoint, format!("{a}.{proj}.bias"), n, present).map(|b| b.map(Param::from_tensor))
-            };
-            let head_norm = |checkpoint: &mut Checkpoint, which: &str| {
-                vector(checkpoint, format!("{a}.{which}.weight"), d, config.qk_norm)
-                    .map(|g| g.map(|g| RmsNorm { gamma: Param::from_tensor(g), epsilon: eps }))
-            };
-            let self_attn = LlamaAttention {
-                q_proj: linear(checkpoint, &format!("{a}.q_proj"), q, h)?,
-                k_proj: linear(checkpoint, &format!("{a}.k_proj"), kv, h)?,
-                v_proj: linear(checkpoint, &format!("{a}.v_proj"), kv, h)?,
-                o_proj: linear(checkpoint, &format!("{a}.o_proj"), h, q)?,
+        let (q_proj, k_proj, v_proj, qkv_proj) = if config.fused_projections {
+            (None, None, None, Some(proj(weights, "self_attn.qkv_proj", q + 2 * kv, h)?))
+        } else {
+            let q_proj = proj(weights, "self_attn.q_proj", q, h)?;
+            let k_proj = proj(weights, "self_attn.k_proj", kv, h)?;
+            (Some(q_proj), Some(k_proj), Some(proj(weights, "self_attn.v_proj", kv, h)?), None)
+        };
+        let o_proj = proj(weights, "self_attn.o_proj", h, q)?;
+        let (gate_proj, up_proj, gate_up_proj) = if config.fused_projections {
+            (None, None, Some(proj(weights, "mlp.gate_up_proj", 2 * i, h)?))
+        } else {
+            let gate = proj(weights, "mlp.gate_proj", i, h)?;
+            (Some(gate), Some(proj(weights, "mlp.up_proj", i, h)?), None)
+        };
+        let down_proj = proj(weights, "mlp.down_proj", h, i)?;
+        let mut bias = |proj: &str, n: usize, present: bool| -> Result<Option<Param<Tensor<1>>>> {
+            if !present {
+                return Ok(None);
+            }
+            Ok(Some(Param::from_tensor(weights.vector(&format!("{p}.self_attn.{proj}.bias"), n, Init::Zeros)?)))
+        };
+        let bias = AttentionBias {
+            q: bias("q_proj", q, config.qkv_bias)?,
+            k: bias("k_proj", kv, config.qkv_bias)?,
+            v: bias("v_proj", kv, config.qkv_bias)?,
+            o: bias("o_proj", h, config.o_bias)?,
+        };
+        let mut norm = |name: String, n: usize| -> Result<RmsNorm> {
+            let gamma = weights.vector(&name, n, norm_init)?;
+            Ok(RmsNorm { gamma: Param::from_tensor(gamma), epsilon: eps })
+        };
+        let (q_norm, k_norm) = if config.qk_norm {
+            let q_norm = norm(format!("{p}.self_attn.q_norm.weight"), d)?;
+            (Some(q_norm), Some(norm(format!("{p}.self_attn.k_norm.weight"), d)?))
+        } else {
+            (None, None)
+        };
+        let input_layernorm = norm(format!("{p}.input_layernorm.weight"), h)?;
+        let post_attention_layernorm = norm(format!("{p}.post_attention_layernorm.weight"), h)?;
+        let (pre_feedforward_layernorm, post_feedforward_layernorm) = if config.sandwich_norms {
+            let pre = norm(format!("{p}.pre_feedforward_layernorm.weight"), h)?;
+            (Some(pre), Some(norm(format!("{p}.post_feedforward_layernorm.weight"), h)?))
+        } else {
+            (None, None)
+        };
+        layers.push(LlamaDecoderLayer {
+            self_attn: LlamaAttention {
+                q_proj,
+                k_proj,
+                v_proj,
+                qkv_proj,
+                o_proj,
                 num_heads: config.num_attention_heads,
                 num_kv_heads: config.num_key_value_heads,
-                head_dim: config.head_dim,
-                bias: AttentionBias {
-                    q: bias(checkpoint, "q_proj", q, config.qkv_bias)?,
-                    k: bias(checkpoint, "k_proj", kv, config.qkv_bias)?,
-                    v: bias(checkpoint, "v_proj", kv, config.qkv_bias)?,
-                    o: bias(checkpoint, "o_proj", h, config.o_bias)?,
-                },
-                q_norm: head_norm(checkpoint, "q_norm")?,
-                k_norm: head_norm(checkpoint, "k_norm")?,
+                head_dim: d,
+                bias,
+                q_norm,
+                k_norm,
+                norm_offset: config.norm_offset,
+                query_pre_attn_scalar: config.query_pre_attn_scalar,
                 sliding_window: config.layer_window(l),
-            };
-            let mlp = LlamaMlp {
-                gate_proj: linear(checkpoint, &format!("{p}.mlp.gate_proj"), i, h)?,
-                up_proj: linear(checkpoint, &format!("{p}.mlp.up_proj"), i, h)?,
-                down_proj: linear(checkpoint, &format!("{p}.mlp.down_proj"), h, i)?,
-            };
-            layers.push((p, self_attn, mlp));
-        }
-        let lm_head = if config.tie_word_embeddings {
-            checkpoint.skip("lm_head.weight");
-            None
-        } else {
-            Some(dense(checkpoint.tensor("lm_head.weight", [v, h], device, dtype)?))
-        };
-        let mut norm = |name: &str| -> Result<RmsNorm> {
-            let gamma = checkpoint.tensor(&format!("{name}.weight"), [h], device, dtype)?;
-            Ok(RmsNorm { gamma: Param::from_tensor(gamma), epsilon: config.rms_norm_eps })
-        };
-        let mut decoder = Vec::with_capacity(layers.len());
-        for (p, self_attn, mlp) in layers {
-            decoder.push(LlamaDecoderLayer {
-                self_attn,
-                mlp,
-                input_layernorm: norm(&format!("{p}.input_layernorm"))?,
-                post_attention_layernorm: norm(&format!("{p}.post_attention_layernorm"))?,
-            });
-        }
-        let final_norm = norm("model.norm")?;
-        let embed = checkpoint.tensor("model.embed_tokens.weight", [v, h], device, dtype)?;
-        let freqs = inv_freq(config);
-        let half = freqs.len();
-        Ok(Self {
-            model: LlamaModel {
-                embed_tokens: Embedding { weight: Param::from_tensor(embed) },
-                layers: decoder,
-                norm: final_norm,
             },
-            lm_head,
-            inv_freq: Tensor::from_data(TensorData::new(freqs, [half]), (device, DType::F32)),
-        })
+            mlp: LlamaMlp { gate_proj, up_proj, gate_up_proj, down_proj, act: config.hidden_act },
+            input_layernorm,
+            post_attention_layernorm,
+            pre_feedforward_layernorm,
+            post_feedforward_layernorm,
+            norm_offset: config.norm_offset,
+        });
     }
+    let lm_head = if config.tie_word_embeddings {
+        weights.skip("lm_head.weight");
+        None
+    } else {
+        Some(dense(weights.matrix("lm_head.weight", [v, h])?))
+    };
+    let norm = RmsNorm { gamma: Param::from_tensor(weights.vector("model.norm.weight", h, norm_init)?), epsilon: eps };
+    Ok(LlamaForCausalLM {
+        model: LlamaModel {
+            embed_tokens: Embedding { weight: Param::from_tensor(embed) },
+            layers,
+            norm,
+            // transformers: `torch.tensor(hidden_size ** 0.5)`, an f32 buffer.
+            embed_scale: config.scale_embeddings.then(|| (h as f64).sqrt() as f32 as f64),
+            norm_offset: config.norm_offset,
+        },
+        lm_head,
+        rope: Rotary::new(config, device),
+    })
 }

@@ -16,7 +16,12 @@ use crate::error::{ModelError, Result};
 /// - `qwen3-0.6b`: `Qwen/Qwen3-0.6B` (hidden 1024, 28 layers, 16 heads / 8 kv heads of 128, q/k norms, vocab
 ///   151936, tied) — 596,049,920 (0.44B without the embeddings, as its card says);
 /// - `mistral-7b`: `mistralai/Mistral-7B-v0.1` (hidden 4096, 32 layers, 32 heads / 8 kv heads, sliding window 4096,
-///   vocab 32000, untied) — 7,241,732,096, the published count.
+///   vocab 32000, untied) — 7,241,732,096, the published count;
+/// - `phi-4-mini`: `microsoft/Phi-4-mini-instruct` (hidden 3072, 32 layers, 24 heads / 8 kv heads of 128, fused
+///   `qkv_proj` / `gate_up_proj`, partial rotary 0.75, vocab 200064, tied) — 3,836,021,760 (the card's 3.8B). The
+///   shape: the checkpoint's 2 × 48 `longrope` factors are left out (plain RoPE over its 4096 positions);
+/// - `gemma-3-1b`: `google/gemma-3-1b-pt` (hidden 1152, 26 layers, 4 heads / 1 kv head of 256, sliding window 512
+///   on five of every six layers, vocab 262144, tied) — 999,885,952.
 pub const PRESETS: &[(&str, &str)] = &[
     (
         "tiny",
@@ -60,6 +65,23 @@ pub const PRESETS: &[(&str, &str)] = &[
             "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
             "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "sliding_window": 4096, "max_position_embeddings": 32768,
             "bos_token_id": 1, "eos_token_id": 2}"#,
+    ),
+    (
+        "phi-4-mini",
+        r#"{"architectures": ["Phi3ForCausalLM"], "vocab_size": 200064, "hidden_size": 3072,
+            "intermediate_size": 8192, "num_hidden_layers": 32, "num_attention_heads": 24, "num_key_value_heads": 8,
+            "partial_rotary_factor": 0.75, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": true,
+            "max_position_embeddings": 4096, "original_max_position_embeddings": 4096, "sliding_window": 262144,
+            "bos_token_id": 199999, "eos_token_id": 199999, "pad_token_id": 199999}"#,
+    ),
+    (
+        "gemma-3-1b",
+        r#"{"architectures": ["Gemma3ForCausalLM"], "vocab_size": 262144, "hidden_size": 1152,
+            "intermediate_size": 6912, "num_hidden_layers": 26, "num_attention_heads": 4, "num_key_value_heads": 1,
+            "head_dim": 256, "query_pre_attn_scalar": 256, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+            "rope_local_base_freq": 10000.0, "sliding_window": 512, "sliding_window_pattern": 6,
+            "hidden_activation": "gelu_pytorch_tanh", "tie_word_embeddings": true, "max_position_embeddings": 32768,
+            "bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0}"#,
     ),
 ];
 

@@ -59,12 +59,14 @@ impl LlamaForCausalLM {
         let layer = self.model.layers.get(index.parse::<usize>().ok()?)?;
         let (attn, mlp) = (&layer.self_attn, &layer.mlp);
         Some(match field {
-            "self_attn.q_proj.weight" => flat(linear(&attn.q_proj)),
-            "self_attn.k_proj.weight" => flat(linear(&attn.k_proj)),
-            "self_attn.v_proj.weight" => flat(linear(&attn.v_proj)),
+            "self_attn.q_proj.weight" => flat(linear(attn.q_proj.as_ref()?)),
+            "self_attn.k_proj.weight" => flat(linear(attn.k_proj.as_ref()?)),
+            "self_attn.v_proj.weight" => flat(linear(attn.v_proj.as_ref()?)),
+            "self_attn.qkv_proj.weight" => flat(linear(attn.qkv_proj.as_ref()?)),
             "self_attn.o_proj.weight" => flat(linear(&attn.o_proj)),
-            "mlp.gate_proj.weight" => flat(linear(&mlp.gate_proj)),
-            "mlp.up_proj.weight" => flat(linear(&mlp.up_proj)),
+            "mlp.gate_proj.weight" => flat(linear(mlp.gate_proj.as_ref()?)),
+            "mlp.up_proj.weight" => flat(linear(mlp.up_proj.as_ref()?)),
+            "mlp.gate_up_proj.weight" => flat(linear(mlp.gate_up_proj.as_ref()?)),
             "mlp.down_proj.weight" => flat(linear(&mlp.down_proj)),
             "self_attn.q_proj.bias" => attn.bias.q.as_ref()?.val(),
             "self_attn.k_proj.bias" => attn.bias.k.as_ref()?.val(),
@@ -74,6 +76,8 @@ impl LlamaForCausalLM {
             "self_attn.k_norm.weight" => norm(attn.k_norm.as_ref()?),
             "input_layernorm.weight" => norm(&layer.input_layernorm),
             "post_attention_layernorm.weight" => norm(&layer.post_attention_layernorm),
+            "pre_feedforward_layernorm.weight" => norm(layer.pre_feedforward_layernorm.as_ref()?),
+            "post_feedforward_layernorm.weight" => norm(layer.post_feedforward_layernorm.as_ref()?),
             _ => return None,
         })
     }

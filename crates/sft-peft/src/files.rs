@@ -35,7 +35,8 @@ pub fn adapter_key(module: &str, part: Option<&str>) -> String {
 
 /// `adapter_config.json` as PEFT writes it for `config` (every field of PEFT 0.21's `LoraConfig`; those this
 /// project does not implement at their defaults).
-fn peft_config_json(config: &LoraConfig, base_model_name_or_path: &str) -> Value {
+/// `names`: the model's projections (PEFT writes its default targets for the model type when none are given).
+fn peft_config_json(config: &LoraConfig, names: &[String], base_model_name_or_path: &str) -> Value {
     let target_modules = match &config.target_modules {
         Some(TargetModules::List(list)) => {
             let mut sorted = list.clone();
@@ -44,7 +45,7 @@ fn peft_config_json(config: &LoraConfig, base_model_name_or_path: &str) -> Value
             json!(sorted)
         }
         Some(TargetModules::Pattern(p)) => json!(p),
-        None => json!(crate::target::LLAMA_DEFAULT_TARGETS),
+        None => json!(crate::target::default_targets(names)),
     };
     let layers = match &config.layers_to_transform {
         None => Value::Null,
@@ -149,7 +150,8 @@ pub fn save_adapter(
         .collect();
     let metadata = BTreeMap::from([("format".to_owned(), "pt".to_owned())]);
     write_safetensors(&dir.join(ADAPTER_WEIGHTS), entries, &metadata)?;
-    let json = serde_json::to_vec_pretty(&peft_config_json(config, base_model_name_or_path))
+    let names: Vec<String> = model.projections().into_iter().map(|(n, _)| n).collect();
+    let json = serde_json::to_vec_pretty(&peft_config_json(config, &names, base_model_name_or_path))
         .map_err(|source| PeftError::Json { path: dir.join(ADAPTER_CONFIG), source })?;
     write_atomic(&dir.join(ADAPTER_CONFIG), &json)?;
     Ok(())

@@ -30,4 +30,7 @@ pub use inject::{ParameterCount, SavedModule, inject, modules_to_save, parameter
 pub use lora::{BaseLinear, LoraAdapter, LoraLinear};
 pub use merge::{merge, merge_and_unload, unmerge};
 pub use quantization::{ComputeDtype, QuantType, QuantizationConfig};
-pub use target::{LLAMA_DEFAULT_TARGETS, NOT_ADAPTABLE, layer_index, matches_llama_projection, select_targets};
+pub use target::{
+    LLAMA_DEFAULT_TARGETS, NOT_ADAPTABLE, PHI3_DEFAULT_TARGETS, default_targets, layer_index, matches_projection,
+    select_targets,
+};

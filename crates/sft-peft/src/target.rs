@@ -6,16 +6,21 @@ use sft_model::PROJECTIONS;
 use crate::config::{ALL_LINEAR, LayerSelection, LoraConfig, TargetModules};
 use crate::error::{PeftError, Result, invalid};
 
-/// PEFT's default `target_modules` for Llama (`TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING["llama"]`).
+/// PEFT's default `target_modules` for Llama (`TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING["llama"]`; the
+/// same for Qwen2, Qwen3, Mistral and Gemma 3).
 pub const LLAMA_DEFAULT_TARGETS: [&str; 2] = ["q_proj", "v_proj"];
+
+/// PEFT's default `target_modules` for Phi-3 / Phi-4 (`TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING["phi3"]`),
+/// the fused projections included.
+pub const PHI3_DEFAULT_TARGETS: [&str; 4] = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"];
 
 /// Modules of the model that are not projections and so cannot take a LoRA adapter here.
 pub const NOT_ADAPTABLE: [&str; 2] = ["lm_head", "embed_tokens"];
 
-/// Whether the `target_modules` list entry `entry` matches a projection of a Llama model by PEFT's suffix rule
-/// for some number of layers (`q_proj`, `self_attn.q_proj`, `model.layers.3.self_attn.q_proj`), so that it can be
-/// checked when the config loads, before the model's own module names are known.
-pub fn matches_llama_projection(entry: &str) -> bool {
+/// Whether the `target_modules` list entry `entry` matches a projection of a supported model family by PEFT's
+/// suffix rule for some number of layers (`q_proj`, `self_attn.qkv_proj`, `model.layers.3.self_attn.q_proj`), so
+/// that it can be checked when the config loads, before the model's own module names are known.
+pub fn matches_projection(entry: &str) -> bool {
     let parts: Vec<&str> = entry.split('.').collect();
     PROJECTIONS.iter().any(|projection| {
         let name: Vec<&str> = ["model", "layers", "#"].into_iter().chain(projection.split('.')).collect();
@@ -25,6 +30,12 @@ pub fn matches_llama_projection(entry: &str) -> bool {
                 n => *part == n,
             })
     })
+}
+
+/// PEFT's default `target_modules` for a model with the projections `names`: Phi-3's when it has a fused
+/// `qkv_proj`, else Llama's.
+pub fn default_targets(names: &[String]) -> &'static [&'static str] {
+    if names.iter().any(|n| n.ends_with(".qkv_proj")) { &PHI3_DEFAULT_TARGETS } else { &LLAMA_DEFAULT_TARGETS }
 }
 
 /// The layer index of a module name `model.layers.N.…` (PEFT's default `layers_pattern`).
@@ -38,6 +49,8 @@ pub fn layer_index(name: &str) -> Option<usize> {
 /// - a list: a name equal to an entry or ending in `.entry` (PEFT's suffix rule); every entry must match at least
 ///   one module;
 /// - `"all-linear"`: every projection (the output head is never a target, as in PEFT);
+/// - none: PEFT's default for the model type ([`LLAMA_DEFAULT_TARGETS`], or [`PHI3_DEFAULT_TARGETS`] for a model
+///   with a fused `qkv_proj`);
 /// - another string: a regex that must match the whole name (`re.fullmatch`), and at least one module;
 ///
 /// then restricted to `layers_to_transform` when set. Entries naming `lm_head` or `embed_tokens` are refused
@@ -45,7 +58,10 @@ pub fn layer_index(name: &str) -> Option<usize> {
 pub fn select_targets(config: &LoraConfig, names: &[String]) -> Result<Vec<bool>> {
     let available = || describe(names);
     let mut selected: Vec<bool> = match &config.target_modules {
-        None => suffix_match(&LLAMA_DEFAULT_TARGETS.map(String::from), names, available)?,
+        None => {
+            let defaults: Vec<String> = default_targets(names).iter().map(|t| t.to_string()).collect();
+            suffix_match(&defaults, names, available)?
+        }
         Some(TargetModules::List(list)) => suffix_match(list, names, available)?,
         Some(TargetModules::Pattern(p)) if p == ALL_LINEAR => vec![true; names.len()],
         Some(TargetModules::Pattern(p)) => {
@@ -126,7 +142,7 @@ mod tests {
             "7.mlp.up_proj",
             "model.layers.31.self_attn.o_proj",
         ] {
-            assert!(matches_llama_projection(entry), "{entry}");
+            assert!(matches_projection(entry), "{entry}");
         }
         for entry in [
             "q_prj",
@@ -138,12 +154,12 @@ mod tests {
             "lm_head",
             "",
         ] {
-            assert!(!matches_llama_projection(entry), "{entry}");
+            assert!(!matches_projection(entry), "{entry}");
         }
         // The same verdict as the model's own names give for one layer count.
-        let names = sft_model::projection_names(2);
+        let names = sft_model::projection_names(&sft_model::LlamaConfig::preset("tiny").unwrap());
         for entry in ["o_proj", "layers.1.mlp.down_proj", "self_attn.k_proj"] {
-            assert!(names.iter().any(|n| matches_suffix(n, entry)) && matches_llama_projection(entry), "{entry}");
+            assert!(names.iter().any(|n| matches_suffix(n, entry)) && matches_projection(entry), "{entry}");
         }
     }
 }

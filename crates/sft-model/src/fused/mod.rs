@@ -17,7 +17,7 @@ pub(crate) mod swiglu;
 pub use attention::segment_attention;
 pub use cross_entropy::{cross_entropy_chunk, head_cross_entropy};
 pub use linear::{LowRank, fits_low_rank_linear, low_rank_linear, low_rank_linear_3d};
-pub use norm::rms_norm;
+pub use norm::{offset_rms_norm, rms_norm};
 pub use swiglu::swiglu;
 
 use burn::backend::Backend;
@@ -110,9 +110,10 @@ mod tests {
         let (hidden, heads, kv, d) = (32, 4, 2, 8);
         let linear = |i, o| LinearConfig::new(i, o).with_bias(false).init(&device);
         let attn = LlamaAttention {
-            q_proj: linear(hidden, heads * d),
-            k_proj: linear(hidden, kv * d),
-            v_proj: linear(hidden, kv * d),
+            q_proj: Some(linear(hidden, heads * d)),
+            k_proj: Some(linear(hidden, kv * d)),
+            v_proj: Some(linear(hidden, kv * d)),
+            qkv_proj: None,
             o_proj: linear(heads * d, hidden),
             num_heads: heads,
             num_kv_heads: kv,
@@ -120,6 +121,8 @@ mod tests {
             bias: crate::AttentionBias::default(),
             q_norm: None,
             k_norm: None,
+            norm_offset: false,
+            query_pre_attn_scalar: None,
             sliding_window: None,
         };
         // Row 0: one example of 9; row 1: two packed examples (4 + 3) and two padding tokens.
@@ -145,7 +148,7 @@ mod tests {
             let out = attn.forward(x.clone(), &cos, &sin, input.blocked.as_ref(), segments, None);
             let grads = (out.clone() * weights.clone()).sum().backward();
             let gx = values(x.grad(&grads).unwrap());
-            let gw = values(attn.q_proj.weight.val().grad(&grads).unwrap());
+            let gw = values(attn.q_proj.as_ref().unwrap().weight.val().grad(&grads).unwrap());
             (values(out * weights.clone().abs().sign()), gx, gw)
         };
         let (fused, fused_gx, fused_gw) = run(Some(&segments));

@@ -12,6 +12,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::nn::RmsNorm;
 use burn::prelude::*;
+use burn::tensor::DType;
 
 use super::{constant, contiguous, tensor, values};
 use crate::kernels::rms_norm as kernel;
@@ -129,11 +130,31 @@ pub fn rms_norm(norm: &RmsNorm, x: Tensor<3>) -> Tensor<3> {
     if !super::has_cpu_kernels(&x.device(), x.dtype()) || norm.gamma.val().dtype() != x.dtype() {
         return norm.forward(x);
     }
+    fused(x, norm.gamma.val(), norm.epsilon)
+}
+
+/// Gemma's RMSNorm: `x / √(mean(x²) + ε) ⊙ (1 + γ)`, computed in f32 whatever `x`'s dtype and cast back
+/// (transformers' `Gemma3RMSNorm`); `x` `[batch, seq, width]`.
+pub fn offset_rms_norm(norm: &RmsNorm, x: Tensor<3>) -> Tensor<3> {
+    let dtype = x.dtype();
+    let x = x.cast(DType::F32);
+    let scale = norm.gamma.val().cast(DType::F32).add_scalar(1.0);
+    let y = if super::has_cpu_kernels(&x.device(), DType::F32) {
+        fused(x, scale, norm.epsilon)
+    } else {
+        let width = scale.dims()[0];
+        let rstd = x.clone().square().mean_dim(2).add_scalar(norm.epsilon).sqrt().recip();
+        x * rstd * scale.reshape([1, 1, width])
+    };
+    y.cast(dtype)
+}
+
+fn fused(x: Tensor<3>, gamma: Tensor<1>, epsilon: f64) -> Tensor<3> {
     let [batch, seq, hidden] = x.dims();
     let y = <Dispatch as RmsNormBackend>::rms_norm(
         x.reshape([batch * seq, hidden]).into_dispatch(),
-        norm.gamma.val().into_dispatch(),
-        norm.epsilon,
+        gamma.into_dispatch(),
+        epsilon,
     );
     Tensor::<2>::from_dispatch(y).reshape([batch, seq, hidden])
 }

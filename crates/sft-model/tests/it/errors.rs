@@ -283,6 +283,32 @@ fn a_config_that_contradicts_the_weights_names_the_tensors() {
     let dir = family_dir("qwen2-micro", |c| c["num_key_value_heads"] = 4.into(), |_| true);
     let err = load_err(dir.path()).to_string();
     assert!(err.contains("model.layers.0.self_attn.k_proj"), "{err}");
+
+    // A fused Phi-3 qkv_proj of the wrong size (the config says 4 kv heads: 64 + 2 × 64 rows, the file has 128):
+    // the shape error names the tensor and both shapes.
+    let dir = family_dir("phi3-micro", |c| c["num_key_value_heads"] = 4.into(), |_| true);
+    let err = load_err(dir.path());
+    assert!(matches!(err, ModelError::ShapeMismatch { .. }), "{err:?}");
+    let err = err.to_string();
+    assert!(err.contains("model.layers.0.self_attn.qkv_proj.weight") && err.contains("[192, 64]"), "{err}");
+
+    // Phi-3 weights under a Llama config: q_proj is missing (the checkpoint has the fused qkv_proj).
+    let dir = family_dir(
+        "phi3-micro",
+        |c| {
+            c["architectures"] = serde_json::json!(["LlamaForCausalLM"]);
+            c["model_type"] = "llama".into();
+        },
+        |_| true,
+    );
+    let err = load_err(dir.path());
+    assert!(err.to_string().contains("model.layers.0.self_attn.q_proj.weight"), "{err}");
+
+    // A Gemma 3 checkpoint without a sandwich norm: the missing tensor is named.
+    let dir = family_dir("gemma3-micro", |_| {}, |n| n != "model.layers.2.post_feedforward_layernorm.weight");
+    let err = load_err(dir.path());
+    assert!(matches!(err, ModelError::MissingTensor { .. }), "{err:?}");
+    assert!(err.to_string().contains("model.layers.2.post_feedforward_layernorm.weight"), "{err}");
 }
 
 #[test]
@@ -300,9 +326,27 @@ fn the_family_comes_from_architectures_or_model_type_and_unsupported_ones_list_t
     assert_eq!((llama.family, llama.qkv_bias, llama.o_bias), (sft_model::ModelFamily::Llama, true, true));
     let err = read(&format!(r#"{{"architectures": ["GPT2LMHeadModel"], {base}}}"#)).unwrap_err().to_string();
     assert!(
-        err.ends_with("supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM"),
+        err.ends_with(
+            "supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM, Phi3ForCausalLM, \
+             Gemma3ForCausalLM"
+        ),
         "{err}"
     );
+    // Gemma 3: its activation key, the default window pattern (every 6th layer global), tied by default.
+    let gemma = read(&format!(
+        r#"{{"model_type": "gemma3_text", "num_hidden_layers": 7, "head_dim": 4, {}}}"#,
+        r#""vocab_size": 8, "hidden_size": 8, "intermediate_size": 8, "num_attention_heads": 2"#
+    ))
+    .unwrap();
+    assert_eq!(gemma.window_layers, [true, true, true, true, true, false, true]);
+    assert_eq!((gemma.hidden_act, gemma.tie_word_embeddings), (sft_model::Activation::GeluTanh, true));
+    let err = read(&format!(r#"{{"model_type": "gemma3_text", "final_logit_softcapping": 30.0, {base}}}"#))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("final_logit_softcapping"), "{err}");
+    // Phi-3: the rotary share of each head.
+    let phi = read(&format!(r#"{{"model_type": "phi3", "partial_rotary_factor": 0.5, {base}}}"#)).unwrap();
+    assert_eq!((phi.rotary_dim, phi.head_dim, phi.fused_projections), (2, 4, true));
     // The written config.json names the family again.
     let written = qwen3.to_hf_json(FloatDType::F32);
     assert_eq!(

@@ -28,10 +28,11 @@ fn greedy_with_cache_equals_without() {
 
 #[test]
 fn greedy_with_cache_equals_without_for_every_family() {
-    // Qwen2's biases and Qwen3's q/k norms go through the cached path too.
+    // Qwen2's biases, Qwen3's q/k norms, Phi-3's fused projections and partial rotary, Gemma 3's two RoPE tables
+    // go through the cached path too.
     let device = Device::flex();
-    // Mistral: the prompts plus 12 new tokens run past its window of 16, so the cached window is exercised.
-    for folder in ["qwen2-micro", "qwen3-micro", "mistral-micro"] {
+    // Mistral, Gemma 3: the prompts plus 12 new tokens run past the window of 16, so the cached window is exercised.
+    for folder in ["qwen2-micro", "qwen3-micro", "mistral-micro", "phi3-micro", "gemma3-micro"] {
         let (_, model) = load(folder, &device);
         let prompts = prompts();
         let cached = generate(&model, &prompts, &config(true), &device).unwrap();

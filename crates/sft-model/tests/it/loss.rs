@@ -14,7 +14,10 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 /// Gradients of the embeddings, one attention projection and (when untied) the head, after `backward` of `loss`.
 fn grads_of(model: &LlamaForCausalLM, grads: &burn::tensor::Gradients) -> Vec<Vec<f32>> {
     let grad = |p: &Param<Tensor<2>>| values(p.grad(grads).unwrap());
-    let mut out = vec![grad(&model.model.embed_tokens.weight), grad(&model.model.layers[0].self_attn.q_proj.weight)];
+    let mut out = vec![
+        grad(&model.model.embed_tokens.weight),
+        grad(&model.model.layers[0].self_attn.q_proj.as_ref().unwrap().weight),
+    ];
     if let Some(head) = &model.lm_head {
         out.push(grad(&head.weight));
     }

@@ -28,9 +28,14 @@ fn a_saved_checkpoint_loads_back_to_the_same_logits() {
 #[test]
 fn a_saved_f32_checkpoint_equals_the_original_file_tensor_for_tensor() {
     // Qwen2's biases and Qwen3's q/k norms are written back too; the parameter counts are transformers'.
-    for (folder, parameters) in
-        [("llama-micro", 616_768), ("qwen2-micro", 354_880), ("qwen3-micro", 623_040), ("mistral-micro", 594_240)]
-    {
+    for (folder, parameters) in [
+        ("llama-micro", 616_768),
+        ("qwen2-micro", 354_880),
+        ("qwen3-micro", 623_040),
+        ("mistral-micro", 594_240),
+        ("phi3-micro", 598_336),
+        ("gemma3-micro", 410_880),
+    ] {
         saved_equals_original(folder, parameters);
     }
 }
@@ -73,6 +78,13 @@ fn presets_parse_with_the_documented_sizes() {
     assert_eq!(count("qwen2.5-0.5b"), 494_032_768);
     assert_eq!(count("qwen3-0.6b") - 151_936 * 1024, 440_467_456);
     assert_eq!(count("mistral-7b"), 7_241_732_096);
+    // Phi-4-mini-instruct: 32 × (5120·3072 + 3072² + 16384·3072 + 3072·8192 + 2·3072) + 200064·3072 (tied) + 3072.
+    assert_eq!(
+        count("phi-4-mini"),
+        32 * (5120 * 3072 + 3072 * 3072 + 16384 * 3072 + 3072 * 8192 + 2 * 3072) + 200_064 * 3072 + 3072
+    );
+    // gemma-3-1b: 999,885,952 (the count transformers reports for Gemma3ForCausalLM).
+    assert_eq!(count("gemma-3-1b"), 999_885_952);
     assert!(LlamaConfig::preset("huge").unwrap_err().to_string().contains("tiny, small, llama-3.2-1b, qwen2.5-0.5b"));
 }
 

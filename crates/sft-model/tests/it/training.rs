@@ -25,8 +25,16 @@ fn training_all_parameters_lowers_the_loss() {
 fn training_every_family_lowers_the_loss() {
     let device = Device::flex().autodiff();
     // Per layer: 4 attention and 3 MLP weights and 2 norms, plus the family's biases (Qwen2: q/k/v) or q/k norms
-    // (Qwen3); embeddings and the final norm; an untied head (Qwen3).
-    for (folder, per_layer, head) in [("qwen2-micro", 12, 0), ("qwen3-micro", 11, 1), ("mistral-micro", 9, 1)] {
+    // (Qwen3); Phi-3: 2 + 2 fused weights and 2 norms; Gemma 3: 7 weights, q/k norms and 4 norms. Embeddings and
+    // the final norm; an untied head (Qwen3, Mistral, Phi-3).
+    let families = [
+        ("qwen2-micro", 12, 0),
+        ("qwen3-micro", 11, 1),
+        ("mistral-micro", 9, 1),
+        ("phi3-micro", 6, 1),
+        ("gemma3-micro", 13, 0),
+    ];
+    for (folder, per_layer, head) in families {
         let (config, model) = LlamaForCausalLM::from_pretrained(&fixture(folder), &device, FloatDType::F32).unwrap();
         let reference = reference(folder);
         let (input, _, labels) = reference_batch(&reference, &device);

@@ -89,3 +89,15 @@ fn qwen3s_empty_think_block_carries_no_loss() {
     let err = template.spans(Turns::Chat(&messages)).unwrap_err().to_string();
     assert!(err.contains("is not a prefix of rendering it whole"), "{err}");
 }
+
+#[test]
+fn phi3_chat_template_renders_as_transformers() {
+    assert_eq!(check("phi3-micro"), 4);
+}
+
+#[test]
+fn gemma3_chat_template_renders_as_transformers() {
+    // BOS as text first, `assistant` rendered as `model`, the system prompt folded into the first user turn,
+    // contents trimmed.
+    assert_eq!(check("gemma3-micro"), 4);
+}
