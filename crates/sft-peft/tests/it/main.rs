@@ -9,6 +9,7 @@ mod oracle;
 mod parity;
 mod qlora;
 mod target;
+mod tied;
 mod training;
 #[cfg(feature = "wgpu")]
 mod wgpu;
