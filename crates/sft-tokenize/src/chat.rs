@@ -83,6 +83,13 @@ impl ChatTemplate {
     /// Where the template writes an empty reasoning block before an answer (Qwen3's `<think>\n\n</think>\n\n`),
     /// the turn starts after it: the generation prompt rendered with `enable_thinking: false` (which ends with that
     /// block) is used when the whole rendering continues it, so the block carries no loss.
+    ///
+    /// A template may write an earlier answer differently once later turns follow (Qwen3 drops an earlier turn's
+    /// reasoning block): then `render(messages[..=i])` is not a prefix of the whole. Such a turn is located by its
+    /// content instead: the whole rendering must continue the turn's start with the answer as written (verbatim,
+    /// trimmed, or the part after its `</think>`), followed by the end-of-turn text that
+    /// `render(messages[..=i])` puts after it; the span is that answer and its end-of-turn text. Anything else
+    /// is an error.
     pub fn spans(&self, turns: Turns<'_>) -> Result<(String, Vec<(usize, usize)>)> {
         match turns {
             Turns::Chat(messages) => {
@@ -94,7 +101,11 @@ impl ChatTemplate {
                     }
                     let start = self.turn_start(&messages[..i], &full)?;
                     let end = self.render(&messages[..=i], false)?;
-                    spans.push(prefix_span(&start, &end, &full, i)?);
+                    let span = match prefix_span(&start, &end, &full, i) {
+                        Ok(span) => span,
+                        Err(error) => rewritten_turn(&start, &end, &full, &message.content).ok_or(error)?,
+                    };
+                    spans.push(span);
                 }
                 Ok((full, spans))
             }
@@ -141,6 +152,24 @@ pub enum Turns<'a> {
     Chat(&'a [Message]),
     /// Loss on the completion messages only.
     PromptCompletion(&'a [Message], &'a [Message]),
+}
+
+/// The span of an assistant turn whose rendering changes once later turns follow: in `full`, right after the
+/// turn's `start`, the answer as the template writes it (`content` verbatim, trimmed, or after its reasoning
+/// block), then the end-of-turn text that follows the answer in `alone` (the conversation rendered up to this
+/// turn). `None` when `full` does not read so.
+fn rewritten_turn(start: &str, alone: &str, full: &str, content: &str) -> Option<(usize, usize)> {
+    if !full.starts_with(start) {
+        return None;
+    }
+    let after_reasoning = content.rsplit_once("</think>").map(|(_, answer)| answer.trim_start_matches('\n'));
+    let rest = &full[start.len()..];
+    [Some(content), Some(content.trim()), after_reasoning].into_iter().flatten().find_map(|answer| {
+        let answer_end = alone.rfind(answer)? + answer.len();
+        let end_of_turn = &alone[answer_end..];
+        (!answer.is_empty() && rest.starts_with(answer) && rest[answer.len()..].starts_with(end_of_turn))
+            .then(|| (start.len(), start.len() + answer.len() + end_of_turn.len()))
+    })
 }
 
 fn prefix_span(start: &str, end: &str, full: &str, turn: usize) -> Result<(usize, usize)> {

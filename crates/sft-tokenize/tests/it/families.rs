@@ -85,8 +85,34 @@ fn qwen3s_empty_think_block_carries_no_loss() {
     );
     assert!(text[..spans[0].0].ends_with("<|im_start|>assistant\n<think>\n\n</think>\n\n"));
     // Several assistant turns: Qwen3's template writes an earlier answer differently once a later user turn
-    // follows (its think block goes), so the turns cannot be located by prefixes: a clear error, not a guess.
-    let err = template.spans(Turns::Chat(&messages)).unwrap_err().to_string();
+    // follows (no think block), so that turn is located by its content: the answer and its `<|im_end|>\n` carry
+    // loss, in the text transformers renders for the whole conversation; the last answer as above.
+    let (text, spans) = template.spans(Turns::Chat(&messages)).unwrap();
+    assert_eq!(text, render["text"].as_str().unwrap());
+    let learned: Vec<&str> = spans.iter().map(|&(s, e)| &text[s..e]).collect();
+    assert_eq!(
+        learned,
+        [
+            "The Supplier shall keep all Confidential Information strictly confidential.<|im_end|>\n",
+            "  Each party shall keep the other party's Confidential Information secret.  <|im_end|>\n"
+        ]
+    );
+    // Reasoning written into an earlier answer: the template keeps only the answer after `</think>`.
+    let think = &renders("qwen3-micro")["think_in_content"];
+    let messages: Vec<Message> = think["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| Message { role: m["role"].as_str().unwrap().into(), content: m["content"].as_str().unwrap().into() })
+        .collect();
+    let (text, spans) = template.spans(Turns::Chat(&messages)).unwrap();
+    assert_eq!(text, think["text"].as_str().unwrap());
+    assert_eq!(spans.len(), 2);
+    assert!(text[spans[0].0..spans[0].1].starts_with("The Supplier shall keep"), "{}", &text[spans[0].0..spans[0].1]);
+    // A template that rewrites an answer beyond recognition is still an error, not a guess.
+    let source = r#"{% for m in messages %}{% if m.role == 'assistant' and not loop.last %}[answer elided]{% else %}{{ m.content }}{% endif %}<end>{% endfor %}"#;
+    let rewriting = sft_tokenize::ChatTemplate::new(source.into(), tokenizer.special()).unwrap();
+    let err = rewriting.spans(Turns::Chat(&messages)).unwrap_err().to_string();
     assert!(err.contains("is not a prefix of rendering it whole"), "{err}");
 }
 
