@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo run --release --features wgpu --example gpu_throughput -- \
-//!     [--device wgpu|cuda|cpu] [--preset llama-3.2-1b|qwen2.5-0.5b|qwen3-0.6b|mistral-7b|small|tiny] [--steps 6] [--batch 4] [--seq 512] \
+//!     [--device wgpu|cuda|cpu] [--preset llama-3.2-1b|qwen2.5-0.5b|qwen3-0.6b|mistral-7b|phi-4-mini|gemma-3-1b|small|tiny] [--steps 6] [--batch 4] [--seq 512] \
 //!     [--dense] [--bf16 | --fp16]
 //! ```
 #![allow(clippy::print_stdout)]
@@ -132,7 +132,12 @@ fn main() -> anyhow::Result<()> {
         r: 8,
         lora_alpha: 32.0,
         lora_dropout: 0.05,
-        target_modules: Some(TargetModules::List(["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec())),
+        // The attention projections: q/k/v/o, or Phi-3's fused qkv_proj and o_proj.
+        target_modules: Some(TargetModules::List(if config.fused_projections {
+            ["qkv_proj", "o_proj"].map(String::from).to_vec()
+        } else {
+            ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec()
+        })),
         ..Default::default()
     };
     let model = sft::peft::inject(model, &lora, 0)?;

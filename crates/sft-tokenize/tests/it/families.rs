@@ -126,4 +126,8 @@ fn gemma3_chat_template_renders_as_transformers() {
     // BOS as text first, `assistant` rendered as `model`, the system prompt folded into the first user turn,
     // contents trimmed.
     assert_eq!(check("gemma3-micro"), 4);
+    // The tokenizer has a pad token: padding uses it, not EOS.
+    let tokenizer = SftTokenizer::from_dir(&model_fixture("gemma3-micro"), &SpecialTokenOverrides::default()).unwrap();
+    let special = tokenizer.special();
+    assert_eq!((special.pad.id, special.eos.id, special.bos.as_ref().map(|b| b.id)), (2, 1, Some(0)));
 }
