@@ -50,46 +50,10 @@ pub fn prepare_data(config: &RunConfig, hub: &HubSettings) -> Result<RunData> {
             ("validation", &validation, &splits.validation),
             ("test", &test, &splits.test),
         ] {
-            check_bos(config, &tokenizer, name, encoded, examples)?;
+            crate::tokenizer::check_bos(config, &tokenizer, name, encoded, examples)?;
         }
     }
     Ok(RunData { tokenizer, splits, train, validation, test })
-}
-
-/// Gemma 3 is trained with BOS first in every sequence: its tokenizer's post-processor adds it, or its chat
-/// template writes it. A tokenizer that does neither (or a truncation that cut it) would fine-tune the model on
-/// sequences it never saw, so the first such example is an error naming it, before any weight is read.
-fn check_bos(
-    config: &RunConfig,
-    tokenizer: &SftTokenizer,
-    split: &str,
-    encoded: &EncodedSplit,
-    examples: &[sft_data::Example],
-) -> Result<()> {
-    let Some(bos) = &tokenizer.special().bos else {
-        return Err(config.error(
-            "model_name",
-            "Gemma 3 needs a BOS token first in every sequence, and the tokenizer has none (tokenizer_config.json \
-             bos_token)",
-        ));
-    };
-    for (example, &row) in encoded.examples.iter().zip(&encoded.rows) {
-        if example.input_ids.first() != Some(&bos.id) {
-            let place = examples.get(row).map_or_else(|| format!("{split} example {row}"), |e| e.location.to_string());
-            return Err(config.error(
-                "model_name",
-                format!(
-                    "Gemma 3 needs BOS (`{}`, id {}) first in every sequence, but {place} starts with id {:?}: the \
-                     tokenizer's post-processor does not add it and the text does not begin with it (use the \
-                     model's own tokenizer.json, or truncation_mode keep_start)",
-                    bos.text,
-                    bos.id,
-                    example.input_ids.first()
-                ),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// The training device of `config` with autodiff: `device` chooses the backend (`auto`: CUDA if compiled in, else

@@ -1,6 +1,9 @@
 //! The upload side of the Hub: who am I, create a repo, and commit files, with large and binary files through Git
 //! LFS, the way `huggingface_hub.HfApi.create_commit` does it.
 //!
+//! About 530 lines in one file: the four request kinds below are one protocol that shares the client, the retry
+//! policy and the error context; split apart, each step would have to carry that state across files.
+//!
 //! A commit of local files takes four kinds of request:
 //!
 //! 1. `POST /api/{models|datasets}/{id}/preupload/{revision}` with each file's path, size and first 512 bytes: the

@@ -4,7 +4,7 @@ use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::activation::gelu_approximate;
 
-use crate::config::Activation;
+use crate::family::Activation;
 use crate::fused::swiglu;
 use crate::projection::Projection;
 

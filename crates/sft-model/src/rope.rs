@@ -3,7 +3,8 @@
 use burn::prelude::*;
 use burn::tensor::DType;
 
-use crate::config::{LlamaConfig, RopeScaling};
+use crate::config::LlamaConfig;
+use crate::scaling::RopeScaling;
 
 /// The inverse frequencies `1 / theta^(2i/d)` for `i < d/2`, `d` = [`rotary_dim`](LlamaConfig::rotary_dim),
 /// computed in f64 and rounded to f32, with the config's scaling applied (transformers'
