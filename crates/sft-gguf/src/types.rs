@@ -1,0 +1,132 @@
+//! Tensor types (`ggml_type`) and their byte encodings: F32, F16, BF16 and Q8_0.
+
+use half::{bf16, f16};
+
+/// A tensor type this crate writes and reads, with ggml's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GgmlType {
+    /// 32-bit float (id 0).
+    F32,
+    /// IEEE half (id 1), rounded to nearest even.
+    F16,
+    /// Blocks of 32 values: an f16 scale `d = max|x| / 127` and 32 signed bytes `round(x / d)` (id 8), as gguf-py
+    /// quantizes (`d` in f32 for the division, stored as f16; halves round away from zero).
+    Q8_0,
+    /// bfloat16 (id 30), rounded to nearest even.
+    Bf16,
+}
+
+impl GgmlType {
+    /// Every type, for error messages.
+    pub const ALL: [Self; 4] = [Self::F32, Self::F16, Self::Bf16, Self::Q8_0];
+
+    /// ggml's id (`GGML_TYPE_*`).
+    pub fn id(self) -> u32 {
+        match self {
+            Self::F32 => 0,
+            Self::F16 => 1,
+            Self::Q8_0 => 8,
+            Self::Bf16 => 30,
+        }
+    }
+
+    /// The type of ggml id `id`, if this crate handles it.
+    pub fn from_id(id: u32) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.id() == id)
+    }
+
+    /// llama.cpp's name (`F32`, `F16`, `BF16`, `Q8_0`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "F32",
+            Self::F16 => "F16",
+            Self::Q8_0 => "Q8_0",
+            Self::Bf16 => "BF16",
+        }
+    }
+
+    /// The type named `name` (case-insensitive), if this crate writes it.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name().eq_ignore_ascii_case(name))
+    }
+
+    /// Values per block (32 for Q8_0, else 1); a tensor's contiguous axis must be a multiple of it.
+    pub fn block_size(self) -> usize {
+        match self {
+            Self::Q8_0 => 32,
+            _ => 1,
+        }
+    }
+
+    /// Bytes per block.
+    pub fn block_bytes(self) -> usize {
+        match self {
+            Self::F32 => 4,
+            Self::F16 | Self::Bf16 => 2,
+            Self::Q8_0 => 2 + 32,
+        }
+    }
+
+    /// Bytes of `elements` values (a whole number of blocks).
+    pub fn bytes(self, elements: usize) -> usize {
+        elements / self.block_size() * self.block_bytes()
+    }
+}
+
+/// One tensor of a file: its name, its shape in PyTorch order (`[rows, cols]`, the last axis contiguous), its type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorInfo {
+    /// The name (`blk.0.attn_q.weight`).
+    pub name: String,
+    /// The shape, outermost axis first.
+    pub shape: Vec<usize>,
+    /// The stored type.
+    pub ty: GgmlType,
+}
+
+impl TensorInfo {
+    /// Number of values.
+    pub fn elements(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Bytes of its data.
+    pub fn bytes(&self) -> usize {
+        self.ty.bytes(self.elements())
+    }
+}
+
+/// `values` (row-major) in `ty`'s encoding; `values.len()` must be a multiple of `ty.block_size()`.
+pub fn encode(values: &[f32], ty: GgmlType) -> Vec<u8> {
+    match ty {
+        GgmlType::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        GgmlType::F16 => values.iter().flat_map(|&v| f16::from_f32(v).to_le_bytes()).collect(),
+        GgmlType::Bf16 => values.iter().flat_map(|&v| bf16::from_f32(v).to_le_bytes()).collect(),
+        GgmlType::Q8_0 => {
+            let mut out = Vec::with_capacity(ty.bytes(values.len()));
+            for block in values.chunks(32) {
+                let d = block.iter().fold(0.0f32, |m, v| m.max(v.abs())) / 127.0;
+                out.extend(f16::from_f32(d).to_le_bytes());
+                // `round` rounds halves away from zero, as gguf-py's `np_roundf` does.
+                out.extend(block.iter().map(|&v| if d == 0.0 { 0 } else { (v / d).round() as i8 as u8 }));
+            }
+            out
+        }
+    }
+}
+
+/// The values of `bytes` in `ty`'s encoding, as f32.
+pub fn decode(bytes: &[u8], ty: GgmlType) -> Vec<f32> {
+    match ty {
+        GgmlType::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        GgmlType::F16 => bytes.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        GgmlType::Bf16 => bytes.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        GgmlType::Q8_0 => bytes
+            .chunks_exact(34)
+            .flat_map(|block| {
+                let d = f16::from_le_bytes([block[0], block[1]]).to_f32();
+                block[2..].iter().map(move |&q| d * f32::from(q as i8))
+            })
+            .collect(),
+    }
+}

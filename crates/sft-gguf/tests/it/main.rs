@@ -1,0 +1,184 @@
+//! The GGUF writer against the format as the spec lays it out byte by byte, quantization against hand-computed
+//! blocks, a round trip through the reader, and bad input.
+
+use std::path::Path;
+
+use sft_gguf::{GgmlType, GgufError, GgufFile, GgufWriter, Value, decode, encode};
+
+fn push_string(out: &mut Vec<u8>, s: &str) {
+    out.extend((s.len() as u64).to_le_bytes());
+    out.extend(s.as_bytes());
+}
+
+#[test]
+fn the_header_is_laid_out_as_the_spec_says() {
+    // One string metadata value, one [2, 3] F32 tensor: written by hand from the GGUF v3 layout (magic, version,
+    // counts, key + type 8 + string, name + 2 dims listed innermost first + type 0 + offset 0, zero padding to 32,
+    // the data).
+    let mut expected = Vec::new();
+    expected.extend(b"GGUF");
+    expected.extend(3u32.to_le_bytes());
+    expected.extend(1u64.to_le_bytes());
+    expected.extend(1u64.to_le_bytes());
+    push_string(&mut expected, "general.architecture");
+    expected.extend(8u32.to_le_bytes());
+    push_string(&mut expected, "llama");
+    push_string(&mut expected, "a");
+    expected.extend(2u32.to_le_bytes());
+    expected.extend(3u64.to_le_bytes());
+    expected.extend(2u64.to_le_bytes());
+    expected.extend(0u32.to_le_bytes());
+    expected.extend(0u64.to_le_bytes());
+    assert_eq!(expected.len(), 4 + 4 + 8 + 8 + 28 + 4 + 13 + 9 + 4 + 16 + 4 + 8);
+    expected.resize(128, 0); // 110 bytes, padded to the next multiple of 32
+    for v in [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0] {
+        expected.extend(v.to_le_bytes());
+    }
+    expected.resize(160, 0);
+
+    let mut writer = GgufWriter::new();
+    writer.metadata("general.architecture", Value::string("llama")).unwrap();
+    writer.tensor("a", &[2, 3], GgmlType::F32).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.gguf");
+    writer.write(&path, |_| Ok::<_, std::io::Error>(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), expected);
+}
+
+#[test]
+fn q8_0_blocks_as_computed_by_hand() {
+    // One block 0, 1, …, 31 scaled by 0.5: max |x| = 15.5, d = 15.5 / 127 (stored as f16: 0.12207031),
+    // q = round(x / d) with the f32 d; x = 15.5 gives 127, x = 0.5 gives round(4.0968) = 4.
+    let values: Vec<f32> = (0..32).map(|i| i as f32 * 0.5).collect();
+    let bytes = encode(&values, GgmlType::Q8_0);
+    assert_eq!(bytes.len(), 34);
+    let d = half::f16::from_le_bytes([bytes[0], bytes[1]]);
+    assert_eq!(d, half::f16::from_f32(15.5 / 127.0));
+    let q: Vec<i8> = bytes[2..].iter().map(|&b| b as i8).collect();
+    let by_hand: Vec<i8> = values.iter().map(|&x| (x / (15.5f32 / 127.0)).round() as i8).collect();
+    assert_eq!(q, by_hand);
+    assert_eq!((q[0], q[1], q[31]), (0, 4, 127));
+    // Dequantized: d × q, within half a step (plus the f16 rounding of d).
+    let back = decode(&bytes, GgmlType::Q8_0);
+    let step = d.to_f32();
+    for (x, y) in values.iter().zip(&back) {
+        assert!((x - y).abs() <= step * 0.5 + 127.0 * (step - 15.5 / 127.0).abs() + 1e-6, "{x} vs {y}");
+    }
+    // An all-zero block has scale 0 and zero quants.
+    assert_eq!(encode(&[0.0; 32], GgmlType::Q8_0), vec![0; 34]);
+    // A negative half rounds away from zero, as gguf-py's np_roundf.
+    let halves: Vec<f32> = [127.0f32, -0.5].into_iter().chain(std::iter::repeat_n(0.0, 30)).collect();
+    assert_eq!(encode(&halves, GgmlType::Q8_0)[3] as i8, -1);
+}
+
+#[test]
+fn every_type_round_trips_through_the_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("all.gguf");
+    let values: Vec<f32> = (0..64 * 3).map(|i| ((i as f32) * 0.37).sin() * 3.0).collect();
+    let mut writer = GgufWriter::new();
+    writer
+        .metadata("general.architecture", Value::string("llama"))
+        .unwrap()
+        .metadata("llama.block_count", Value::U32(2))
+        .unwrap()
+        .metadata("llama.rope.freq_base", Value::F32(10000.0))
+        .unwrap()
+        .metadata("tokenizer.ggml.tokens", Value::strings(["<s>", "a", "é"]))
+        .unwrap()
+        .metadata("tokenizer.ggml.token_type", Value::i32s([3, 1, 1]))
+        .unwrap()
+        .metadata("tokenizer.ggml.add_bos_token", Value::Bool(true))
+        .unwrap();
+    for ty in GgmlType::ALL {
+        writer.tensor(&format!("t.{}", ty.name()), &[3, 64], ty).unwrap();
+    }
+    let mut asked = Vec::new();
+    writer
+        .write(&path, |info| {
+            asked.push(info.name.clone());
+            Ok::<_, std::io::Error>(values.clone())
+        })
+        .unwrap();
+    assert_eq!(asked, ["t.F32", "t.F16", "t.BF16", "t.Q8_0"], "asked once each, in order");
+    let file = GgufFile::open(&path).unwrap();
+    assert_eq!(file.get("general.architecture").and_then(Value::as_str), Some("llama"));
+    assert_eq!(file.get("llama.block_count").and_then(Value::as_u64), Some(2));
+    assert_eq!(file.get("tokenizer.ggml.tokens"), Some(&Value::strings(["<s>", "a", "é"])));
+    assert_eq!(file.get("tokenizer.ggml.add_bos_token"), Some(&Value::Bool(true)));
+    for ty in GgmlType::ALL {
+        let name = format!("t.{}", ty.name());
+        let info = file.info(&name).unwrap();
+        assert_eq!((info.shape.as_slice(), info.ty), ([3, 64].as_slice(), ty));
+        let back = file.tensor_f32(&name).unwrap();
+        let worst = values.iter().zip(&back).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        // F32 exact; F16 within 2^-11 relative (|x| ≤ 3: 1.5e-3); BF16 2^-8 (1.2e-2); Q8_0 half a step of
+        // max|x| / 127 per block (1.2e-2) plus the f16 scale's rounding.
+        let bound = match ty {
+            GgmlType::F32 => 0.0,
+            GgmlType::F16 => 3.0 / 2048.0,
+            GgmlType::Bf16 => 3.0 / 256.0,
+            GgmlType::Q8_0 => 3.0 / 127.0 * 0.5 + 3.0 / 1024.0,
+        };
+        assert!(worst <= bound, "{name}: {worst} > {bound}");
+        assert_eq!(back, decode(&encode(&values, ty), ty), "{name}: the reader returns what the encoder wrote");
+    }
+}
+
+#[test]
+fn bad_input_is_refused_and_nothing_is_half_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = GgufWriter::new();
+    writer.metadata("k", Value::U8(1)).unwrap();
+    assert!(matches!(writer.metadata("k", Value::U8(2)), Err(GgufError::Invalid { .. })));
+    let mixed = Value::Array { element: sft_gguf::ValueType::I32, items: vec![Value::I32(1), Value::U8(2)] };
+    assert!(writer.metadata("mixed", mixed).unwrap_err().to_string().contains("must all be I32"));
+    let err = writer.tensor("w", &[4, 48], GgmlType::Q8_0).unwrap_err().to_string();
+    assert_eq!(err, "tensor `w`: its last axis (48) is not a multiple of Q8_0's block of 32");
+    writer.tensor("w", &[2, 32], GgmlType::F16).unwrap();
+
+    // An existing output is not overwritten.
+    let existing = dir.path().join("exists.gguf");
+    std::fs::write(&existing, b"keep").unwrap();
+    let err = writer.write(&existing, |_| Ok::<_, std::io::Error>(vec![0.0; 64])).unwrap_err();
+    assert!(matches!(err, GgufError::Exists { .. }), "{err}");
+    assert_eq!(std::fs::read(&existing).unwrap(), b"keep");
+
+    // A failing source or a wrong count leaves no file behind.
+    let out = dir.path().join("out.gguf");
+    let err = writer.write(&out, |_| Err(std::io::Error::other("disk on fire"))).unwrap_err();
+    assert_eq!(err.to_string(), "tensor `w`: disk on fire");
+    let err = writer.write(&out, |_| Ok::<_, std::io::Error>(vec![0.0; 10])).unwrap_err();
+    assert!(err.to_string().contains("10 values given for shape [2, 32]"), "{err}");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers, ["exists.gguf"], "no output and no temporary file");
+
+    // A truncated file, a foreign file and a type this crate does not read: errors naming the file.
+    writer.write(&out, |_| Ok::<_, std::io::Error>(vec![0.5; 64])).unwrap();
+    let bytes = std::fs::read(&out).unwrap();
+    let cut = dir.path().join("cut.gguf");
+    std::fs::write(&cut, &bytes[..bytes.len() - 10]).unwrap();
+    let err = GgufFile::open(&cut).unwrap_err().to_string();
+    assert!(err.starts_with(&format!("{}: tensor `w` runs past the end", cut.display())), "{err}");
+    let foreign = dir.path().join("foreign.gguf");
+    std::fs::write(&foreign, b"PK\x03\x04 not gguf").unwrap();
+    assert!(GgufFile::open(&foreign).unwrap_err().to_string().contains("no `GGUF` magic"));
+    let q4 = dir.path().join("q4.gguf");
+    let mut patched = bytes.clone();
+    let at = find_type_field(&patched, "w");
+    patched[at..at + 4].copy_from_slice(&2u32.to_le_bytes()); // Q4_0
+    std::fs::write(&q4, &patched).unwrap();
+    let err = GgufFile::open(&q4).unwrap_err().to_string();
+    assert!(err.contains("tensor `w`: ggml type 2 is not read here (F32, F16, BF16, Q8_0)"), "{err}");
+    assert!(GgmlType::parse("q4_k_m").is_none() && GgmlType::parse("q8_0") == Some(GgmlType::Q8_0));
+    assert!(GgufFile::open(Path::new("/nonexistent/x.gguf")).is_err());
+}
+
+/// The byte offset of the type field of tensor `name`'s descriptor (after its name and 2 dims).
+fn find_type_field(bytes: &[u8], name: &str) -> usize {
+    let mut needle = (name.len() as u64).to_le_bytes().to_vec();
+    needle.extend(name.as_bytes());
+    needle.extend(2u32.to_le_bytes());
+    let at = bytes.windows(needle.len()).position(|w| w == needle.as_slice()).expect("the descriptor");
+    at + needle.len() + 16
+}
