@@ -1,0 +1,155 @@
+//! Writing a model as llama.cpp's GGUF: metadata, tokenizer, and the tensors under llama.cpp's names, converted
+//! one at a time.
+
+use std::path::Path;
+
+use burn::tensor::FloatDType;
+use sft_gguf::{GgmlType, GgufWriter, Value};
+use sft_model::{LlamaConfig, LlamaForCausalLM, ModelFamily, RopeScaling, rope};
+
+use crate::arch::{apply, architecture, tensor_name, transform};
+use crate::error::{ExportError, Result};
+use crate::vocab::tokenizer_metadata;
+
+/// What [`export_gguf`] writes besides the weights.
+#[derive(Debug, Clone)]
+pub struct GgufExport<'a> {
+    /// The type of the matrices (F32, F16, BF16 or Q8_0); vectors (norms, biases) stay F32, and a matrix whose
+    /// rows are not a whole number of Q8_0 blocks is written as F16, as llama.cpp's converter does.
+    pub ty: GgmlType,
+    /// `general.name`.
+    pub name: String,
+    /// The base model's `tokenizer.json`.
+    pub tokenizer_json: &'a Path,
+    /// Its `tokenizer_config.json`, if it has one (special tokens, `chat_template`).
+    pub tokenizer_config: Option<&'a Path>,
+}
+
+/// llama.cpp's `general.file_type` of a model whose matrices are `ty`.
+fn file_type(ty: GgmlType) -> u32 {
+    match ty {
+        GgmlType::F32 => 0,
+        GgmlType::F16 => 1,
+        GgmlType::Q8_0 => 7,
+        GgmlType::Bf16 => 32,
+    }
+}
+
+/// Checks what llama.cpp cannot run as the config says, before anything is written.
+fn check(config: &LlamaConfig) -> Result<()> {
+    let unsupported = |what: &str, message: String| Err(ExportError::Unsupported { what: what.into(), message });
+    if let RopeScaling::LongRope { .. } = config.rope_scaling {
+        return unsupported("rope_scaling", "longrope is not exported to GGUF yet".into());
+    }
+    if config.family == ModelFamily::Gemma3 && config.query_pre_attn_scalar != Some(config.head_dim as f64) {
+        return unsupported(
+            "query_pre_attn_scalar",
+            format!(
+                "{:?} differs from head_dim {}: llama.cpp scales Gemma 3's scores by head_dim^-1/2 (save for the 27B)",
+                config.query_pre_attn_scalar, config.head_dim
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// The architecture metadata llama.cpp's loader reads for `config`.
+fn architecture_metadata(config: &LlamaConfig) -> Vec<(String, Value)> {
+    let arch = architecture(config.family);
+    let key = |k: &str| format!("{arch}.{k}");
+    let u32_of = |v: usize| Value::U32(v as u32);
+    let mut out = vec![
+        (key("context_length"), u32_of(config.max_position_embeddings)),
+        (key("embedding_length"), u32_of(config.hidden_size)),
+        (key("block_count"), u32_of(config.num_hidden_layers)),
+        (key("feed_forward_length"), u32_of(config.intermediate_size)),
+        (key("attention.head_count"), u32_of(config.num_attention_heads)),
+        (key("attention.head_count_kv"), u32_of(config.num_key_value_heads)),
+        (key("attention.key_length"), u32_of(config.head_dim)),
+        (key("attention.value_length"), u32_of(config.head_dim)),
+        (key("attention.layer_norm_rms_epsilon"), Value::F32(config.rms_norm_eps as f32)),
+        (key("rope.freq_base"), Value::F32(config.rope_theta as f32)),
+        (key("rope.dimension_count"), u32_of(config.rotary_dim)),
+        (key("vocab_size"), u32_of(config.vocab_size)),
+    ];
+    if let RopeScaling::Linear { factor } = config.rope_scaling {
+        out.push((key("rope.scaling.type"), Value::string("linear")));
+        out.push((key("rope.scaling.factor"), Value::F32(factor as f32)));
+    }
+    if let Some(window) = config.sliding_window
+        && matches!(config.family, ModelFamily::Gemma3 | ModelFamily::Phi3)
+    {
+        out.push((key("attention.sliding_window"), u32_of(window)));
+    }
+    out
+}
+
+/// Writes `model` (with `config`) to `out` as a GGUF file llama.cpp loads: llama.cpp's tensor names and layouts
+/// ([`crate::arch`]), the architecture's metadata, the tokenizer ([`crate::vocab`]), matrices in `export.ty`.
+/// Llama 3's `llama3` RoPE scaling is written as the `rope_freqs.weight` factors llama.cpp reads. The file is
+/// written under a temporary name and renamed; an existing `out` is an error, as is a model llama.cpp cannot run
+/// as configured (`longrope`, a Gemma score scale other than `head_dim`), before anything is written.
+pub fn export_gguf(model: &LlamaForCausalLM, config: &LlamaConfig, export: &GgufExport<'_>, out: &Path) -> Result<()> {
+    check(config)?;
+    let config = &LlamaConfig { tie_word_embeddings: model.lm_head.is_none(), ..config.clone() };
+    let arch = architecture(config.family);
+    let mut writer = GgufWriter::new();
+    writer.metadata("general.architecture", Value::string(arch))?;
+    writer.metadata("general.name", Value::string(&export.name))?;
+    writer.metadata("general.file_type", Value::U32(file_type(export.ty)))?;
+    writer.metadata("general.quantization_version", Value::U32(2))?;
+    for (key, value) in architecture_metadata(config) {
+        writer.metadata(&key, value)?;
+    }
+    for (key, value) in tokenizer_metadata(config, export.tokenizer_json, export.tokenizer_config)? {
+        writer.metadata(&key, value)?;
+    }
+
+    // llama3 scaling: llama.cpp divides each base frequency by a factor, stored as a tensor.
+    let rope_freqs: Option<Vec<f32>> = matches!(config.rope_scaling, RopeScaling::Llama3 { .. }).then(|| {
+        let plain = rope::inv_freq(&LlamaConfig { rope_scaling: RopeScaling::None, ..config.clone() });
+        plain.iter().zip(rope::inv_freq(config)).map(|(base, scaled)| base / scaled).collect()
+    });
+    if let Some(factors) = &rope_freqs {
+        writer.tensor("rope_freqs.weight", &[factors.len()], GgmlType::F32)?;
+    }
+    let mut entries = Vec::new();
+    for entry in model.hf_tensors(config, FloatDType::F32) {
+        let name = tensor_name(config.family, &entry.name).ok_or_else(|| ExportError::Unsupported {
+            what: entry.name.clone(),
+            message: "llama.cpp has no name for this tensor".into(),
+        })?;
+        let ty = match entry.shape.as_slice() {
+            [_, cols] if cols.is_multiple_of(export.ty.block_size()) => export.ty,
+            [_, _] => GgmlType::F16,
+            _ => GgmlType::F32,
+        };
+        writer.tensor(&name, &entry.shape, ty)?;
+        entries.push(Some(entry));
+    }
+    tracing::info!(arch, tensors = writer.tensors().len(), ty = export.ty.name(), out = %out.display(), "writing GGUF");
+    let mut next = 0usize;
+    let mut rope_freqs = rope_freqs;
+    writer.write(out, |info| -> std::result::Result<Vec<f32>, ExportError> {
+        if info.name == "rope_freqs.weight" {
+            return Ok(rope_freqs.take().unwrap_or_default());
+        }
+        let entry = entries.get_mut(next).and_then(Option::take);
+        next += 1;
+        let Some(entry) = entry else {
+            return Err(ExportError::Unsupported { what: info.name.clone(), message: "no data".into() });
+        };
+        let data = (entry.data)()?;
+        let values = data.try_into_vec::<f32>().map_err(|e| ExportError::Unsupported {
+            what: entry.name.clone(),
+            message: format!("not f32 data: {e:?}"),
+        })?;
+        let (rows, cols) = match entry.shape.as_slice() {
+            [rows, cols] => (*rows, *cols),
+            [n] => (1, *n),
+            _ => (1, values.len()),
+        };
+        Ok(apply(transform(config, &entry.name), values, rows, cols))
+    })?;
+    Ok(())
+}

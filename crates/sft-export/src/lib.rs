@@ -1,0 +1,18 @@
+//! # sft-export
+//!
+//! A model as llama.cpp runs it: [`export_gguf`] writes a [`LlamaForCausalLM`](sft_model::LlamaForCausalLM) (a
+//! merged fine-tune) as one GGUF file with llama.cpp's tensor names and layouts ([`arch`]), the metadata keys its
+//! loader reads, and the tokenizer ([`vocab`]), one tensor in memory at a time.
+//!
+//! ```text
+//! LlamaForCausalLM + LlamaConfig + the base repo's tokenizer files ─ export_gguf(out, GgmlType) ─► model.gguf
+//! ```
+#![deny(missing_docs)]
+
+pub mod arch;
+mod error;
+mod gguf;
+pub mod vocab;
+
+pub use error::{ExportError, Result};
+pub use gguf::{GgufExport, export_gguf};

@@ -1,0 +1,181 @@
+//! GGUF export of the micro models, read back with sft-gguf's reader: llama.cpp's tensor names, the q/k row
+//! order of its Llama RoPE, Gemma's `1 + w` norms, the metadata, the tokenizer, and the tensor types.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::print_stderr)]
+
+use std::collections::BTreeSet;
+
+use burn::prelude::*;
+use burn::tensor::FloatDType;
+use sft_export::{GgufExport, export_gguf};
+use sft_gguf::{GgmlType, GgufFile, Value};
+use sft_model::LlamaForCausalLM;
+use sft_testkit::{Tensors, model_fixture};
+
+fn export(folder: &str, ty: GgmlType) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = model_fixture(folder);
+    let (config, model) = LlamaForCausalLM::from_pretrained(&dir, &Device::flex(), FloatDType::F32).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().join("model.gguf");
+    let tokenizer_json = dir.join("tokenizer.json");
+    let tokenizer_config = dir.join("tokenizer_config.json");
+    let export = GgufExport {
+        ty,
+        name: folder.into(),
+        tokenizer_json: &tokenizer_json,
+        tokenizer_config: Some(&tokenizer_config),
+    };
+    export_gguf(&model, &config, &export, &path).unwrap();
+    (out, path)
+}
+
+fn u64_of(file: &GgufFile, key: &str) -> u64 {
+    file.get(key).and_then(Value::as_u64).unwrap_or_else(|| panic!("{key}"))
+}
+
+#[test]
+fn a_llama_architecture_model_is_written_as_llama_cpp_names_and_orders_it() {
+    // mistral-micro runs as llama.cpp's `llama`: 8 heads / 2 kv heads of 8, hidden 64, 2 layers.
+    let (_dir, path) = export("mistral-micro", GgmlType::F32);
+    let file = GgufFile::open(&path).unwrap();
+    assert_eq!(file.get("general.architecture").and_then(Value::as_str), Some("llama"));
+    for (key, value) in [
+        ("llama.block_count", 2),
+        ("llama.embedding_length", 64),
+        ("llama.feed_forward_length", 128),
+        ("llama.attention.head_count", 8),
+        ("llama.attention.head_count_kv", 2),
+        ("llama.rope.dimension_count", 8),
+        ("llama.context_length", 2048),
+        ("general.file_type", 0),
+    ] {
+        assert_eq!(u64_of(&file, key), value, "{key}");
+    }
+    assert_eq!(file.get("llama.attention.layer_norm_rms_epsilon"), Some(&Value::F32(1e-5)));
+    assert_eq!(file.get("llama.rope.freq_base"), Some(&Value::F32(10000.0)));
+    let names: BTreeSet<String> = file.tensors.iter().map(|(t, _)| t.name.clone()).collect();
+    let mut expected: BTreeSet<String> =
+        ["token_embd.weight", "output_norm.weight", "output.weight"].map(String::from).into();
+    for l in 0..2 {
+        for t in
+            ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"]
+        {
+            expected.insert(format!("blk.{l}.{t}.weight"));
+        }
+    }
+    assert_eq!(names, expected);
+
+    // Values: the embeddings as they are; q rows of each head of 8 reordered from [0..4 | 4..8] to interleaved
+    // pairs (llama.cpp's `permute`): new row 2j + s = old row 4s + j.
+    let weights = Tensors::open(&model_fixture("mistral-micro").join("model.safetensors"));
+    assert_eq!(file.tensor_f32("token_embd.weight").unwrap(), weights.f32("model.embed_tokens.weight").0);
+    let (q, shape) = weights.f32("model.layers.0.self_attn.q_proj.weight");
+    assert_eq!(file.info("blk.0.attn_q.weight").unwrap().shape, shape);
+    let ours = file.tensor_f32("blk.0.attn_q.weight").unwrap();
+    let cols = shape[1];
+    let row = |v: &[f32], r: usize| v[r * cols..(r + 1) * cols].to_vec();
+    for head in 0..8 {
+        for (new, old) in [(0, 0), (1, 4), (2, 1), (3, 5), (6, 3), (7, 7)] {
+            assert_eq!(row(&ours, head * 8 + new), row(&q, head * 8 + old), "head {head} row {new}");
+        }
+    }
+    // k with its 2 kv heads the same way; v untouched.
+    let (k, _) = weights.f32("model.layers.1.self_attn.k_proj.weight");
+    assert_eq!(row(&file.tensor_f32("blk.1.attn_k.weight").unwrap(), 8 + 1), row(&k, 8 + 4));
+    assert_eq!(
+        file.tensor_f32("blk.1.attn_v.weight").unwrap(),
+        weights.f32("model.layers.1.self_attn.v_proj.weight").0
+    );
+
+    // The tokenizer: a token for every embedding row, special tokens as control tokens, the merges, the ids.
+    let Some(Value::Array { items: tokens, .. }) = file.get("tokenizer.ggml.tokens") else { panic!("tokens") };
+    assert_eq!(tokens.len(), 4096);
+    assert_eq!(tokens[0], Value::string("<|begin_of_text|>"));
+    let Some(Value::Array { items: types, .. }) = file.get("tokenizer.ggml.token_type") else { panic!("types") };
+    assert_eq!((types[0].clone(), types[300].clone()), (Value::I32(3), Value::I32(1)));
+    let Some(Value::Array { items: merges, .. }) = file.get("tokenizer.ggml.merges") else { panic!("merges") };
+    assert_eq!(merges[0], Value::string("Ġ t"));
+    assert_eq!(
+        ["bos_token_id", "eos_token_id", "padding_token_id"].map(|k| u64_of(&file, &format!("tokenizer.ggml.{k}"))),
+        [0, 1, 2]
+    );
+    assert_eq!(file.get("tokenizer.ggml.model").and_then(Value::as_str), Some("gpt2"));
+    assert_eq!(file.get("tokenizer.ggml.add_bos_token"), Some(&Value::Bool(true)), "the post-processor adds BOS");
+    assert!(file.get("tokenizer.chat_template").and_then(Value::as_str).is_some_and(|t| t.contains("[INST]")));
+}
+
+#[test]
+fn qwen3_phi3_and_gemma3_keep_their_layouts() {
+    // Qwen3: no reordering (llama.cpp's NEOX RoPE is rotate-half), q/k norms named attn_q_norm / attn_k_norm.
+    let (_d, path) = export("qwen3-micro", GgmlType::F16);
+    let file = GgufFile::open(&path).unwrap();
+    let weights = Tensors::open(&model_fixture("qwen3-micro").join("model.safetensors"));
+    assert_eq!(file.get("general.architecture").and_then(Value::as_str), Some("qwen3"));
+    assert_eq!((u64_of(&file, "qwen3.attention.key_length"), u64_of(&file, "general.file_type")), (32, 1));
+    let q = file.tensor_f32("blk.0.attn_q.weight").unwrap();
+    let expected = weights.f32("model.layers.0.self_attn.q_proj.weight").0;
+    let worst = q.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst <= 1e-4, "F16 of the q weights: {worst}");
+    assert_eq!(file.info("blk.0.attn_q.weight").unwrap().ty, GgmlType::F16);
+    assert_eq!(file.info("blk.0.attn_q_norm.weight").unwrap().ty, GgmlType::F32, "vectors stay F32");
+    assert_eq!(
+        file.tensor_f32("blk.1.attn_k_norm.weight").unwrap(),
+        weights.f32("model.layers.1.self_attn.k_norm.weight").0
+    );
+
+    // Phi-3: the fused projections as attn_qkv and ffn_up (twice the width), partial rotary 8 of 16.
+    let (_d, path) = export("phi3-micro", GgmlType::Q8_0);
+    let file = GgufFile::open(&path).unwrap();
+    assert_eq!(file.info("blk.0.attn_qkv.weight").unwrap().shape, [128, 64]);
+    assert_eq!(file.info("blk.0.ffn_up.weight").unwrap().shape, [256, 64]);
+    assert_eq!(file.info("blk.0.ffn_up.weight").unwrap().ty, GgmlType::Q8_0);
+    assert_eq!((u64_of(&file, "phi3.rope.dimension_count"), u64_of(&file, "general.file_type")), (8, 7));
+    let weights = Tensors::open(&model_fixture("phi3-micro").join("model.safetensors"));
+    let (w, _) = weights.f32("model.layers.1.mlp.gate_up_proj.weight");
+    let ours = file.tensor_f32("blk.1.ffn_up.weight").unwrap();
+    let scale = w.iter().fold(0.0f32, |m, v| m.max(v.abs())) / 127.0;
+    let worst = ours.iter().zip(&w).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst <= scale * 0.51, "Q8_0 within half a step of the largest block scale: {worst} vs {scale}");
+
+    // Gemma 3: its four norms per layer, stored as 1 + w; the window; tied, so no output.weight.
+    let (_d, path) = export("gemma3-micro", GgmlType::Bf16);
+    let file = GgufFile::open(&path).unwrap();
+    let weights = Tensors::open(&model_fixture("gemma3-micro").join("model.safetensors"));
+    for (ours, theirs) in [
+        ("blk.2.post_attention_norm.weight", "model.layers.2.post_attention_layernorm.weight"),
+        ("blk.2.ffn_norm.weight", "model.layers.2.pre_feedforward_layernorm.weight"),
+        ("blk.2.post_ffw_norm.weight", "model.layers.2.post_feedforward_layernorm.weight"),
+        ("blk.0.attn_q_norm.weight", "model.layers.0.self_attn.q_norm.weight"),
+        ("output_norm.weight", "model.norm.weight"),
+    ] {
+        let plus_one: Vec<f32> = weights.f32(theirs).0.iter().map(|w| w + 1.0).collect();
+        assert_eq!(file.tensor_f32(ours).unwrap(), plus_one, "{ours}");
+    }
+    assert!(file.info("output.weight").is_none());
+    assert_eq!(u64_of(&file, "gemma3.attention.sliding_window"), 16);
+}
+
+#[test]
+fn what_llama_cpp_cannot_take_is_refused_before_writing() {
+    let dir = model_fixture("qwen2-micro");
+    let (config, model) = LlamaForCausalLM::from_pretrained(&dir, &Device::flex(), FloatDType::F32).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let tokenizer_json = dir.join("tokenizer.json");
+    let export =
+        GgufExport { ty: GgmlType::F16, name: "x".into(), tokenizer_json: &tokenizer_json, tokenizer_config: None };
+    // An existing output.
+    let existing = out.path().join("exists.gguf");
+    std::fs::write(&existing, b"keep").unwrap();
+    let err = export_gguf(&model, &config, &export, &existing).unwrap_err().to_string();
+    assert!(err.contains("exists already"), "{err}");
+    assert_eq!(std::fs::read(&existing).unwrap(), b"keep");
+    // A SentencePiece-style vocabulary.
+    let mut tokenizer: serde_json::Value = serde_json::from_slice(&std::fs::read(&tokenizer_json).unwrap()).unwrap();
+    tokenizer["model"]["byte_fallback"] = true.into();
+    let spm = out.path().join("tokenizer.json");
+    std::fs::write(&spm, tokenizer.to_string()).unwrap();
+    let export = GgufExport { tokenizer_json: &spm, ..export };
+    let err = export_gguf(&model, &config, &export, &out.path().join("a.gguf")).unwrap_err().to_string();
+    assert!(err.contains("with byte_fallback (SentencePiece-style) is not exported to GGUF yet"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(out.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left.len(), 2, "nothing written: {left:?}");
+}
