@@ -50,6 +50,25 @@ fn check(config: &LlamaConfig) -> Result<()> {
             ),
         );
     }
+    if config.family == ModelFamily::Gemma3 {
+        // llama.cpp's Gemma 3: every 6th layer global, the others windowed with RoPE base 10000.
+        let pattern: Vec<bool> = (0..config.num_hidden_layers).map(|l| (l + 1) % 6 != 0).collect();
+        if config.window_layers != pattern {
+            return unsupported(
+                "layer_types",
+                format!(
+                    "llama.cpp runs Gemma 3 with every 6th layer global; this model's windowed layers are {:?}",
+                    config.window_layers
+                ),
+            );
+        }
+        if config.rope_local_theta != Some(10_000.0) {
+            return unsupported(
+                "rope_local_base_freq",
+                format!("{:?}: llama.cpp runs Gemma 3's windowed layers with RoPE base 10000", config.rope_local_theta),
+            );
+        }
+    }
     Ok(())
 }
 
@@ -88,7 +107,8 @@ fn architecture_metadata(config: &LlamaConfig) -> Vec<(String, Value)> {
 /// ([`crate::arch`]), the architecture's metadata, the tokenizer ([`crate::vocab`]), matrices in `export.ty`.
 /// Llama 3's `llama3` RoPE scaling is written as the `rope_freqs.weight` factors llama.cpp reads. The file is
 /// written under a temporary name and renamed; an existing `out` is an error, as is a model llama.cpp cannot run
-/// as configured (`longrope`, a Gemma score scale other than `head_dim`), before anything is written.
+/// as configured (`longrope`; for Gemma 3 a score scale other than `head_dim`, another global-layer pattern than
+/// every 6th, another local RoPE base than 10000), before anything is written.
 pub fn export_gguf(model: &LlamaForCausalLM, config: &LlamaConfig, export: &GgufExport<'_>, out: &Path) -> Result<()> {
     check(config)?;
     let config = &LlamaConfig { tie_word_embeddings: model.lm_head.is_none(), ..config.clone() };

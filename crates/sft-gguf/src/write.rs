@@ -132,6 +132,12 @@ impl GgufWriter {
             }
             out.flush().map_err(io)?;
         }
+        // A temporary file is created private (0600); the output gets a plain file's permissions.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(io)?;
+        }
         file.as_file().sync_all().map_err(io)?;
         file.persist_noclobber(path).map_err(|e| match e.error.kind() {
             std::io::ErrorKind::AlreadyExists => GgufError::Exists { path: path.to_owned() },

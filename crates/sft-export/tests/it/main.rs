@@ -136,8 +136,20 @@ fn qwen3_phi3_and_gemma3_keep_their_layouts() {
     let worst = ours.iter().zip(&w).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(worst <= scale * 0.51, "Q8_0 within half a step of the largest block scale: {worst} vs {scale}");
 
-    // Gemma 3: its four norms per layer, stored as 1 + w; the window; tied, so no output.weight.
-    let (_d, path) = export("gemma3-micro", GgmlType::Bf16);
+    // Gemma 3: llama.cpp runs every 6th layer global; gemma3-micro's pattern of 3 is refused, naming the key.
+    let dir = model_fixture("gemma3-micro");
+    let (config, model) = LlamaForCausalLM::from_pretrained(&dir, &Device::flex(), FloatDType::F32).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let tokenizer_json = dir.join("tokenizer.json");
+    let export =
+        GgufExport { ty: GgmlType::Bf16, name: "g".into(), tokenizer_json: &tokenizer_json, tokenizer_config: None };
+    let err = export_gguf(&model, &config, &export, &out.path().join("g.gguf")).unwrap_err().to_string();
+    assert!(err.starts_with("layer_types: llama.cpp runs Gemma 3 with every 6th layer global"), "{err}");
+    // With its 4 layers windowed (what the rule gives for 4 layers): four norms per layer, stored as 1 + w; the
+    // window; tied, so no output.weight.
+    let config = sft_model::LlamaConfig { window_layers: vec![true; 4], ..config };
+    let path = out.path().join("g.gguf");
+    export_gguf(&model, &config, &export, &path).unwrap();
     let file = GgufFile::open(&path).unwrap();
     let weights = Tensors::open(&model_fixture("gemma3-micro").join("model.safetensors"));
     for (ours, theirs) in [

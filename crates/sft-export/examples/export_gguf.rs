@@ -1,0 +1,36 @@
+//! Exports a Hugging Face model directory (`config.json`, `model.safetensors`, `tokenizer.json`) as GGUF, for
+//! checking the export with independent readers (`scripts/gguf/check_export.py` loads it with transformers' GGUF
+//! loader and compares logits):
+//!
+//! ```sh
+//! cargo run -p sft-export --example export_gguf -- crates/sft-model/tests/fixtures/qwen3-micro /tmp/q.gguf f32
+//! ```
+
+use std::path::Path;
+
+use burn::prelude::*;
+use burn::tensor::FloatDType;
+use sft_export::{GgufExport, export_gguf};
+use sft_gguf::GgmlType;
+use sft_model::LlamaForCausalLM;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [dir, out, ty] = args.as_slice() else {
+        return Err("usage: export_gguf MODEL_DIR OUT.gguf f32|f16|bf16|q8_0".into());
+    };
+    let ty = GgmlType::parse(ty).ok_or("type: f32, f16, bf16 or q8_0")?;
+    let dir = Path::new(dir);
+    let (config, model) = LlamaForCausalLM::from_pretrained(dir, &Device::flex(), FloatDType::F32)?;
+    let tokenizer_json = dir.join("tokenizer.json");
+    let tokenizer_config = dir.join("tokenizer_config.json");
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tokenizer_config = tokenizer_config.is_file().then_some(tokenizer_config.as_path());
+    export_gguf(
+        &model,
+        &config,
+        &GgufExport { ty, name, tokenizer_json: &tokenizer_json, tokenizer_config },
+        Path::new(out),
+    )?;
+    Ok(())
+}

@@ -1,0 +1,53 @@
+"""Loads a GGUF file written by `cargo run -p sft-export --example export_gguf -- MODEL_DIR OUT.gguf TYPE` with
+transformers' GGUF loader (which dequantizes it into a torch model) and compares its logits on the reference batch
+with the original Hugging Face model's (MODEL_DIR, which sft-model matches within 1e-5).
+
+    python3 -m venv /tmp/gguf-venv
+    /tmp/gguf-venv/bin/pip install torch==2.15.0 transformers==5.24.0 accelerate gguf numpy safetensors
+    /tmp/gguf-venv/bin/python scripts/gguf/check_export.py MODEL_DIR OUT.gguf
+
+Prints the largest logit difference over real positions. Two limits of transformers' GGUF loader are worked
+around here, not in the file: it ignores `qwen3.attention.key_length` (so a Qwen3 whose head_dim is not 128 gets the
+default), so the config's head_dim is set from that key; it drops `rope.dimension_count` (Phi-3's partial rotary),
+so `partial_rotary_factor` is set from it; and it loads llama.cpp's `llama` architecture without a
+sliding window (as llama.cpp runs it), so a Mistral export is also compared with the original with the window off.
+"""
+
+import os
+import sys
+
+import torch
+from safetensors.torch import load_file
+from gguf import GGUFReader
+from transformers import AutoConfig, AutoModelForCausalLM
+
+model_dir, gguf_path = sys.argv[1], sys.argv[2]
+torch.manual_seed(0)
+reference = load_file(os.path.join(model_dir, "reference.safetensors"))
+ids, mask = reference["input_ids"], reference["attention_mask"]
+original = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+where, name = os.path.dirname(os.path.abspath(gguf_path)), os.path.basename(gguf_path)
+config = AutoConfig.from_pretrained(where, gguf_file=name)
+fields = GGUFReader(gguf_path).fields
+arch = bytes(fields["general.architecture"].parts[-1]).decode()
+key_length = fields.get(f"{arch}.attention.key_length")
+if key_length is not None:
+    config.head_dim = int(key_length.parts[-1][0])
+# The loader drops rope.dimension_count: Phi-3's partial rotary comes back as the default (all of head_dim).
+rotary = fields.get(f"{arch}.rope.dimension_count")
+if arch == "phi3" and rotary is not None:
+    factor = int(rotary.parts[-1][0]) / (config.hidden_size // config.num_attention_heads)
+    config.partial_rotary_factor = factor
+    if isinstance(getattr(config, "rope_parameters", None), dict):
+        config.rope_parameters["partial_rotary_factor"] = factor
+exported = AutoModelForCausalLM.from_pretrained(where, gguf_file=name, config=config, dtype=torch.float32).eval()
+real = mask.bool()
+with torch.no_grad():
+    b = exported(input_ids=ids, attention_mask=mask).logits
+    a = original(input_ids=ids, attention_mask=mask).logits
+    print(f"{os.path.basename(model_dir)} via {name} ({arch}): max |logit difference| {(a - b).abs()[real].max().item():.3e}")
+    if arch == "llama" and getattr(original.config, "sliding_window", None):
+        original.config.sliding_window = None
+        plain = AutoModelForCausalLM.from_pretrained(model_dir, config=original.config, dtype=torch.float32).eval()
+        a = plain(input_ids=ids, attention_mask=mask).logits
+        print(f"  against the original with its sliding window off: {(a - b).abs()[real].max().item():.3e}")
