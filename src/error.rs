@@ -69,6 +69,9 @@ pub enum SftError {
     /// Collation failed.
     #[error(transparent)]
     Collate(#[from] sft_collate::CollateError),
+    /// Exporting for serving failed.
+    #[error(transparent)]
+    Export(#[from] sft_export::ExportError),
 }
 
 impl SftError {

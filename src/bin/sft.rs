@@ -1,5 +1,5 @@
 //! The `sft` command line: `sft train --config FILE [--set key.path=value …]`, `eval`, `generate`, `inspect`,
-//! `merge --adapter DIR --out DIR`, `push --adapter DIR`.
+//! `merge --adapter DIR --out DIR`, `export gguf --adapter DIR --out FILE`, `push --adapter DIR`.
 //!
 //! Errors print one line (the file and key path for config errors) and exit with status 1; a config that fails to
 //! load or validate writes nothing to `output_dir`.
@@ -106,6 +106,31 @@ enum Command {
         #[arg(long)]
         base: Option<String>,
     },
+    /// Export a fine-tune for serving.
+    Export {
+        /// The format.
+        #[command(subcommand)]
+        format: Export,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum Export {
+    /// The adapter merged into its base, as one GGUF file for llama.cpp / Ollama / LM Studio.
+    Gguf {
+        /// The adapter directory (`adapter_config.json`, `adapter_model.safetensors`).
+        #[arg(long)]
+        adapter: PathBuf,
+        /// The GGUF file to write (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+        /// The matrices' type: f32, f16, bf16 or q8_0 (norms and biases stay f32).
+        #[arg(long = "type", default_value = "f16")]
+        ty: String,
+        /// The base model (a local directory or a Hub repo id); default: the adapter's `base_model_name_or_path`.
+        #[arg(long)]
+        base: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -185,6 +210,11 @@ fn run(cli: Cli) -> sft::Result<()> {
         Command::Merge { adapter, out, base } => {
             sft::pipeline::merge_adapter(&adapter, base.as_deref(), &out, &HubSettings::from_env()?)?;
             println!("merged      {} → {}", adapter.display(), out.display());
+            Ok(())
+        }
+        Command::Export { format: Export::Gguf { adapter, out, ty, base } } => {
+            sft::pipeline::export_gguf(&adapter, base.as_deref(), &out, &ty, &HubSettings::from_env()?)?;
+            println!("exported    {} → {} ({})", adapter.display(), out.display(), ty.to_uppercase());
             Ok(())
         }
     }

@@ -440,6 +440,41 @@ fn a_qwen3_directory_as_model_name_inspects_trains_and_merges() {
     assert_eq!((generation["eos_token_id"].as_u64(), generation["pad_token_id"].as_u64()), (Some(1), Some(2)));
     let diff = max_logit_diff(&merged, &qwen3, Some(&output_dir));
     assert!(diff <= 1e-4, "merged logits differ by {diff}");
+
+    // The same merge as GGUF: llama.cpp's qwen3 names, the merged weights (f32: bit for bit), the tokenizer.
+    let gguf = out.path().join("merged.gguf");
+    let export = |ty: &str, path: &std::path::Path| {
+        sft(&[
+            "export",
+            "gguf",
+            "--adapter",
+            output_dir.to_str().unwrap(),
+            "--out",
+            path.to_str().unwrap(),
+            "--type",
+            ty,
+        ])
+    };
+    let result = export("f32", &gguf);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let file = sft_gguf::GgufFile::open(&gguf).unwrap();
+    assert_eq!(file.get("general.architecture").and_then(sft_gguf::Value::as_str), Some("qwen3"));
+    let weights = sft_testkit::Tensors::open(&merged.join("model.safetensors"));
+    assert_eq!(
+        file.tensor_f32("blk.1.attn_v.weight").unwrap(),
+        weights.f32("model.layers.1.self_attn.v_proj.weight").0
+    );
+    // An existing output and a type that is not written: one-line errors, the file untouched.
+    let again = export("f32", &gguf);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("exists already"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let q4 = export("q4_k_m", &out.path().join("q4.gguf"));
+    let stderr = String::from_utf8_lossy(&q4.stderr);
+    assert!(stderr.contains("--type: `q4_k_m` is not a GGUF type written here (F32, F16, BF16, Q8_0)"), "{stderr}");
+    assert!(!out.path().join("q4.gguf").exists());
 }
 
 #[test]
