@@ -11,10 +11,15 @@ use sft_gguf::{GgmlType, GgufFile, Value};
 use sft_model::LlamaForCausalLM;
 use sft_testkit::{Tensors, model_fixture};
 
-fn export(folder: &str, ty: GgmlType) -> (tempfile::TempDir, std::path::PathBuf) {
+/// Fixture `folder`: its directory, config and model, and a fresh output directory.
+fn load(folder: &str) -> (std::path::PathBuf, sft_model::LlamaConfig, LlamaForCausalLM, tempfile::TempDir) {
     let dir = model_fixture(folder);
     let (config, model) = LlamaForCausalLM::from_pretrained(&dir, &Device::flex(), FloatDType::F32).unwrap();
-    let out = tempfile::tempdir().unwrap();
+    (dir, config, model, tempfile::tempdir().unwrap())
+}
+
+fn export(folder: &str, ty: GgmlType) -> (tempfile::TempDir, std::path::PathBuf) {
+    let (dir, config, model, out) = load(folder);
     let path = out.path().join("model.gguf");
     let tokenizer_json = dir.join("tokenizer.json");
     let tokenizer_config = dir.join("tokenizer_config.json");
@@ -137,9 +142,7 @@ fn qwen3_phi3_and_gemma3_keep_their_layouts() {
     assert!(worst <= scale * 0.51, "Q8_0 within half a step of the largest block scale: {worst} vs {scale}");
 
     // Gemma 3: llama.cpp runs every 6th layer global; gemma3-micro's pattern of 3 is refused, naming the key.
-    let dir = model_fixture("gemma3-micro");
-    let (config, model) = LlamaForCausalLM::from_pretrained(&dir, &Device::flex(), FloatDType::F32).unwrap();
-    let out = tempfile::tempdir().unwrap();
+    let (dir, config, model, out) = load("gemma3-micro");
     let tokenizer_json = dir.join("tokenizer.json");
     let export =
         GgufExport { ty: GgmlType::Bf16, name: "g".into(), tokenizer_json: &tokenizer_json, tokenizer_config: None };
@@ -168,9 +171,7 @@ fn qwen3_phi3_and_gemma3_keep_their_layouts() {
 
 #[test]
 fn what_llama_cpp_cannot_take_is_refused_before_writing() {
-    let dir = model_fixture("qwen2-micro");
-    let (config, model) = LlamaForCausalLM::from_pretrained(&dir, &Device::flex(), FloatDType::F32).unwrap();
-    let out = tempfile::tempdir().unwrap();
+    let (dir, config, model, out) = load("qwen2-micro");
     let tokenizer_json = dir.join("tokenizer.json");
     let export =
         GgufExport { ty: GgmlType::F16, name: "x".into(), tokenizer_json: &tokenizer_json, tokenizer_config: None };
