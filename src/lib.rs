@@ -20,6 +20,7 @@ pub mod allocator;
 pub mod config;
 mod dataset;
 mod error;
+pub mod export;
 mod model;
 pub mod pipeline;
 pub mod progress;

@@ -213,7 +213,7 @@ fn run(cli: Cli) -> sft::Result<()> {
             Ok(())
         }
         Command::Export { format: Export::Gguf { adapter, out, ty, base } } => {
-            sft::pipeline::export_gguf(&adapter, base.as_deref(), &out, &ty, &HubSettings::from_env()?)?;
+            sft::export::export_gguf(&adapter, base.as_deref(), &out, &ty, &HubSettings::from_env()?)?;
             println!("exported    {} → {} ({})", adapter.display(), out.display(), ty.to_uppercase());
             Ok(())
         }
