@@ -3,7 +3,7 @@
 use burn::prelude::*;
 use sft_hub::HubSettings;
 
-use crate::error::Result;
+use crate::error::{Result, SftError};
 use crate::pipeline::load_adapted;
 
 /// Merges `adapter` into its base (`base`, default: the adapter's `base_model_name_or_path`) and writes the result
@@ -17,14 +17,7 @@ pub fn export_gguf(
     ty: &str,
     hub: &HubSettings,
 ) -> Result<()> {
-    let unsupported = |message: String| sft_export::ExportError::Unsupported { what: "--type".into(), message };
-    let ty = sft_gguf::GgmlType::parse(ty).ok_or_else(|| {
-        let known: Vec<&str> = sft_gguf::GgmlType::ALL.iter().map(|t| t.name()).collect();
-        unsupported(format!("`{ty}` is not a GGUF type written here ({})", known.join(", ")))
-    })?;
-    if out.exists() {
-        return Err(sft_export::ExportError::from(sft_gguf::GgufError::Exists { path: out.to_owned() }).into());
-    }
+    let ty = checked_output(out, ty)?;
     let (base, config, model) = load_adapted(adapter, base, hub, &Device::flex())?;
     let merged = sft_peft::merge_and_unload(model);
     let repo = sft_hub::AnyRepo::open(&base, sft_hub::RepoKind::Model, None, hub)?;
@@ -41,4 +34,41 @@ pub fn export_gguf(
     sft_export::export_gguf(&merged, &config, &export, out)?;
     tracing::info!(base = %base, adapter = %adapter.display(), out = %out.display(), ty = ty.name(), "exported GGUF");
     Ok(())
+}
+
+/// Writes `adapter` alone as llama.cpp's GGUF LoRA at `out` (`llama-cli -m base.gguf --lora out`), factors in `ty`;
+/// the base (`base`, default: the adapter's `base_model_name_or_path`) is read for its `config.json` only.
+/// `modules_to_save` and factors that do not fit the base are errors; an existing `out` is refused.
+pub fn export_lora_gguf(
+    adapter: &std::path::Path,
+    base: Option<&str>,
+    out: &std::path::Path,
+    ty: &str,
+    hub: &HubSettings,
+) -> Result<()> {
+    let ty = checked_output(out, ty)?;
+    let (_, named) = sft_peft::read_adapter_config(adapter)?;
+    let base = base.map(str::to_owned).or(named).ok_or_else(|| SftError::Config {
+        path: adapter.join(sft_peft::ADAPTER_CONFIG),
+        key: "base_model_name_or_path".into(),
+        message: "is missing; name the base model explicitly".into(),
+    })?;
+    let config = crate::load_model_config(&base, hub)?;
+    sft_export::export_lora_gguf(&config, adapter, ty, out)?;
+    Ok(())
+}
+
+/// The GGUF type named `ty`, and `out` free: errors naming the option or the file before anything is read.
+fn checked_output(out: &std::path::Path, ty: &str) -> Result<sft_gguf::GgmlType> {
+    let ty = sft_gguf::GgmlType::parse(ty).ok_or_else(|| {
+        let known: Vec<&str> = sft_gguf::GgmlType::ALL.iter().map(|t| t.name()).collect();
+        sft_export::ExportError::Unsupported {
+            what: "--type".into(),
+            message: format!("`{ty}` is not a GGUF type written here ({})", known.join(", ")),
+        }
+    })?;
+    if out.exists() {
+        return Err(sft_export::ExportError::from(sft_gguf::GgufError::Exists { path: out.to_owned() }).into());
+    }
+    Ok(ty)
 }

@@ -130,6 +130,9 @@ enum Export {
         /// The base model (a local directory or a Hub repo id); default: the adapter's `base_model_name_or_path`.
         #[arg(long)]
         base: Option<String>,
+        /// Write the adapter alone, as a llama.cpp LoRA (`llama-cli -m base.gguf --lora FILE`), not merged.
+        #[arg(long)]
+        adapter_only: bool,
     },
 }
 
@@ -212,8 +215,13 @@ fn run(cli: Cli) -> sft::Result<()> {
             println!("merged      {} → {}", adapter.display(), out.display());
             Ok(())
         }
-        Command::Export { format: Export::Gguf { adapter, out, ty, base } } => {
-            sft::export::export_gguf(&adapter, base.as_deref(), &out, &ty, &HubSettings::from_env()?)?;
+        Command::Export { format: Export::Gguf { adapter, out, ty, base, adapter_only } } => {
+            let hub = HubSettings::from_env()?;
+            if adapter_only {
+                sft::export::export_lora_gguf(&adapter, base.as_deref(), &out, &ty, &hub)?;
+            } else {
+                sft::export::export_gguf(&adapter, base.as_deref(), &out, &ty, &hub)?;
+            }
             println!("exported    {} → {} ({})", adapter.display(), out.display(), ty.to_uppercase());
             Ok(())
         }

@@ -475,6 +475,37 @@ fn a_qwen3_directory_as_model_name_inspects_trains_and_merges() {
     let stderr = String::from_utf8_lossy(&q4.stderr);
     assert!(stderr.contains("--type: `q4_k_m` is not a GGUF type written here (F32, F16, BF16, Q8_0)"), "{stderr}");
     assert!(!out.path().join("q4.gguf").exists());
+
+    // The adapter alone as a llama.cpp LoRA. This run trained lm_head in full (modules_to_save), which a llama.cpp
+    // LoRA cannot carry: refused, saying what to do.
+    let lora = out.path().join("adapter.gguf");
+    let adapter_only = |adapter: &std::path::Path, extra: &[&str], to: &std::path::Path| {
+        let mut args = vec!["export", "gguf", "--adapter-only", "--adapter", adapter.to_str().unwrap()];
+        args.extend(extra);
+        args.extend(["--out", to.to_str().unwrap()]);
+        sft(&args)
+    };
+    let refused = adapter_only(&output_dir, &[], &lora);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("modules_to_save [\"lm_head\"]: a llama.cpp LoRA carries only lora_A / lora_B"),
+        "{stderr}"
+    );
+    // Trained without it: lora_a / lora_b under the base tensors' names.
+    let plain_run = out.path().join("qwen3-lora-only");
+    let args = short_train_args(&plain_run, &[&model_name, "lora_config.modules_to_save=null"]);
+    let result = sft(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let result = adapter_only(&plain_run, &[], &lora);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let file = sft_gguf::GgufFile::open(&lora).unwrap();
+    assert_eq!(file.get("general.type").and_then(sft_gguf::Value::as_str), Some("adapter"));
+    assert!(file.info("blk.0.attn_q.weight.lora_a").is_some(), "{:?}", file.tensors);
+    // The same adapter against another base (llama-micro: head_dim 16, not 32) is refused, naming the tensor.
+    let llama = root().join("crates/sft-model/tests/fixtures/llama-micro");
+    let other = adapter_only(&plain_run, &["--base", llama.to_str().unwrap()], &out.path().join("other.gguf"));
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(!other.status.success() && stderr.contains("an adapter for another base model?"), "{stderr}");
 }
 
 #[test]

@@ -24,6 +24,9 @@ pub enum ExportError {
     /// Writing the GGUF file failed.
     #[error(transparent)]
     Gguf(#[from] sft_gguf::GgufError),
+    /// Reading the PEFT adapter failed.
+    #[error(transparent)]
+    Peft(#[from] sft_peft::PeftError),
     /// Producing a tensor of the model failed.
     #[error(transparent)]
     Model(#[from] sft_model::ModelError),

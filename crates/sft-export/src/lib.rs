@@ -6,13 +6,16 @@
 //!
 //! ```text
 //! LlamaForCausalLM + LlamaConfig + the base repo's tokenizer files ─ export_gguf(out, GgmlType) ─► model.gguf
+//! PEFT adapter dir + the base's LlamaConfig ─ export_lora_gguf(out, GgmlType) ─► adapter.gguf (llama.cpp --lora)
 //! ```
 #![deny(missing_docs)]
 
 pub mod arch;
 mod error;
 mod gguf;
+mod lora;
 pub mod vocab;
 
 pub use error::{ExportError, Result};
 pub use gguf::{GgufExport, export_gguf};
+pub use lora::export_lora_gguf;

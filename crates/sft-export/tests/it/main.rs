@@ -2,6 +2,8 @@
 //! order of its Llama RoPE, Gemma's `1 + w` norms, the metadata, the tokenizer, and the tensor types.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::print_stderr)]
 
+mod lora;
+
 use std::collections::BTreeSet;
 
 use burn::prelude::*;
