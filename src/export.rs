@@ -10,14 +10,21 @@ use crate::pipeline::load_adapted;
 /// to `out` as a GGUF file with matrices in `ty` (f32, f16, bf16, q8_0) and the base's tokenizer: the model
 /// llama.cpp, Ollama and LM Studio run. A type this project does not write is an error naming it, before anything
 /// is loaded; an existing `out` is refused.
+///
+/// With `modelfile`, an Ollama `Modelfile` is written there too (`FROM` the GGUF, `TEMPLATE` for the base's chat
+/// format when it is a known one, `PARAMETER stop` for every stop id of the base); it must not exist either.
 pub fn export_gguf(
     adapter: &std::path::Path,
     base: Option<&str>,
     out: &std::path::Path,
     ty: &str,
+    modelfile: Option<&std::path::Path>,
     hub: &HubSettings,
 ) -> Result<()> {
     let ty = checked_output(out, ty)?;
+    if let Some(path) = modelfile.filter(|p| p.exists()) {
+        return Err(sft_export::ExportError::from(sft_gguf::GgufError::Exists { path: path.to_owned() }).into());
+    }
     let (base, config, model) = load_adapted(adapter, base, hub, &Device::flex())?;
     let merged = sft_peft::merge_and_unload(model);
     let repo = sft_hub::AnyRepo::open(&base, sft_hub::RepoKind::Model, None, hub)?;
@@ -32,6 +39,27 @@ pub fn export_gguf(
         tokenizer_config: tokenizer_config.as_deref(),
     };
     sft_export::export_gguf(&merged, &config, &export, out)?;
+    if let Some(path) = modelfile {
+        let tokenizer = sft_tokenize::SftTokenizer::from_listing(&listing, &Default::default())?;
+        let (_, stop) = crate::stop::generation_settings(&listing, &config, &tokenizer)?;
+        let stops: Vec<String> = stop.iter().filter_map(|&id| tokenizer.inner().id_to_token(id)).collect();
+        let template = match listing.optional(sft_tokenize::CHAT_TEMPLATE_FILE)? {
+            Some(file) => std::fs::read_to_string(&file).ok(),
+            None => tokenizer_config
+                .as_deref()
+                .and_then(|file| std::fs::read(file).ok())
+                .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+                .and_then(|v| v["chat_template"].as_str().map(str::to_owned)),
+        };
+        // FROM relative to the Modelfile when they share a directory, else absolute.
+        let same_dir = out.parent() == path.parent();
+        let from = match (same_dir, out.file_name()) {
+            (true, Some(name)) => format!("./{}", name.to_string_lossy()),
+            _ => std::path::absolute(out).unwrap_or_else(|_| out.to_owned()).display().to_string(),
+        };
+        let text = sft_export::ollama::modelfile(&from, template.as_deref(), &stops);
+        sft_model::write_atomic(path, text.as_bytes())?;
+    }
     tracing::info!(base = %base, adapter = %adapter.display(), out = %out.display(), ty = ty.name(), "exported GGUF");
     Ok(())
 }

@@ -133,6 +133,9 @@ enum Export {
         /// Write the adapter alone, as a llama.cpp LoRA (`llama-cli -m base.gguf --lora FILE`), not merged.
         #[arg(long)]
         adapter_only: bool,
+        /// Also write an Ollama Modelfile here (`ollama create NAME -f PATH`); not with `--adapter-only`.
+        #[arg(long, conflicts_with = "adapter_only")]
+        modelfile: Option<PathBuf>,
     },
 }
 
@@ -215,12 +218,12 @@ fn run(cli: Cli) -> sft::Result<()> {
             println!("merged      {} → {}", adapter.display(), out.display());
             Ok(())
         }
-        Command::Export { format: Export::Gguf { adapter, out, ty, base, adapter_only } } => {
+        Command::Export { format: Export::Gguf { adapter, out, ty, base, adapter_only, modelfile } } => {
             let hub = HubSettings::from_env()?;
             if adapter_only {
                 sft::export::export_lora_gguf(&adapter, base.as_deref(), &out, &ty, &hub)?;
             } else {
-                sft::export::export_gguf(&adapter, base.as_deref(), &out, &ty, &hub)?;
+                sft::export::export_gguf(&adapter, base.as_deref(), &out, &ty, modelfile.as_deref(), &hub)?;
             }
             println!("exported    {} → {} ({})", adapter.display(), out.display(), ty.to_uppercase());
             Ok(())

@@ -455,8 +455,24 @@ fn a_qwen3_directory_as_model_name_inspects_trains_and_merges() {
             ty,
         ])
     };
-    let result = export("f32", &gguf);
+    let modelfile = out.path().join("Modelfile");
+    let result = sft(&[
+        "export",
+        "gguf",
+        "--adapter",
+        output_dir.to_str().unwrap(),
+        "--out",
+        gguf.to_str().unwrap(),
+        "--type",
+        "f32",
+        "--modelfile",
+        modelfile.to_str().unwrap(),
+    ]);
     assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    // The Modelfile: FROM the file beside it, Qwen's ChatML as Ollama writes it, the base's stop token.
+    let text = std::fs::read_to_string(&modelfile).unwrap();
+    assert!(text.starts_with("FROM ./merged.gguf\nTEMPLATE \"\"\"{{- if .System }}<|im_start|>system"), "{text}");
+    assert!(text.ends_with("PARAMETER stop \"<|end_of_text|>\"\n"), "{text}");
     let file = sft_gguf::GgufFile::open(&gguf).unwrap();
     assert_eq!(file.get("general.architecture").and_then(sft_gguf::Value::as_str), Some("qwen3"));
     let weights = sft_testkit::Tensors::open(&merged.join("model.safetensors"));

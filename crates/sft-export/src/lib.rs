@@ -14,6 +14,7 @@ pub mod arch;
 mod error;
 mod gguf;
 mod lora;
+pub mod ollama;
 pub mod vocab;
 
 pub use error::{ExportError, Result};

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::panic, clippy::print_stderr)]
 
 mod lora;
+mod ollama;
 
 use std::collections::BTreeSet;
 
