@@ -100,3 +100,26 @@ fn checked_output(out: &std::path::Path, ty: &str) -> Result<sft_gguf::GgmlType>
     }
     Ok(ty)
 }
+
+/// The deployment checks of `adapter` for `target` (`vllm`, `llamacpp`, `ollama`): each broken rule with what to
+/// change ([`sft_export::check`]); the base (`base`, default: the adapter's `base_model_name_or_path`) is read for its
+/// `config.json` only.
+pub fn check_adapter(
+    adapter: &std::path::Path,
+    base: Option<&str>,
+    target: &str,
+    hub: &HubSettings,
+) -> Result<Vec<sft_export::check::Finding>> {
+    let target = sft_export::check::Target::parse(target).ok_or_else(|| sft_export::ExportError::Unsupported {
+        what: "--target".into(),
+        message: format!("`{target}`: expected vllm, llamacpp or ollama"),
+    })?;
+    let (_, named) = sft_peft::read_adapter_config(adapter)?;
+    let base = base.map(str::to_owned).or(named).ok_or_else(|| SftError::Config {
+        path: adapter.join(sft_peft::ADAPTER_CONFIG),
+        key: "base_model_name_or_path".into(),
+        message: "is missing; name the base model explicitly".into(),
+    })?;
+    let config = crate::load_model_config(&base, hub)?;
+    Ok(sft_export::check::check_adapter(adapter, target, config.family.architecture())?)
+}

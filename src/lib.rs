@@ -35,6 +35,8 @@ pub use model::{INIT_RECIPE, load_model, load_model_config, materialize_embedded
 pub use sft_collate as collate;
 /// The data stage (`sft-data`).
 pub use sft_data as data;
+/// Export for serving (`sft-export`).
+pub use sft_export as export_stage;
 /// Hub access (`sft-hub`).
 pub use sft_hub as hub;
 /// The Llama model (`sft-model`).

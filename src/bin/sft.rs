@@ -116,6 +116,18 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum Export {
+    /// Check an adapter against what a serving runtime accepts; prints what to change, fails if anything.
+    Check {
+        /// The adapter directory.
+        #[arg(long)]
+        adapter: PathBuf,
+        /// The runtime: vllm, llamacpp or ollama.
+        #[arg(long)]
+        target: String,
+        /// The base model; default: the adapter's `base_model_name_or_path`.
+        #[arg(long)]
+        base: Option<String>,
+    },
     /// The adapter merged into its base, as one GGUF file for llama.cpp / Ollama / LM Studio.
     Gguf {
         /// The adapter directory (`adapter_config.json`, `adapter_model.safetensors`).
@@ -217,6 +229,21 @@ fn run(cli: Cli) -> sft::Result<()> {
             sft::pipeline::merge_adapter(&adapter, base.as_deref(), &out, &HubSettings::from_env()?)?;
             println!("merged      {} → {}", adapter.display(), out.display());
             Ok(())
+        }
+        Command::Export { format: Export::Check { adapter, target, base } } => {
+            let findings = sft::export::check_adapter(&adapter, base.as_deref(), &target, &HubSettings::from_env()?)?;
+            for finding in &findings {
+                println!("warning [{}]: {}", finding.rule, finding.message);
+            }
+            if findings.is_empty() {
+                println!("ok          {} can be served by {target}", adapter.display());
+                return Ok(());
+            }
+            Err(sft::export_stage::ExportError::Unsupported {
+                what: format!("{} for {target}", adapter.display()),
+                message: format!("{} rule(s) broken (above)", findings.len()),
+            }
+            .into())
         }
         Command::Export { format: Export::Gguf { adapter, out, ty, base, adapter_only, modelfile } } => {
             let hub = HubSettings::from_env()?;

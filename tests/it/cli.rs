@@ -522,6 +522,16 @@ fn a_qwen3_directory_as_model_name_inspects_trains_and_merges() {
     let other = adapter_only(&plain_run, &["--base", llama.to_str().unwrap()], &out.path().join("other.gguf"));
     let stderr = String::from_utf8_lossy(&other.stderr);
     assert!(!other.status.success() && stderr.contains("an adapter for another base model?"), "{stderr}");
+
+    // Deployment checks: the lm_head run breaks vLLM's rule (and fails), the plain one passes llama.cpp's.
+    let check = |adapter: &std::path::Path, target: &str| {
+        sft(&["export", "check", "--adapter", adapter.to_str().unwrap(), "--target", target])
+    };
+    let vllm = check(&output_dir, "vllm");
+    let stdout = String::from_utf8_lossy(&vllm.stdout);
+    assert!(!vllm.status.success() && stdout.contains("warning [modules_to_save]"), "{stdout}");
+    let ok = check(&plain_run, "llamacpp");
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
 }
 
 #[test]

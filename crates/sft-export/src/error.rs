@@ -13,6 +13,14 @@ pub enum ExportError {
         /// Why, and what to do instead.
         message: String,
     },
+    /// An adapter file is missing or malformed.
+    #[error("{}: {message}", path.display())]
+    Adapter {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// A tokenizer file is missing or malformed.
     #[error("{}: {message}", path.display())]
     Tokenizer {

@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod arch;
+pub mod check;
 mod error;
 mod gguf;
 mod lora;

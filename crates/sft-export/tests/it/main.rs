@@ -2,6 +2,7 @@
 //! order of its Llama RoPE, Gemma's `1 + w` norms, the metadata, the tokenizer, and the tensor types.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::print_stderr)]
 
+mod check;
 mod lora;
 mod ollama;
 
