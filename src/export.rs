@@ -3,7 +3,7 @@
 use burn::prelude::*;
 use sft_hub::HubSettings;
 
-use crate::error::{Result, SftError};
+use crate::error::Result;
 use crate::pipeline::load_adapted;
 
 /// Merges `adapter` into its base (`base`, default: the adapter's `base_model_name_or_path`) and writes the result
@@ -75,12 +75,7 @@ pub fn export_lora_gguf(
     hub: &HubSettings,
 ) -> Result<()> {
     let ty = checked_output(out, ty)?;
-    let (_, named) = sft_peft::read_adapter_config(adapter)?;
-    let base = base.map(str::to_owned).or(named).ok_or_else(|| SftError::Config {
-        path: adapter.join(sft_peft::ADAPTER_CONFIG),
-        key: "base_model_name_or_path".into(),
-        message: "is missing; name the base model explicitly".into(),
-    })?;
+    let base = crate::pipeline::adapter_base(adapter, base)?;
     let config = crate::load_model_config(&base, hub)?;
     sft_export::export_lora_gguf(&config, adapter, ty, out)?;
     Ok(())
@@ -114,12 +109,7 @@ pub fn check_adapter(
         what: "--target".into(),
         message: format!("`{target}`: expected vllm, llamacpp or ollama"),
     })?;
-    let (_, named) = sft_peft::read_adapter_config(adapter)?;
-    let base = base.map(str::to_owned).or(named).ok_or_else(|| SftError::Config {
-        path: adapter.join(sft_peft::ADAPTER_CONFIG),
-        key: "base_model_name_or_path".into(),
-        message: "is missing; name the base model explicitly".into(),
-    })?;
+    let base = crate::pipeline::adapter_base(adapter, base)?;
     let config = crate::load_model_config(&base, hub)?;
     Ok(sft_export::check::check_adapter(adapter, target, config.family.architecture())?)
 }

@@ -264,6 +264,17 @@ pub fn write_generation_config<R: sft_repo::Repo + ?Sized>(
     Ok(stop)
 }
 
+/// The base model of `adapter`: `base` when given, else the adapter's `base_model_name_or_path` (an error naming
+/// that key when it has none).
+pub fn adapter_base(adapter: &std::path::Path, base: Option<&str>) -> Result<String> {
+    let (_, named) = sft_peft::read_adapter_config(adapter)?;
+    base.map(str::to_owned).or(named).ok_or_else(|| SftError::Config {
+        path: adapter.join(sft_peft::ADAPTER_CONFIG),
+        key: "base_model_name_or_path".into(),
+        message: "is missing; name the base model explicitly".into(),
+    })
+}
+
 /// PEFT's `PeftModel.from_pretrained`: the base model (`base`, else the adapter's `base_model_name_or_path`) loaded
 /// dense in f32 on `device`, with the adapter in `adapter` applied. Returns the base's name and config too.
 pub fn load_adapted(
@@ -272,12 +283,7 @@ pub fn load_adapted(
     hub: &HubSettings,
     device: &Device,
 ) -> Result<(String, sft_model::LlamaConfig, LlamaForCausalLM<LoraLinear>)> {
-    let (_, named) = sft_peft::read_adapter_config(adapter)?;
-    let base = base.map(str::to_owned).or(named).ok_or_else(|| SftError::Config {
-        path: adapter.join(sft_peft::ADAPTER_CONFIG),
-        key: "base_model_name_or_path".into(),
-        message: "is missing; name the base model explicitly".into(),
-    })?;
+    let base = adapter_base(adapter, base)?;
     let (config, model) = crate::load_model(&base, hub, device, FloatDType::F32, None)?;
     let (model, _) = sft_peft::load_adapter(model, adapter)?;
     Ok((base, config, model))
