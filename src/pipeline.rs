@@ -5,6 +5,7 @@ use burn::prelude::*;
 use burn::tensor::FloatDType;
 use sft_collate::{BatchSource, Rows, Sampling};
 use sft_data::DatasetSplits;
+use sft_export::check::Target;
 use sft_hub::HubSettings;
 use sft_model::LlamaForCausalLM;
 use sft_peft::LoraLinear;
@@ -225,7 +226,9 @@ pub fn default_repo_name(config: &RunConfig) -> String {
     })
 }
 
-/// What follows a finished run in `output_dir`: the model card, then, with `push_to_hub`, the push of the adapter
+/// What follows a finished run in `output_dir`: the base's stop ids in `generation_config.json`, the deployment
+/// checks of [`sft_export::check`] for vLLM, llama.cpp and Ollama (logged as warnings, with what to change), the
+/// model card, then, with `push_to_hub`, the push of the adapter
 /// (to `hub_model_id`, default `<user>/<save_model_name>`; private with `hub_private_repo`: see
 /// [`PushTarget::new`](crate::push::PushTarget::new)). Returns the repo id and commit when pushed. A failed push
 /// leaves the adapter in place and returns [`SftError::Push`](crate::SftError::Push), whose message says to retry
@@ -235,7 +238,14 @@ pub fn finish_run(config: &RunConfig, hub: &HubSettings) -> Result<Option<(Strin
     let repo = sft_hub::AnyRepo::open(&config.model_name, sft_hub::RepoKind::Model, None, hub)?;
     let listing = sft_repo::Listing::of(&repo)?;
     let tokenizer = SftTokenizer::from_listing(&listing, &config.special_token_overrides())?;
-    write_generation_config(&listing, &sft_model::LlamaConfig::from_repo(&listing)?, &tokenizer, &dir)?;
+    let model_config = sft_model::LlamaConfig::from_repo(&listing)?;
+    write_generation_config(&listing, &model_config, &tokenizer, &dir)?;
+    // What the serving runtimes would refuse, said now rather than at serving time (warnings; the run stands).
+    for target in [Target::Vllm, Target::LlamaCpp, Target::Ollama] {
+        for finding in sft_export::check::check_adapter(&dir, target, model_config.family.architecture())? {
+            tracing::warn!(target: "sft::deploy", runtime = ?target, rule = finding.rule, "{}", finding.message);
+        }
+    }
     let target = crate::push::PushTarget::new(Some(config), &dir);
     crate::push::write_model_card(&dir, target.name())?;
     if !config.hub.push_to_hub {

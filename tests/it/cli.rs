@@ -420,6 +420,9 @@ fn a_qwen3_directory_as_model_name_inspects_trains_and_merges() {
     let stdout = String::from_utf8_lossy(&result.stdout);
     assert!(result.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&result.stderr));
     assert!(stdout.contains("Completed after 2 steps"), "{stdout}");
+    // The deployment checks run after training: this run trains lm_head (modules_to_save), which vLLM refuses.
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(stderr.contains("runtime=Vllm rule=\"modules_to_save\""), "{stderr}");
     let adapter: serde_json::Value =
         serde_json::from_slice(&std::fs::read(output_dir.join("adapter_config.json")).unwrap()).unwrap();
     assert_eq!(adapter["base_model_name_or_path"], qwen3.display().to_string());
