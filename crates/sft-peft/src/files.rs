@@ -324,7 +324,7 @@ pub fn load_adapter<P: Projection + Into<BaseLinear>>(
 /// `…lm_head.modules_to_save.default.weight`); `save_pretrained` writes them without it, and
 /// `PeftModel.from_pretrained` accepts both. Such keys are renamed to the saved form (and logged); a file with the
 /// tensors of several adapter names, or with a key in both forms, is refused naming them.
-fn strip_adapter_name(checkpoint: &mut Checkpoint, path: &Path) -> Result<()> {
+pub(crate) fn strip_adapter_name(checkpoint: &mut Checkpoint, path: &Path) -> Result<()> {
     let renames: Vec<(String, String, String)> = checkpoint
         .names()
         .into_iter()
@@ -370,7 +370,7 @@ fn saved_form(key: &str) -> Option<(String, String)> {
 }
 
 /// The values of `data` as f32.
-fn floats(data: TensorData, dir: &Path) -> Result<Vec<f32>> {
+pub(crate) fn floats(data: TensorData, dir: &Path) -> Result<Vec<f32>> {
     data.try_into_vec_as::<f32>()
         .map_err(|e| PeftError::Adapter { path: dir.join(ADAPTER_WEIGHTS), message: format!("{e:?}") })
 }

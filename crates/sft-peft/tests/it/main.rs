@@ -8,6 +8,7 @@ mod nf4;
 mod oracle;
 mod parity;
 mod qlora;
+mod stream_merge;
 mod target;
 mod tied;
 mod training;
