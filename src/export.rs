@@ -1,10 +1,13 @@
-//! Export for serving: an adapter merged into its base and written as GGUF (`sft export gguf`).
+//! From adapter to served model: the merge (`sft merge`, shard at a time, with its check), GGUF export
+//! (`sft export gguf`) and the deployment checks (`sft export check`).
 
 use burn::prelude::*;
+use burn::tensor::FloatDType;
 use sft_hub::HubSettings;
+use sft_tokenize::SftTokenizer;
 
-use crate::error::Result;
-use crate::pipeline::load_adapted;
+use crate::error::{Result, SftError};
+use crate::pipeline::{adapter_base, load_adapted, write_generation_config};
 
 /// Merges `adapter` into its base (`base`, default: the adapter's `base_model_name_or_path`) and writes the result
 /// to `out` as a GGUF file with matrices in `ty` (f32, f16, bf16, q8_0) and the base's tokenizer: the model
@@ -40,7 +43,7 @@ pub fn export_gguf(
     };
     sft_export::export_gguf(&merged, &config, &export, out)?;
     if let Some(path) = modelfile {
-        let tokenizer = sft_tokenize::SftTokenizer::from_listing(&listing, &Default::default())?;
+        let tokenizer = SftTokenizer::from_listing(&listing, &Default::default())?;
         let (_, stop) = crate::stop::generation_settings(&listing, &config, &tokenizer)?;
         let stops: Vec<String> = stop.iter().filter_map(|&id| tokenizer.inner().id_to_token(id)).collect();
         let template = match listing.optional(sft_tokenize::CHAT_TEMPLATE_FILE)? {
@@ -75,7 +78,7 @@ pub fn export_lora_gguf(
     hub: &HubSettings,
 ) -> Result<()> {
     let ty = checked_output(out, ty)?;
-    let base = crate::pipeline::adapter_base(adapter, base)?;
+    let base = adapter_base(adapter, base)?;
     let config = crate::load_model_config(&base, hub)?;
     sft_export::export_lora_gguf(&config, adapter, ty, out)?;
     Ok(())
@@ -109,7 +112,67 @@ pub fn check_adapter(
         what: "--target".into(),
         message: format!("`{target}`: expected vllm, llamacpp or ollama"),
     })?;
-    let base = crate::pipeline::adapter_base(adapter, base)?;
+    let base = adapter_base(adapter, base)?;
     let config = crate::load_model_config(&base, hub)?;
     Ok(sft_export::check::check_adapter(adapter, target, config.family.architecture())?)
+}
+
+/// PEFT's `merge_and_unload` + `save_pretrained`, one shard at a time ([`sft_peft::merge_checkpoint`]): reads the
+/// base model (`base`, else the adapter's `base_model_name_or_path`) tensor by tensor in f32, folds every
+/// `scaling · B·A` into its weight, and writes a plain HF checkpoint (`config.json`, `model.safetensors` or shards of
+/// at most 5 GB with `model.safetensors.index.json`, the base's tokenizer files copied byte for byte, and a
+/// `generation_config.json` with every stop id of the base) to `out`; the peak memory is one shard, not the model.
+/// An adapter trained on an NF4 base is merged into the original dense weights: nothing is re-quantized.
+pub fn merge_adapter(
+    adapter: &std::path::Path,
+    base: Option<&str>,
+    out: &std::path::Path,
+    hub: &HubSettings,
+) -> Result<()> {
+    let base = adapter_base(adapter, base)?;
+    crate::materialize_embedded(std::path::Path::new(&base))?;
+    let repo = sft_hub::AnyRepo::open(&base, sft_hub::RepoKind::Model, None, hub)?;
+    let listing = sft_repo::Listing::of(&repo)?;
+    let config = sft_model::LlamaConfig::from_repo(&listing)?;
+    // One shard in memory at a time, never the model (sft_peft::merge_checkpoint).
+    let mut checkpoint = sft_model::Checkpoint::from_repo(&listing)?;
+    sft_peft::merge_checkpoint(&config, &mut checkpoint, adapter, out, sft_peft::MAX_SHARD_BYTES)?;
+    for &name in sft_tokenize::TOKENIZER_FILES {
+        if let Some(from) = listing.optional(name)? {
+            std::fs::copy(&from, out.join(name)).map_err(|source| SftError::Io { path: out.join(name), source })?;
+        }
+    }
+    // Every stop id of the base, so a runtime loading the merged model stops where the base does.
+    let tokenizer = SftTokenizer::from_listing(&listing, &Default::default())?;
+    let stop = write_generation_config(&listing, &config, &tokenizer, out)?;
+    tracing::info!(base = %base, adapter = %adapter.display(), out = %out.display(), stop = ?stop, "merged");
+    Ok(())
+}
+
+/// The texts [`verify_merge`] runs (BOS added as the tokenizer does).
+pub const VERIFY_PROMPTS: [&str; 3] =
+    ["The Supplier shall keep all Confidential Information", "Hello, world.", "1, 2, 3, 4, 5"];
+
+/// The merged model in `merged` against the base with the adapter applied (`adapter`, base as [`adapter_base`]):
+/// the largest |logit difference| over every position of [`VERIFY_PROMPTS`]. Loads both models (so it costs what an
+/// in-memory merge costs); `sft merge --verify` prints it.
+pub fn verify_merge(
+    adapter: &std::path::Path,
+    base: Option<&str>,
+    merged: &std::path::Path,
+    hub: &HubSettings,
+) -> Result<f32> {
+    let device = Device::flex();
+    let (base, _, adapted) = load_adapted(adapter, base, hub, &device)?;
+    let (_, plain) = crate::load_model(&merged.display().to_string(), hub, &device, FloatDType::F32, None)?;
+    let repo = sft_hub::AnyRepo::open(&base, sft_hub::RepoKind::Model, None, hub)?;
+    let tokenizer = SftTokenizer::from_repo(&repo, &Default::default())?;
+    let mut worst = 0.0f32;
+    for prompt in VERIFY_PROMPTS {
+        let ids = tokenizer.ids(prompt, true)?;
+        let input = sft_model::ModelInput::new(&ids, [1, ids.len()], None, None, None, &device)?;
+        let difference = (adapted.forward(&input) - plain.forward(&input)).abs().max();
+        worst = worst.max(difference.into_scalar::<f32>());
+    }
+    Ok(worst)
 }

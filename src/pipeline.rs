@@ -328,38 +328,6 @@ pub fn generate_text(
     Ok(tokenizer.decode(&ids)?)
 }
 
-/// PEFT's `merge_and_unload` + `save_pretrained`, one shard at a time ([`sft_peft::merge_checkpoint`]): reads the
-/// base model (`base`, else the adapter's `base_model_name_or_path`) tensor by tensor in f32, folds every
-/// `scaling · B·A` into its weight, and writes a plain HF checkpoint (`config.json`, `model.safetensors` or shards of
-/// at most 5 GB with `model.safetensors.index.json`, the base's tokenizer files copied byte for byte, and a
-/// `generation_config.json` with every stop id of the base) to `out`; the peak memory is one shard, not the model.
-/// An adapter trained on an NF4 base is merged into the original dense weights: nothing is re-quantized.
-pub fn merge_adapter(
-    adapter: &std::path::Path,
-    base: Option<&str>,
-    out: &std::path::Path,
-    hub: &HubSettings,
-) -> Result<()> {
-    let base = adapter_base(adapter, base)?;
-    crate::materialize_embedded(std::path::Path::new(&base))?;
-    let repo = sft_hub::AnyRepo::open(&base, sft_hub::RepoKind::Model, None, hub)?;
-    let listing = sft_repo::Listing::of(&repo)?;
-    let config = sft_model::LlamaConfig::from_repo(&listing)?;
-    // One shard in memory at a time, never the model (sft_peft::merge_checkpoint).
-    let mut checkpoint = sft_model::Checkpoint::from_repo(&listing)?;
-    sft_peft::merge_checkpoint(&config, &mut checkpoint, adapter, out, sft_peft::MAX_SHARD_BYTES)?;
-    for &name in sft_tokenize::TOKENIZER_FILES {
-        if let Some(from) = listing.optional(name)? {
-            std::fs::copy(&from, out.join(name)).map_err(|source| SftError::Io { path: out.join(name), source })?;
-        }
-    }
-    // Every stop id of the base, so a runtime loading the merged model stops where the base does.
-    let tokenizer = SftTokenizer::from_listing(&listing, &Default::default())?;
-    let stop = write_generation_config(&listing, &config, &tokenizer, out)?;
-    tracing::info!(base = %base, adapter = %adapter.display(), out = %out.display(), stop = ?stop, "merged");
-    Ok(())
-}
-
 /// What `sft inspect` shows: the data set and its splits (rows, dropped rows by reason, truncations, token length
 /// percentiles, the supervised token fraction), then the first `examples` training examples with the supervised
 /// text marked `⟦ ⟧`.

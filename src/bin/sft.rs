@@ -105,6 +105,10 @@ enum Command {
         /// The base model (a local directory or a Hub repo id); default: the adapter's `base_model_name_or_path`.
         #[arg(long)]
         base: Option<String>,
+        /// Then compare the merged model's logits with the base + adapter's on a few prompts and print the largest
+        /// difference (loads both models).
+        #[arg(long)]
+        verify: bool,
     },
     /// Export a fine-tune for serving.
     Export {
@@ -225,9 +229,17 @@ fn run(cli: Cli) -> sft::Result<()> {
             println!("pushed      {} → {id} ({})", adapter.display(), info.commit_url);
             Ok(())
         }
-        Command::Merge { adapter, out, base } => {
-            sft::pipeline::merge_adapter(&adapter, base.as_deref(), &out, &HubSettings::from_env()?)?;
+        Command::Merge { adapter, out, base, verify } => {
+            let hub = HubSettings::from_env()?;
+            sft::export::merge_adapter(&adapter, base.as_deref(), &out, &hub)?;
             println!("merged      {} → {}", adapter.display(), out.display());
+            if verify {
+                let worst = sft::export::verify_merge(&adapter, base.as_deref(), &out, &hub)?;
+                println!(
+                    "verified    max |logit difference| {worst:.3e} over {} prompts (merged vs base + adapter)",
+                    sft::export::VERIFY_PROMPTS.len()
+                );
+            }
             Ok(())
         }
         Command::Export { format: Export::Check { adapter, target, base } } => {

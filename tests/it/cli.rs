@@ -88,8 +88,14 @@ fn train_with_overrides_writes_an_adapter() {
 
     // `sft merge`: a plain HF checkpoint that sft-model loads, with the LoRA model's logits.
     let merged = out.path().join("merged");
-    let result = sft(&["merge", "--adapter", output_dir.to_str().unwrap(), "--out", merged.to_str().unwrap()]);
+    let result =
+        sft(&["merge", "--adapter", output_dir.to_str().unwrap(), "--out", merged.to_str().unwrap(), "--verify"]);
     assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    // The merge checks itself against base + adapter and prints the difference.
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    let verified = stdout.lines().find_map(|l| l.strip_prefix("verified    max |logit difference| ")).unwrap();
+    let worst: f32 = verified.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(worst <= 1e-4, "{stdout}");
     assert!(merged.join("tokenizer.json").is_file());
     let base = root().join("models/llama-tiny");
     let diff = max_logit_diff(&merged, &base, Some(&output_dir));
@@ -432,8 +438,14 @@ fn a_qwen3_directory_as_model_name_inspects_trains_and_merges() {
     assert_eq!(generation["eos_token_id"], 1);
 
     let merged = out.path().join("merged");
-    let result = sft(&["merge", "--adapter", output_dir.to_str().unwrap(), "--out", merged.to_str().unwrap()]);
+    let result =
+        sft(&["merge", "--adapter", output_dir.to_str().unwrap(), "--out", merged.to_str().unwrap(), "--verify"]);
     assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    // The merge checks itself against base + adapter and prints the difference.
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    let verified = stdout.lines().find_map(|l| l.strip_prefix("verified    max |logit difference| ")).unwrap();
+    let worst: f32 = verified.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(worst <= 1e-4, "{stdout}");
     let config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(merged.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["architectures"][0], "Qwen3ForCausalLM");
