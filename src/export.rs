@@ -34,33 +34,27 @@ pub fn export_gguf(
     let listing = sft_repo::Listing::of(&repo)?;
     let tokenizer_json = listing.require(sft_tokenize::TOKENIZER_FILE)?;
     let tokenizer_config = listing.optional(sft_tokenize::TOKENIZER_CONFIG_FILE)?;
+    let tokenizer = SftTokenizer::from_listing(&listing, &Default::default())?;
+    let template = tokenizer.chat_template().map(sft_tokenize::ChatTemplate::source);
     let name = adapter.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let export = sft_export::GgufExport {
         ty,
         name,
         tokenizer_json: &tokenizer_json,
         tokenizer_config: tokenizer_config.as_deref(),
+        chat_template: template,
     };
     sft_export::export_gguf(&merged, &config, &export, out)?;
     if let Some(path) = modelfile {
-        let tokenizer = SftTokenizer::from_listing(&listing, &Default::default())?;
         let (_, stop) = crate::stop::generation_settings(&listing, &config, &tokenizer)?;
         let stops: Vec<String> = stop.iter().filter_map(|&id| tokenizer.inner().id_to_token(id)).collect();
-        let template = match listing.optional(sft_tokenize::CHAT_TEMPLATE_FILE)? {
-            Some(file) => std::fs::read_to_string(&file).ok(),
-            None => tokenizer_config
-                .as_deref()
-                .and_then(|file| std::fs::read(file).ok())
-                .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-                .and_then(|v| v["chat_template"].as_str().map(str::to_owned)),
-        };
         // FROM relative to the Modelfile when they share a directory, else absolute.
         let same_dir = out.parent() == path.parent();
         let from = match (same_dir, out.file_name()) {
             (true, Some(name)) => format!("./{}", name.to_string_lossy()),
             _ => std::path::absolute(out).unwrap_or_else(|_| out.to_owned()).display().to_string(),
         };
-        let text = sft_export::ollama::modelfile(&from, template.as_deref(), &stops);
+        let text = sft_export::ollama::modelfile(&from, template, &stops);
         sft_model::write_atomic(path, text.as_bytes())?;
     }
     tracing::info!(base = %base, adapter = %adapter.display(), out = %out.display(), ty = ty.name(), "exported GGUF");

@@ -26,11 +26,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tokenizer_config = dir.join("tokenizer_config.json");
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tokenizer_config = tokenizer_config.is_file().then_some(tokenizer_config.as_path());
-    export_gguf(
-        &model,
-        &config,
-        &GgufExport { ty, name, tokenizer_json: &tokenizer_json, tokenizer_config },
-        Path::new(out),
-    )?;
+    // The chat template as tokenizer_config.json carries it (the CLI takes it from the loaded tokenizer).
+    let settings: Option<serde_json::Value> =
+        tokenizer_config.map(|p| std::fs::read(p).map(|b| serde_json::from_slice(&b))).transpose()?.transpose()?;
+    let chat_template = settings.as_ref().and_then(|s| s["chat_template"].as_str());
+    let export = GgufExport { ty, name, tokenizer_json: &tokenizer_json, tokenizer_config, chat_template };
+    export_gguf(&model, &config, &export, Path::new(out))?;
     Ok(())
 }

@@ -2,7 +2,10 @@
 //! converter (`convert_hf_to_gguf.py`) makes — Llama's q/k rows reordered for its interleaved RoPE, Gemma's norm
 //! weights stored as `1 + w`.
 
+use burn::tensor::TensorData;
 use sft_model::{LlamaConfig, ModelFamily};
+
+use crate::error::{ExportError, Result};
 
 /// llama.cpp's `general.architecture` for `family`: Llama and Mistral run as `llama`; the others under their own
 /// name.
@@ -98,5 +101,31 @@ pub fn apply(transform: Transform, values: Vec<f32>, rows: usize, cols: usize) -
             }
             out
         }
+    }
+}
+
+/// The f32 values of tensor `name` (`data`, HF layout, `shape`) after `transform`. A vector counts as one column,
+/// so a Llama `q_proj.bias` is reordered like its weight's rows.
+pub(crate) fn transformed(transform: Transform, data: TensorData, shape: &[usize], name: &str) -> Result<Vec<f32>> {
+    let values = data
+        .try_into_vec::<f32>()
+        .map_err(|e| ExportError::Unsupported { what: name.to_owned(), message: format!("not f32 data: {e:?}") })?;
+    let (rows, cols) = match *shape {
+        [rows, cols] => (rows, cols),
+        _ => (values.len(), 1),
+    };
+    Ok(apply(transform, values, rows, cols))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bias_is_reordered_like_its_weights_rows() {
+        // 2 heads of 4: row 2j + s takes row 2s + j within each head.
+        let bias: Vec<f32> = (0..8).map(|i| i as f32).collect();
+        let out = transformed(Transform::InterleaveHeads { heads: 2 }, TensorData::new(bias, [8]), &[8], "b").unwrap();
+        assert_eq!(out, [0.0, 2.0, 1.0, 3.0, 4.0, 6.0, 5.0, 7.0]);
     }
 }

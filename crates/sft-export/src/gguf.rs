@@ -7,7 +7,7 @@ use burn::tensor::FloatDType;
 use sft_gguf::{GgmlType, GgufWriter, Value};
 use sft_model::{LlamaConfig, LlamaForCausalLM, ModelFamily, RopeScaling, rope};
 
-use crate::arch::{apply, architecture, tensor_name, transform};
+use crate::arch::{architecture, tensor_name, transform, transformed};
 use crate::error::{ExportError, Result};
 use crate::vocab::tokenizer_metadata;
 
@@ -21,8 +21,11 @@ pub struct GgufExport<'a> {
     pub name: String,
     /// The base model's `tokenizer.json`.
     pub tokenizer_json: &'a Path,
-    /// Its `tokenizer_config.json`, if it has one (special tokens, `chat_template`).
+    /// Its `tokenizer_config.json`, if it has one (special tokens, `add_bos_token`).
     pub tokenizer_config: Option<&'a Path>,
+    /// The chat template's Jinja text (`tokenizer.chat_template`), as the tokenizer loaded it (from
+    /// `tokenizer_config.json` or `chat_template.jinja`).
+    pub chat_template: Option<&'a str>,
 }
 
 /// llama.cpp's `general.file_type` of a model whose matrices are `ty`.
@@ -121,7 +124,9 @@ pub fn export_gguf(model: &LlamaForCausalLM, config: &LlamaConfig, export: &Gguf
     for (key, value) in architecture_metadata(config) {
         writer.metadata(&key, value)?;
     }
-    for (key, value) in tokenizer_metadata(config, export.tokenizer_json, export.tokenizer_config)? {
+    for (key, value) in
+        tokenizer_metadata(config, export.tokenizer_json, export.tokenizer_config, export.chat_template)?
+    {
         writer.metadata(&key, value)?;
     }
 
@@ -159,17 +164,7 @@ pub fn export_gguf(model: &LlamaForCausalLM, config: &LlamaConfig, export: &Gguf
         let Some(entry) = entry else {
             return Err(ExportError::Unsupported { what: info.name.clone(), message: "no data".into() });
         };
-        let data = (entry.data)()?;
-        let values = data.try_into_vec::<f32>().map_err(|e| ExportError::Unsupported {
-            what: entry.name.clone(),
-            message: format!("not f32 data: {e:?}"),
-        })?;
-        let (rows, cols) = match entry.shape.as_slice() {
-            [rows, cols] => (*rows, *cols),
-            [n] => (1, *n),
-            _ => (1, values.len()),
-        };
-        Ok(apply(transform(config, &entry.name), values, rows, cols))
+        transformed(transform(config, &entry.name), (entry.data)()?, &entry.shape, &entry.name)
     })?;
     Ok(())
 }

@@ -10,7 +10,7 @@ use sft_gguf::{GgmlType, GgufWriter, Value};
 use sft_model::{Checkpoint, LlamaConfig};
 use sft_peft::{ADAPTER_WEIGHTS, read_adapter_config};
 
-use crate::arch::{Transform, apply, architecture, tensor_name, transform};
+use crate::arch::{Transform, architecture, tensor_name, transform, transformed};
 use crate::error::{ExportError, Result};
 
 /// The HF module and factor (`A` or `B`) of a PEFT key `base_model.model.<module>.lora_<A|B>.weight`.
@@ -94,11 +94,7 @@ pub fn export_lora_gguf(base: &LlamaConfig, adapter_dir: &Path, ty: GgmlType, ou
         let (key, rows, cols, change) = &tensors[next];
         next += 1;
         let tensor: Tensor<2> = checkpoint.tensor(key, [*rows, *cols], &device, FloatDType::F32)?;
-        let values = tensor
-            .into_data()
-            .try_into_vec::<f32>()
-            .map_err(|e| ExportError::Unsupported { what: key.clone(), message: format!("not f32 data: {e:?}") })?;
-        Ok(apply(*change, values, *rows, *cols))
+        transformed(*change, tensor.into_data(), &[*rows, *cols], key)
     })?;
     tracing::info!(adapter = %adapter_dir.display(), out = %out.display(), tensors = tensors.len(), "wrote GGUF LoRA");
     Ok(())

@@ -33,7 +33,7 @@ fn read(path: &Path) -> Result<Json> {
 }
 
 /// The tokenizer metadata of a model with `config` whose tokenizer is `tokenizer_json` (and `tokenizer_config`,
-/// for the special tokens, `add_bos_token` and `chat_template`): tokens for every embedding row (rows the tokenizer
+/// for the special tokens and `add_bos_token`; `chat_template`, the template's text): tokens for every embedding row (rows the tokenizer
 /// has no token for are `[PAD<id>]`, unused), their types (added special tokens are control tokens, other added
 /// tokens user-defined), the merges, the BOS / EOS / PAD ids, whether BOS is added, the chat template.
 /// A vocabulary that is not byte-level BPE (SentencePiece-style, `byte_fallback`) is an error: it is not exported
@@ -42,6 +42,7 @@ pub fn tokenizer_metadata(
     config: &LlamaConfig,
     tokenizer_json: &Path,
     tokenizer_config: Option<&Path>,
+    chat_template: Option<&str>,
 ) -> Result<Vec<(String, Value)>> {
     let error = |message: String| ExportError::Tokenizer { path: tokenizer_json.to_owned(), message };
     let json = read(tokenizer_json)?;
@@ -138,7 +139,7 @@ pub fn tokenizer_metadata(
     }
     out.push(("tokenizer.ggml.add_bos_token".to_owned(), Value::Bool(add_bos)));
     out.push(("tokenizer.ggml.add_eos_token".to_owned(), Value::Bool(false)));
-    if let Some(template) = settings["chat_template"].as_str() {
+    if let Some(template) = chat_template {
         out.push(("tokenizer.chat_template".to_owned(), Value::string(template)));
     }
     Ok(out)

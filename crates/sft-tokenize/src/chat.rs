@@ -14,6 +14,8 @@ use crate::special::SpecialTokens;
 #[derive(Debug)]
 pub struct ChatTemplate {
     env: Environment<'static>,
+    /// The Jinja text, as the tokenizer files give it.
+    source: String,
     /// Whether the template reads `enable_thinking` (else rendering with it changes nothing).
     thinking_switch: bool,
     bos: String,
@@ -36,14 +38,20 @@ impl ChatTemplate {
         });
         env.add_function("strftime_now", |format: String| strftime_now(&format));
         let thinking_switch = source.contains("enable_thinking");
-        env.add_template_owned(NAME, source).map_err(template_error(""))?;
+        env.add_template_owned(NAME, source.clone()).map_err(template_error(""))?;
         Ok(Self {
             env,
+            source,
             thinking_switch,
             bos: special.bos.as_ref().map(|t| t.text.clone()).unwrap_or_default(),
             eos: special.eos.text.clone(),
             pad: special.pad.text.clone(),
         })
+    }
+
+    /// The template's Jinja text (for exporters that carry it along: GGUF's `tokenizer.chat_template`, Ollama).
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// Renders `messages`; with `add_generation_prompt` the text ends where the next assistant turn's content begins.

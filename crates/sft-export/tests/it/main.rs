@@ -22,16 +22,25 @@ fn load(folder: &str) -> (std::path::PathBuf, sft_model::LlamaConfig, LlamaForCa
     (dir, config, model, tempfile::tempdir().unwrap())
 }
 
+/// Fixture `folder`'s chat template (`tokenizer_config.json`'s `chat_template`).
+fn template(folder: &str) -> String {
+    let path = model_fixture(folder).join("tokenizer_config.json");
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    config["chat_template"].as_str().unwrap().to_owned()
+}
+
 fn export(folder: &str, ty: GgmlType) -> (tempfile::TempDir, std::path::PathBuf) {
     let (dir, config, model, out) = load(folder);
     let path = out.path().join("model.gguf");
     let tokenizer_json = dir.join("tokenizer.json");
     let tokenizer_config = dir.join("tokenizer_config.json");
+    let chat_template = template(folder);
     let export = GgufExport {
         ty,
         name: folder.into(),
         tokenizer_json: &tokenizer_json,
         tokenizer_config: Some(&tokenizer_config),
+        chat_template: Some(&chat_template),
     };
     export_gguf(&model, &config, &export, &path).unwrap();
     (out, path)
@@ -148,8 +157,13 @@ fn qwen3_phi3_and_gemma3_keep_their_layouts() {
     // Gemma 3: llama.cpp runs every 6th layer global; gemma3-micro's pattern of 3 is refused, naming the key.
     let (dir, config, model, out) = load("gemma3-micro");
     let tokenizer_json = dir.join("tokenizer.json");
-    let export =
-        GgufExport { ty: GgmlType::Bf16, name: "g".into(), tokenizer_json: &tokenizer_json, tokenizer_config: None };
+    let export = GgufExport {
+        ty: GgmlType::Bf16,
+        name: "g".into(),
+        tokenizer_json: &tokenizer_json,
+        tokenizer_config: None,
+        chat_template: None,
+    };
     let err = export_gguf(&model, &config, &export, &out.path().join("g.gguf")).unwrap_err().to_string();
     assert!(err.starts_with("layer_types: llama.cpp runs Gemma 3 with every 6th layer global"), "{err}");
     // With its 4 layers windowed (what the rule gives for 4 layers): four norms per layer, stored as 1 + w; the
@@ -177,8 +191,13 @@ fn qwen3_phi3_and_gemma3_keep_their_layouts() {
 fn what_llama_cpp_cannot_take_is_refused_before_writing() {
     let (dir, config, model, out) = load("qwen2-micro");
     let tokenizer_json = dir.join("tokenizer.json");
-    let export =
-        GgufExport { ty: GgmlType::F16, name: "x".into(), tokenizer_json: &tokenizer_json, tokenizer_config: None };
+    let export = GgufExport {
+        ty: GgmlType::F16,
+        name: "x".into(),
+        tokenizer_json: &tokenizer_json,
+        tokenizer_config: None,
+        chat_template: None,
+    };
     // An existing output.
     let existing = out.path().join("exists.gguf");
     std::fs::write(&existing, b"keep").unwrap();

@@ -2,13 +2,8 @@
 //! Modelfile carries FROM, TEMPLATE and every stop token.
 
 use sft_export::ollama::{ChatFormat, modelfile};
-use sft_testkit::model_fixture;
 
-fn template(folder: &str) -> String {
-    let path = model_fixture(folder).join("tokenizer_config.json");
-    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    config["chat_template"].as_str().unwrap().to_owned()
-}
+use crate::template;
 
 #[test]
 fn each_familys_template_is_recognised() {
