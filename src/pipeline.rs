@@ -241,8 +241,9 @@ pub fn finish_run(config: &RunConfig, hub: &HubSettings) -> Result<Option<(Strin
     let model_config = sft_model::LlamaConfig::from_repo(&listing)?;
     write_generation_config(&listing, &model_config, &tokenizer, &dir)?;
     // What the serving runtimes would refuse, said now rather than at serving time (warnings; the run stands).
+    let adapter = sft_export::check::AdapterFacts::read(&dir)?;
     for target in [Target::Vllm, Target::LlamaCpp, Target::Ollama] {
-        for finding in sft_export::check::check_adapter(&dir, target, model_config.family.architecture())? {
+        for finding in adapter.check(target, model_config.family.architecture()) {
             tracing::warn!(target: "sft::deploy", runtime = ?target, rule = finding.rule, "{}", finding.message);
         }
     }

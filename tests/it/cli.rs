@@ -88,14 +88,7 @@ fn train_with_overrides_writes_an_adapter() {
 
     // `sft merge`: a plain HF checkpoint that sft-model loads, with the LoRA model's logits.
     let merged = out.path().join("merged");
-    let result =
-        sft(&["merge", "--adapter", output_dir.to_str().unwrap(), "--out", merged.to_str().unwrap(), "--verify"]);
-    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
-    // The merge checks itself against base + adapter and prints the difference.
-    let stdout = String::from_utf8_lossy(&result.stdout);
-    let verified = stdout.lines().find_map(|l| l.strip_prefix("verified    max |logit difference| ")).unwrap();
-    let worst: f32 = verified.split_whitespace().next().unwrap().parse().unwrap();
-    assert!(worst <= 1e-4, "{stdout}");
+    merge_verified(&output_dir, &merged);
     assert!(merged.join("tokenizer.json").is_file());
     let base = root().join("models/llama-tiny");
     let diff = max_logit_diff(&merged, &base, Some(&output_dir));
@@ -106,6 +99,17 @@ fn train_with_overrides_writes_an_adapter() {
 
 /// The largest logit difference, on a fixed batch, between the model in `merged` and the one in `base` (with the
 /// adapter in `adapter`, if any).
+/// `sft merge --verify` of `adapter` into `merged`: it succeeds and prints its own check, the largest logit
+/// difference against base + adapter, within 1e-4.
+fn merge_verified(adapter: &std::path::Path, merged: &std::path::Path) {
+    let result = sft(&["merge", "--adapter", adapter.to_str().unwrap(), "--out", merged.to_str().unwrap(), "--verify"]);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    let verified = stdout.lines().find_map(|l| l.strip_prefix("verified    max |logit difference| ")).unwrap();
+    let worst: f32 = verified.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(worst <= 1e-4, "{stdout}");
+}
+
 fn max_logit_diff(merged: &std::path::Path, base: &std::path::Path, adapter: Option<&std::path::Path>) -> f32 {
     let device = Device::flex();
     let (_, merged) = LlamaForCausalLM::from_pretrained(merged, &device, FloatDType::F32).unwrap();
@@ -438,14 +442,7 @@ fn a_qwen3_directory_as_model_name_inspects_trains_and_merges() {
     assert_eq!(generation["eos_token_id"], 1);
 
     let merged = out.path().join("merged");
-    let result =
-        sft(&["merge", "--adapter", output_dir.to_str().unwrap(), "--out", merged.to_str().unwrap(), "--verify"]);
-    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
-    // The merge checks itself against base + adapter and prints the difference.
-    let stdout = String::from_utf8_lossy(&result.stdout);
-    let verified = stdout.lines().find_map(|l| l.strip_prefix("verified    max |logit difference| ")).unwrap();
-    let worst: f32 = verified.split_whitespace().next().unwrap().parse().unwrap();
-    assert!(worst <= 1e-4, "{stdout}");
+    merge_verified(&output_dir, &merged);
     let config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(merged.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["architectures"][0], "Qwen3ForCausalLM");

@@ -1,7 +1,6 @@
 //! Writing a GGUF file: everything but the tensor data is known up front, so the header, metadata, descriptors
 //! and offsets are written first and each tensor's values are asked for, encoded and written one at a time.
 
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
 
@@ -144,10 +143,5 @@ impl GgufWriter {
             _ => io(e.error),
         })?;
         Ok(())
-    }
-
-    /// The metadata keys, for checks.
-    pub fn keys(&self) -> BTreeSet<&str> {
-        self.metadata.iter().map(|(k, _)| k.as_str()).collect()
     }
 }

@@ -35,17 +35,19 @@ pub fn merge_checkpoint(
 ) -> Result<Vec<String>> {
     let (lora, _) = read_adapter_config(adapter_dir)?;
     let weights = adapter_dir.join(ADAPTER_WEIGHTS);
-    let mut adapter = Checkpoint::open(std::slice::from_ref(&weights))?;
-    strip_adapter_name(&mut adapter, &weights)?;
-    let saved = modules_to_save(&lora)?;
-    let untie = config.tie_word_embeddings && !saved.is_empty();
-    let out_config = LlamaConfig { tie_word_embeddings: config.tie_word_embeddings && !untie, ..config.clone() };
-    let device = Device::flex();
-    let shapes = expected_shapes(&out_config);
+    let mut tensors = Checkpoint::open(std::slice::from_ref(&weights))?;
+    strip_adapter_name(&mut tensors, &weights)?;
     let adapted: Vec<String> = projection_names(config)
         .into_iter()
-        .filter(|name| adapter.contains(&adapter_key(name, Some("lora_A"))))
+        .filter(|name| tensors.contains(&adapter_key(name, Some("lora_A"))))
         .collect();
+    let saved = modules_to_save(&lora)?;
+    let mut adapter = Adapter { tensors, dir: adapter_dir, lora, saved, adapted };
+    // A trained head or embedding table on a tied base: both tensors are written, untied.
+    let out_config =
+        LlamaConfig { tie_word_embeddings: config.tie_word_embeddings && adapter.saved.is_empty(), ..config.clone() };
+    let device = Device::flex();
+    let shapes = expected_shapes(&out_config);
 
     // Shards by size, in order, as save_pretrained splits them.
     let mut shards: Vec<Vec<(String, Vec<usize>)>> = vec![Vec::new()];
@@ -78,8 +80,7 @@ pub fn merge_checkpoint(
         for (name, shape) in shard {
             total += shape.iter().product::<usize>() * 4;
             weight_map.insert(name.clone(), file_name(i).into());
-            let tensor =
-                merged_tensor(config, checkpoint, &mut adapter, &lora, &saved, &adapted, &name, &shape, &device)?;
+            let tensor = merged_tensor(config, checkpoint, &mut adapter, &name, &shape, &device)?;
             entries.push(TensorEntry {
                 name,
                 dtype: DType::F32,
@@ -105,15 +106,20 @@ pub fn merge_checkpoint(
     Ok(files)
 }
 
+/// The adapter being merged: its tensors (in `dir`), its config, the modules it saves in full and those it adapts.
+struct Adapter<'a> {
+    tensors: Checkpoint,
+    dir: &'a Path,
+    lora: LoraConfig,
+    saved: Vec<SavedModule>,
+    adapted: Vec<String>,
+}
+
 /// The merged value of output tensor `name` (HF layout), f32.
-#[allow(clippy::too_many_arguments)]
 fn merged_tensor(
     config: &LlamaConfig,
     checkpoint: &mut Checkpoint,
-    adapter: &mut Checkpoint,
-    lora: &LoraConfig,
-    saved: &[SavedModule],
-    adapted: &[String],
+    adapter: &mut Adapter<'_>,
     name: &str,
     shape: &[usize],
     device: &Device,
@@ -122,27 +128,33 @@ fn merged_tensor(
     let flat = |t: Tensor<2>| t.flatten::<1>(0, 1);
     let [vocab, hidden] = [config.vocab_size, config.hidden_size];
     match name {
-        "lm_head.weight" if saved.contains(&SavedModule::LmHead) => {
-            return Ok(flat(adapter.tensor(&adapter_key("lm_head", None), [vocab, hidden], device, f32)?));
+        "lm_head.weight" if adapter.saved.contains(&SavedModule::LmHead) => {
+            return Ok(flat(adapter.tensors.tensor(&adapter_key("lm_head", None), [vocab, hidden], device, f32)?));
         }
         // A tied base whose embeddings trained: the head keeps the original matrix.
         "lm_head.weight" if config.tie_word_embeddings => {
             return Ok(flat(checkpoint.tensor("model.embed_tokens.weight", [vocab, hidden], device, f32)?));
         }
-        "model.embed_tokens.weight" if saved.contains(&SavedModule::EmbedTokens) => {
-            return Ok(flat(adapter.tensor(&adapter_key("model.embed_tokens", None), [vocab, hidden], device, f32)?));
+        "model.embed_tokens.weight" if adapter.saved.contains(&SavedModule::EmbedTokens) => {
+            return Ok(flat(adapter.tensors.tensor(
+                &adapter_key("model.embed_tokens", None),
+                [vocab, hidden],
+                device,
+                f32,
+            )?));
         }
         _ => {}
     }
     let module = name.strip_suffix(".weight").unwrap_or(name);
     if let [d_out, d_in] = *shape
-        && adapted.iter().any(|m| m == module)
+        && adapter.adapted.iter().any(|m| m == module)
     {
-        let r = lora.r;
-        let a = adapter.data(&adapter_key(module, Some("lora_A")), &[r, d_in])?;
-        let b = adapter.data(&adapter_key(module, Some("lora_B")), &[d_out, r])?;
-        let (a, b) = (floats(a, Path::new(module))?, floats(b, Path::new(module))?);
-        let delta = LoraAdapter::from_peft(&a, &b, [r, d_in, d_out], lora.scaling(), 0.0, device).delta_weight();
+        let r = adapter.lora.r;
+        let a = adapter.tensors.data(&adapter_key(module, Some("lora_A")), &[r, d_in])?;
+        let b = adapter.tensors.data(&adapter_key(module, Some("lora_B")), &[d_out, r])?;
+        let (a, b) = (floats(a, adapter.dir)?, floats(b, adapter.dir)?);
+        let scaling = adapter.lora.scaling();
+        let delta = LoraAdapter::from_peft(&a, &b, [r, d_in, d_out], scaling, 0.0, device).delta_weight();
         // The in-memory merge adds `delta` [in, out] to the transposed base; the same sums, element by element.
         let base: Tensor<2> = checkpoint.tensor(name, [d_out, d_in], device, f32)?;
         return Ok(flat((base.transpose() + delta).transpose()));
