@@ -10,9 +10,12 @@ use crate::error::{Result, SftError};
 use crate::pipeline::{adapter_base, load_adapted, write_generation_config};
 
 /// Merges `adapter` into its base (`base`, default: the adapter's `base_model_name_or_path`) and writes the result
-/// to `out` as a GGUF file with matrices in `ty` (f32, f16, bf16, q8_0) and the base's tokenizer: the model
+/// to `out` as a GGUF file with matrices in `ty` (f32, f16, bf16, q8_0, q4_0) and the base's tokenizer: the model
 /// llama.cpp, Ollama and LM Studio run. A type this project does not write is an error naming it, before anything
 /// is loaded; an existing `out` is refused.
+///
+/// `name` is `general.name` (default: the adapter directory's name). The base's config and tokenizer are read and
+/// checked against what llama.cpp takes before any weight is loaded.
 ///
 /// With `modelfile`, an Ollama `Modelfile` is written there too (`FROM` the GGUF, `TEMPLATE` for the base's chat
 /// format when it is a known one, `PARAMETER stop` for every stop id of the base); it must not exist either.
@@ -21,6 +24,7 @@ pub fn export_gguf(
     base: Option<&str>,
     out: &std::path::Path,
     ty: &str,
+    name: Option<&str>,
     modelfile: Option<&std::path::Path>,
     hub: &HubSettings,
 ) -> Result<()> {
@@ -28,15 +32,18 @@ pub fn export_gguf(
     if let Some(path) = modelfile.filter(|p| p.exists()) {
         return Err(sft_export::ExportError::from(sft_gguf::GgufError::Exists { path: path.to_owned() }).into());
     }
-    let (base, config, model) = load_adapted(adapter, base, hub, &Device::flex())?;
-    let merged = sft_peft::merge_and_unload(model);
+    // Everything the file needs besides the weights is read and checked before the weights are loaded.
+    let base = adapter_base(adapter, base)?;
     let repo = sft_hub::AnyRepo::open(&base, sft_hub::RepoKind::Model, None, hub)?;
     let listing = sft_repo::Listing::of(&repo)?;
+    let base_config = sft_model::LlamaConfig::from_repo(&listing)?;
     let tokenizer_json = listing.require(sft_tokenize::TOKENIZER_FILE)?;
     let tokenizer_config = listing.optional(sft_tokenize::TOKENIZER_CONFIG_FILE)?;
     let tokenizer = SftTokenizer::from_listing(&listing, &Default::default())?;
     let template = tokenizer.chat_template().map(sft_tokenize::ChatTemplate::source);
-    let name = adapter.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = name
+        .map(str::to_owned)
+        .unwrap_or_else(|| adapter.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
     let export = sft_export::GgufExport {
         ty,
         name,
@@ -44,6 +51,9 @@ pub fn export_gguf(
         tokenizer_config: tokenizer_config.as_deref(),
         chat_template: template,
     };
+    sft_export::check_gguf_export(&base_config, &export)?;
+    let (base, config, model) = load_adapted(adapter, Some(&base), hub, &Device::flex())?;
+    let merged = sft_peft::merge_and_unload(model);
     sft_export::export_gguf(&merged, &config, &export, out)?;
     if let Some(path) = modelfile {
         let (_, stop) = crate::stop::generation_settings(&listing, &config, &tokenizer)?;

@@ -140,7 +140,8 @@ enum Export {
         /// The GGUF file to write (must not exist).
         #[arg(long)]
         out: PathBuf,
-        /// The matrices' type: f32, f16, bf16 or q8_0 (norms and biases stay f32).
+        /// The matrices' type: f32, f16, bf16, q8_0 or q4_0 (norms and biases stay f32; with q4_0 the output head is
+        /// q8_0; an adapter: f32, f16, bf16 or q8_0).
         #[arg(long = "type", default_value = "f16")]
         ty: String,
         /// The base model (a local directory or a Hub repo id); default: the adapter's `base_model_name_or_path`.
@@ -149,6 +150,9 @@ enum Export {
         /// Write the adapter alone, as a llama.cpp LoRA (`llama-cli -m base.gguf --lora FILE`), not merged.
         #[arg(long)]
         adapter_only: bool,
+        /// The model's name in the file (`general.name`); default: the adapter directory's name.
+        #[arg(long, conflicts_with = "adapter_only")]
+        name: Option<String>,
         /// Also write an Ollama Modelfile here (`ollama create NAME -f PATH`); not with `--adapter-only`.
         #[arg(long, conflicts_with = "adapter_only")]
         modelfile: Option<PathBuf>,
@@ -257,12 +261,20 @@ fn run(cli: Cli) -> sft::Result<()> {
             }
             .into())
         }
-        Command::Export { format: Export::Gguf { adapter, out, ty, base, adapter_only, modelfile } } => {
+        Command::Export { format: Export::Gguf { adapter, out, ty, base, adapter_only, name, modelfile } } => {
             let hub = HubSettings::from_env()?;
             if adapter_only {
                 sft::export::export_lora_gguf(&adapter, base.as_deref(), &out, &ty, &hub)?;
             } else {
-                sft::export::export_gguf(&adapter, base.as_deref(), &out, &ty, modelfile.as_deref(), &hub)?;
+                sft::export::export_gguf(
+                    &adapter,
+                    base.as_deref(),
+                    &out,
+                    &ty,
+                    name.as_deref(),
+                    modelfile.as_deref(),
+                    &hub,
+                )?;
             }
             println!("exported    {} → {} ({})", adapter.display(), out.display(), ty.to_uppercase());
             Ok(())

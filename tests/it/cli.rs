@@ -492,6 +492,23 @@ fn a_qwen3_directory_as_model_name_inspects_trains_and_merges() {
         file.tensor_f32("blk.1.attn_v.weight").unwrap(),
         weights.f32("model.layers.1.self_attn.v_proj.weight").0
     );
+    assert_eq!(
+        file.get("general.name").and_then(sft_gguf::Value::as_str),
+        Some(output_dir.file_name().unwrap().to_str().unwrap())
+    );
+    // --name sets general.name; a Phi-3-like name on a vocabulary without Phi-3's `</s>` (which llama.cpp would
+    // then fail to load) is refused before the weights are loaded, nothing written.
+    let named = out.path().join("named.gguf");
+    let args = ["export", "gguf", "--adapter", output_dir.to_str().unwrap(), "--type", "f16", "--out"];
+    let result = sft(&[&args[..], &[named.to_str().unwrap(), "--name", "legal-qwen3"]].concat());
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let file = sft_gguf::GgufFile::open(&named).unwrap();
+    assert_eq!(file.get("general.name").and_then(sft_gguf::Value::as_str), Some("legal-qwen3"));
+    let phi = out.path().join("phi.gguf");
+    let result = sft(&[&args[..], &[phi.to_str().unwrap(), "--name", "My-Phi3-tune"]].concat());
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(stderr.contains("general.name: \"My-Phi3-tune\": llama.cpp treats a model named like Phi-3"), "{stderr}");
+    assert!(!phi.exists());
     // An existing output and a type that is not written: one-line errors, the file untouched.
     let again = export("f32", &gguf);
     assert!(
@@ -501,7 +518,10 @@ fn a_qwen3_directory_as_model_name_inspects_trains_and_merges() {
     );
     let q4 = export("q4_k_m", &out.path().join("q4.gguf"));
     let stderr = String::from_utf8_lossy(&q4.stderr);
-    assert!(stderr.contains("--type: `q4_k_m` is not a GGUF type written here (F32, F16, BF16, Q8_0)"), "{stderr}");
+    assert!(
+        stderr.contains("--type: `q4_k_m` is not a GGUF type written here (F32, F16, BF16, Q8_0, Q4_0)"),
+        "{stderr}"
+    );
     assert!(!out.path().join("q4.gguf").exists());
 
     // The adapter alone as a llama.cpp LoRA. This run trained lm_head in full (modules_to_save), which a llama.cpp
@@ -524,6 +544,10 @@ fn a_qwen3_directory_as_model_name_inspects_trains_and_merges() {
     let args = short_train_args(&plain_run, &[&model_name, "lora_config.modules_to_save=null"]);
     let result = sft(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let q4 = adapter_only(&plain_run, &["--type", "q4_0"], &out.path().join("q4-lora.gguf"));
+    let stderr = String::from_utf8_lossy(&q4.stderr);
+    assert!(stderr.contains("--type q4_0: a LoRA's factors are small and sensitive"), "{stderr}");
+    assert!(!out.path().join("q4-lora.gguf").exists());
     let result = adapter_only(&plain_run, &[], &lora);
     assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
     let file = sft_gguf::GgufFile::open(&lora).unwrap();

@@ -5,6 +5,9 @@
 //! ```sh
 //! cargo run -p sft-export --example export_gguf -- crates/sft-model/tests/fixtures/qwen3-micro /tmp/q.gguf f32
 //! ```
+//!
+//! `general.name` is the directory's name, or a fourth argument (a `phi3-…` name needs Phi-3's `</s>` token in
+//! the vocabulary, which the fixtures' shared tokenizer lacks).
 
 use std::path::Path;
 
@@ -16,15 +19,17 @@ use sft_model::LlamaForCausalLM;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [dir, out, ty] = args.as_slice() else {
-        return Err("usage: export_gguf MODEL_DIR OUT.gguf f32|f16|bf16|q8_0".into());
+    let (dir, out, ty, name) = match args.as_slice() {
+        [dir, out, ty] => (dir, out, ty, None),
+        [dir, out, ty, name] => (dir, out, ty, Some(name.clone())),
+        _ => return Err("usage: export_gguf MODEL_DIR OUT.gguf f32|f16|bf16|q8_0|q4_0 [NAME]".into()),
     };
-    let ty = GgmlType::parse(ty).ok_or("type: f32, f16, bf16 or q8_0")?;
+    let ty = GgmlType::parse(ty).ok_or("type: f32, f16, bf16, q8_0 or q4_0")?;
     let dir = Path::new(dir);
     let (config, model) = LlamaForCausalLM::from_pretrained(dir, &Device::flex(), FloatDType::F32)?;
     let tokenizer_json = dir.join("tokenizer.json");
     let tokenizer_config = dir.join("tokenizer_config.json");
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = name.unwrap_or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
     let tokenizer_config = tokenizer_config.is_file().then_some(tokenizer_config.as_path());
     // The chat template as tokenizer_config.json carries it (the CLI takes it from the loaded tokenizer).
     let settings: Option<serde_json::Value> =

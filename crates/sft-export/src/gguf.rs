@@ -11,11 +11,19 @@ use crate::arch::{architecture, tensor_name, transform, transformed};
 use crate::error::{ExportError, Result};
 use crate::vocab::tokenizer_metadata;
 
+/// The matrix llama.cpp multiplies the last hidden states by: `output.weight`, or `token_embd.weight` when the
+/// embeddings are tied. llama.cpp's own quantizer keeps it at higher precision than a 4-bit model's other matrices.
+fn is_output_head(name: &str, config: &LlamaConfig) -> bool {
+    name == "output.weight" || (config.tie_word_embeddings && name == "token_embd.weight")
+}
+
 /// What [`export_gguf`] writes besides the weights.
 #[derive(Debug, Clone)]
 pub struct GgufExport<'a> {
-    /// The type of the matrices (F32, F16, BF16 or Q8_0); vectors (norms, biases) stay F32, and a matrix whose
-    /// rows are not a whole number of Q8_0 blocks is written as F16, as llama.cpp's converter does.
+    /// The type of the matrices (F32, F16, BF16, Q8_0 or Q4_0); vectors (norms, biases) stay F32, and a matrix
+    /// whose rows are not a whole number of 32-value blocks is written as F16, as llama.cpp's converter does. With
+    /// Q4_0 the output head (`output.weight`, or the tied `token_embd.weight`) is Q8_0, where llama.cpp's quantizer
+    /// would use Q6_K (not written here).
     pub ty: GgmlType,
     /// `general.name`.
     pub name: String,
@@ -35,6 +43,7 @@ fn file_type(ty: GgmlType) -> u32 {
         GgmlType::F16 => 1,
         GgmlType::Q8_0 => 7,
         GgmlType::Bf16 => 32,
+        GgmlType::Q4_0 => 2,
     }
 }
 
@@ -73,6 +82,38 @@ fn check(config: &LlamaConfig) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// llama.cpp gives a model whose `general.name` contains `phi3` or `phi-3` Phi-3's SentencePiece token attributes,
+/// looking up `</s>`: with a vocabulary without it (byte-level BPE, as Phi-4's) the file does not load. Such a name
+/// is an error before anything is written.
+fn check_name(name: &str, tokenizer: &[(String, Value)]) -> Result<()> {
+    let lower = name.to_lowercase();
+    if !(lower.contains("phi3") || lower.contains("phi-3")) {
+        return Ok(());
+    }
+    let has_eos = tokenizer.iter().any(|(key, value)| {
+        key == "tokenizer.ggml.tokens"
+            && matches!(value, Value::Array { items, .. } if items.iter().any(|t| t.as_str() == Some("</s>")))
+    });
+    if has_eos {
+        return Ok(());
+    }
+    Err(ExportError::Unsupported {
+        what: "general.name".into(),
+        message: format!(
+            "{name:?}: llama.cpp treats a model named like Phi-3 as having Phi-3's `</s>` token, which this \
+             vocabulary lacks, and would fail to load the file; choose another name"
+        ),
+    })
+}
+
+/// Everything [`export_gguf`] checks before it writes, without a model: what llama.cpp cannot run as `config` says,
+/// the tokenizer files, the name. For callers that check before loading (or downloading) the weights.
+pub fn check_gguf_export(config: &LlamaConfig, export: &GgufExport<'_>) -> Result<()> {
+    check(config)?;
+    let tokenizer = tokenizer_metadata(config, export.tokenizer_json, export.tokenizer_config, export.chat_template)?;
+    check_name(&export.name, &tokenizer)
 }
 
 /// The architecture metadata llama.cpp's loader reads for `config`.
@@ -114,6 +155,16 @@ fn architecture_metadata(config: &LlamaConfig) -> Vec<(String, Value)> {
 /// every 6th, another local RoPE base than 10000), before anything is written.
 pub fn export_gguf(model: &LlamaForCausalLM, config: &LlamaConfig, export: &GgufExport<'_>, out: &Path) -> Result<()> {
     check(config)?;
+    if let Some(window) = config.sliding_window
+        && architecture(config.family) == "llama"
+        && config.window_layers.iter().any(|&w| w)
+    {
+        tracing::warn!(
+            window,
+            "llama.cpp runs the `llama` architecture (Mistral) with full attention: its outputs equal this model's \
+             up to {window} positions and differ past them"
+        );
+    }
     let config = &LlamaConfig { tie_word_embeddings: model.lm_head.is_none(), ..config.clone() };
     let arch = architecture(config.family);
     let mut writer = GgufWriter::new();
@@ -124,9 +175,9 @@ pub fn export_gguf(model: &LlamaForCausalLM, config: &LlamaConfig, export: &Gguf
     for (key, value) in architecture_metadata(config) {
         writer.metadata(&key, value)?;
     }
-    for (key, value) in
-        tokenizer_metadata(config, export.tokenizer_json, export.tokenizer_config, export.chat_template)?
-    {
+    let tokenizer = tokenizer_metadata(config, export.tokenizer_json, export.tokenizer_config, export.chat_template)?;
+    check_name(&export.name, &tokenizer)?;
+    for (key, value) in tokenizer {
         writer.metadata(&key, value)?;
     }
 
@@ -144,8 +195,10 @@ pub fn export_gguf(model: &LlamaForCausalLM, config: &LlamaConfig, export: &Gguf
             what: entry.name.clone(),
             message: "llama.cpp has no name for this tensor".into(),
         })?;
+        let wanted =
+            if export.ty == GgmlType::Q4_0 && is_output_head(&name, config) { GgmlType::Q8_0 } else { export.ty };
         let ty = match entry.shape.as_slice() {
-            [_, cols] if cols.is_multiple_of(export.ty.block_size()) => export.ty,
+            [_, cols] if cols.is_multiple_of(wanted.block_size()) => wanted,
             [_, _] => GgmlType::F16,
             _ => GgmlType::F32,
         };

@@ -25,14 +25,20 @@ fn parse_key(key: &str) -> Option<(&str, char)> {
 }
 
 /// Writes the adapter in `adapter_dir` (`adapter_config.json`, `adapter_model.safetensors`) of a base model with
-/// `base` as a GGUF LoRA at `out`, factors as `ty` (a factor whose rows are not whole Q8_0 blocks is written as
-/// F16). For a Llama-architecture base, `lora_B` of `q_proj` / `k_proj` gets the base weights' row interleave
-/// (`W + B·A` permuted is `W' + B'·A`). rsLoRA's `lora_alpha / √r` is folded into `adapter.lora.alpha` (written as
-/// `lora_alpha · √r`), since llama.cpp scales by `alpha / r`. `modules_to_save` tensors (a trained head or
+/// `base` as a GGUF LoRA at `out`, factors as `ty` (f32, f16, bf16 or q8_0; a factor whose rows are not whole Q8_0
+/// blocks is written as F16). For a Llama-architecture base, `lora_B` of `q_proj` / `k_proj` gets the base weights'
+/// row interleave (`W + B·A` permuted is `W' + B'·A`). rsLoRA's `lora_alpha / √r` is folded into
+/// `adapter.lora.alpha` (written as `lora_alpha · √r`), since llama.cpp scales by `alpha / r`. `modules_to_save` tensors (a trained head or
 /// embeddings) are an error: a llama.cpp LoRA cannot carry them — merge and export the whole model instead.
 pub fn export_lora_gguf(base: &LlamaConfig, adapter_dir: &Path, ty: GgmlType, out: &Path) -> Result<()> {
-    let (lora, _) = read_adapter_config(adapter_dir)?;
     let unsupported = |what: String, message: &str| ExportError::Unsupported { what, message: message.into() };
+    if ty == GgmlType::Q4_0 {
+        return Err(unsupported(
+            "--type q4_0".into(),
+            "a LoRA's factors are small and sensitive: write them as f32, f16, bf16 or q8_0 (a Q4_0 base takes any)",
+        ));
+    }
+    let (lora, _) = read_adapter_config(adapter_dir)?;
     let weights = adapter_dir.join(ADAPTER_WEIGHTS);
     if let Some(saved) = lora.modules_to_save.as_ref().filter(|m| !m.is_empty()) {
         return Err(unsupported(

@@ -1,4 +1,4 @@
-//! Tensor types (`ggml_type`) and their byte encodings: F32, F16, BF16 and Q8_0.
+//! Tensor types (`ggml_type`) and their byte encodings: F32, F16, BF16, Q8_0 and Q4_0.
 
 use half::{bf16, f16};
 
@@ -9,16 +9,22 @@ pub enum GgmlType {
     F32,
     /// IEEE half (id 1), rounded to nearest even.
     F16,
-    /// Blocks of 32 values: an f16 scale `d = max|x| / 127` and 32 signed bytes `round(x / d)` (id 8), as gguf-py
-    /// quantizes (`d` in f32 for the division, stored as f16; halves round away from zero).
+    /// Blocks of 32 values: an f16 scale `d = max|x| / 127` and 32 signed bytes `round(x · (1 / d))` (id 8), as
+    /// ggml's reference and gguf-py quantize (`d` and its inverse in f32, `d` stored as f16; halves round away from
+    /// zero).
     Q8_0,
     /// bfloat16 (id 30), rounded to nearest even.
     Bf16,
+    /// Blocks of 32 values (id 2): an f16 scale `d = m / -8`, where `m` is the value of largest magnitude (the
+    /// first, on ties), and 16 bytes of 4-bit codes `q = min(15, trunc(x / d + 8.5))`, value `j` in the low nibble of
+    /// byte `j` and value `16 + j` in its high nibble; decoded as `d · (q - 8)`. As ggml's reference and gguf-py
+    /// quantize (`1 / d` in f32, the product and the offset in f64).
+    Q4_0,
 }
 
 impl GgmlType {
     /// Every type, for error messages.
-    pub const ALL: [Self; 4] = [Self::F32, Self::F16, Self::Bf16, Self::Q8_0];
+    pub const ALL: [Self; 5] = [Self::F32, Self::F16, Self::Bf16, Self::Q8_0, Self::Q4_0];
 
     /// ggml's id (`GGML_TYPE_*`).
     pub fn id(self) -> u32 {
@@ -27,6 +33,7 @@ impl GgmlType {
             Self::F16 => 1,
             Self::Q8_0 => 8,
             Self::Bf16 => 30,
+            Self::Q4_0 => 2,
         }
     }
 
@@ -35,13 +42,14 @@ impl GgmlType {
         Self::ALL.into_iter().find(|t| t.id() == id)
     }
 
-    /// llama.cpp's name (`F32`, `F16`, `BF16`, `Q8_0`).
+    /// llama.cpp's name (`F32`, `F16`, `BF16`, `Q8_0`, `Q4_0`).
     pub fn name(self) -> &'static str {
         match self {
             Self::F32 => "F32",
             Self::F16 => "F16",
             Self::Q8_0 => "Q8_0",
             Self::Bf16 => "BF16",
+            Self::Q4_0 => "Q4_0",
         }
     }
 
@@ -50,10 +58,10 @@ impl GgmlType {
         Self::ALL.into_iter().find(|t| t.name().eq_ignore_ascii_case(name))
     }
 
-    /// Values per block (32 for Q8_0, else 1); a tensor's contiguous axis must be a multiple of it.
+    /// Values per block (32 for Q8_0 and Q4_0, else 1); a tensor's contiguous axis must be a multiple of it.
     pub fn block_size(self) -> usize {
         match self {
-            Self::Q8_0 => 32,
+            Self::Q8_0 | Self::Q4_0 => 32,
             _ => 1,
         }
     }
@@ -64,6 +72,7 @@ impl GgmlType {
             Self::F32 => 4,
             Self::F16 | Self::Bf16 => 2,
             Self::Q8_0 => 2 + 32,
+            Self::Q4_0 => 2 + 16,
         }
     }
 
@@ -106,9 +115,24 @@ pub fn encode(values: &[f32], ty: GgmlType) -> Vec<u8> {
             let mut out = Vec::with_capacity(ty.bytes(values.len()));
             for block in values.chunks(32) {
                 let d = block.iter().fold(0.0f32, |m, v| m.max(v.abs())) / 127.0;
+                let inverse = if d == 0.0 { 0.0 } else { 1.0 / d };
                 out.extend(f16::from_f32(d).to_le_bytes());
-                // `round` rounds halves away from zero, as gguf-py's `np_roundf` does.
-                out.extend(block.iter().map(|&v| if d == 0.0 { 0 } else { (v / d).round() as i8 as u8 }));
+                // Times the f32 inverse, not divided by d (the two differ by an ulp at some halves); `round` rounds
+                // halves away from zero, as ggml's `roundf` and gguf-py's `np_roundf` do.
+                out.extend(block.iter().map(|&v| (v * inverse).round() as i8 as u8));
+            }
+            out
+        }
+        GgmlType::Q4_0 => {
+            let mut out = Vec::with_capacity(ty.bytes(values.len()));
+            for block in values.chunks(32) {
+                let m = block.iter().fold(0.0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+                let d = m / -8.0;
+                let inverse = f64::from(if d == 0.0 { 0.0 } else { 1.0 / d });
+                // In [0.5, 16.5]: truncation is the floor, 16 (the largest value's own code) is clamped to 15.
+                let code = |v: f32| ((f64::from(v) * inverse + 8.5).trunc() as u8).min(15);
+                out.extend(f16::from_f32(d).to_le_bytes());
+                out.extend((0..16).map(|j| code(block[j]) | (code(block[16 + j]) << 4)));
             }
             out
         }
@@ -126,6 +150,16 @@ pub fn decode(bytes: &[u8], ty: GgmlType) -> Vec<f32> {
             .flat_map(|block| {
                 let d = f16::from_le_bytes([block[0], block[1]]).to_f32();
                 block[2..].iter().map(move |&q| d * f32::from(q as i8))
+            })
+            .collect(),
+        GgmlType::Q4_0 => bytes
+            .chunks_exact(18)
+            .flat_map(|block| {
+                let d = f16::from_le_bytes([block[0], block[1]]).to_f32();
+                let nibble = |q: u8| d * (f32::from(q) - 8.0);
+                let low: Vec<f32> = block[2..].iter().map(|&q| nibble(q & 0x0F)).collect();
+                let high: Vec<f32> = block[2..].iter().map(|&q| nibble(q >> 4)).collect();
+                low.into_iter().chain(high)
             })
             .collect(),
     }

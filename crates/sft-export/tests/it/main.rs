@@ -5,6 +5,7 @@
 mod check;
 mod lora;
 mod ollama;
+mod vocab;
 
 use std::collections::BTreeSet;
 
@@ -30,6 +31,11 @@ fn template(folder: &str) -> String {
 }
 
 fn export(folder: &str, ty: GgmlType) -> (tempfile::TempDir, std::path::PathBuf) {
+    export_named(folder, folder, ty).unwrap()
+}
+
+/// Fixture `folder` exported as `name` (`general.name`).
+fn export_named(folder: &str, name: &str, ty: GgmlType) -> sft_export::Result<(tempfile::TempDir, std::path::PathBuf)> {
     let (dir, config, model, out) = load(folder);
     let path = out.path().join("model.gguf");
     let tokenizer_json = dir.join("tokenizer.json");
@@ -37,13 +43,13 @@ fn export(folder: &str, ty: GgmlType) -> (tempfile::TempDir, std::path::PathBuf)
     let chat_template = template(folder);
     let export = GgufExport {
         ty,
-        name: folder.into(),
+        name: name.into(),
         tokenizer_json: &tokenizer_json,
         tokenizer_config: Some(&tokenizer_config),
         chat_template: Some(&chat_template),
     };
-    export_gguf(&model, &config, &export, &path).unwrap();
-    (out, path)
+    export_gguf(&model, &config, &export, &path)?;
+    Ok((out, path))
 }
 
 fn u64_of(file: &GgufFile, key: &str) -> u64 {
@@ -140,8 +146,12 @@ fn qwen3_phi3_and_gemma3_keep_their_layouts() {
         weights.f32("model.layers.1.self_attn.k_norm.weight").0
     );
 
-    // Phi-3: the fused projections as attn_qkv and ffn_up (twice the width), partial rotary 8 of 16.
-    let (_d, path) = export("phi3-micro", GgmlType::Q8_0);
+    // Phi-3: the fused projections as attn_qkv and ffn_up (twice the width), partial rotary 8 of 16. Named
+    // `phi3-…`, llama.cpp would look for Phi-3's `</s>`, which the fixtures' vocabulary lacks: refused before
+    // writing; under another name it is written.
+    let err = export_named("phi3-micro", "phi3-micro", GgmlType::Q8_0).unwrap_err().to_string();
+    assert!(err.starts_with("general.name: \"phi3-micro\": llama.cpp treats a model named like Phi-3"), "{err}");
+    let (_d, path) = export_named("phi3-micro", "micro", GgmlType::Q8_0).unwrap();
     let file = GgufFile::open(&path).unwrap();
     assert_eq!(file.info("blk.0.attn_qkv.weight").unwrap().shape, [128, 64]);
     assert_eq!(file.info("blk.0.ffn_up.weight").unwrap().shape, [256, 64]);
@@ -204,14 +214,40 @@ fn what_llama_cpp_cannot_take_is_refused_before_writing() {
     let err = export_gguf(&model, &config, &export, &existing).unwrap_err().to_string();
     assert!(err.contains("exists already"), "{err}");
     assert_eq!(std::fs::read(&existing).unwrap(), b"keep");
-    // A SentencePiece-style vocabulary.
+    // A vocabulary llama.cpp has no tokenizer for.
     let mut tokenizer: serde_json::Value = serde_json::from_slice(&std::fs::read(&tokenizer_json).unwrap()).unwrap();
-    tokenizer["model"]["byte_fallback"] = true.into();
-    let spm = out.path().join("tokenizer.json");
-    std::fs::write(&spm, tokenizer.to_string()).unwrap();
-    let export = GgufExport { tokenizer_json: &spm, ..export };
+    tokenizer["model"]["type"] = "WordPiece".into();
+    let other = out.path().join("tokenizer.json");
+    std::fs::write(&other, tokenizer.to_string()).unwrap();
+    let export = GgufExport { tokenizer_json: &other, ..export };
     let err = export_gguf(&model, &config, &export, &out.path().join("a.gguf")).unwrap_err().to_string();
-    assert!(err.contains("with byte_fallback (SentencePiece-style) is not exported to GGUF yet"), "{err}");
+    assert!(err.contains("a WordPiece vocabulary is not exported to GGUF"), "{err}");
     let left: Vec<_> = std::fs::read_dir(out.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left.len(), 2, "nothing written: {left:?}");
+}
+
+#[test]
+fn q4_0_keeps_the_output_head_at_q8_0() {
+    // mistral-micro has its own lm_head: output.weight Q8_0 (llama.cpp's quantizer would take Q6_K where rows
+    // allow), token_embd and the layers Q4_0.
+    let (_d, path) = export("mistral-micro", GgmlType::Q4_0);
+    let file = GgufFile::open(&path).unwrap();
+    assert_eq!(u64_of(&file, "general.file_type"), 2);
+    let ty = |name: &str| file.info(name).unwrap().ty;
+    assert_eq!(
+        [ty("output.weight"), ty("token_embd.weight"), ty("blk.0.attn_v.weight")],
+        [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_0]
+    );
+    let weights = Tensors::open(&model_fixture("mistral-micro").join("model.safetensors"));
+    let (w, _) = weights.f32("model.layers.0.self_attn.v_proj.weight");
+    let ours = file.tensor_f32("blk.0.attn_v.weight").unwrap();
+    let scale = w.iter().fold(0.0f32, |m, v| m.max(v.abs())) / 8.0;
+    let worst = ours.iter().zip(&w).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst <= scale * 1.01, "Q4_0 within one step of the largest block scale: {worst} vs {scale}");
+    // qwen2-micro ties its head to the embeddings: token_embd is the head, Q8_0.
+    let (_d, path) = export("qwen2-micro", GgmlType::Q4_0);
+    let file = GgufFile::open(&path).unwrap();
+    assert!(file.info("output.weight").is_none());
+    assert_eq!(file.info("token_embd.weight").unwrap().ty, GgmlType::Q8_0);
+    assert_eq!(file.info("blk.1.attn_q.weight").unwrap().ty, GgmlType::Q4_0);
 }

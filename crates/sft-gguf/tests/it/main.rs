@@ -49,14 +49,14 @@ fn the_header_is_laid_out_as_the_spec_says() {
 #[test]
 fn q8_0_blocks_as_computed_by_hand() {
     // One block 0, 1, …, 31 scaled by 0.5: max |x| = 15.5, d = 15.5 / 127 (stored as f16: 0.12207031),
-    // q = round(x / d) with the f32 d; x = 15.5 gives 127, x = 0.5 gives round(4.0968) = 4.
+    // q = round(x · (1 / d)) with the f32 d; x = 15.5 gives 127, x = 0.5 gives round(4.0968) = 4.
     let values: Vec<f32> = (0..32).map(|i| i as f32 * 0.5).collect();
     let bytes = encode(&values, GgmlType::Q8_0);
     assert_eq!(bytes.len(), 34);
     let d = half::f16::from_le_bytes([bytes[0], bytes[1]]);
     assert_eq!(d, half::f16::from_f32(15.5 / 127.0));
     let q: Vec<i8> = bytes[2..].iter().map(|&b| b as i8).collect();
-    let by_hand: Vec<i8> = values.iter().map(|&x| (x / (15.5f32 / 127.0)).round() as i8).collect();
+    let by_hand: Vec<i8> = values.iter().map(|&x| (x * (1.0 / (15.5f32 / 127.0))).round() as i8).collect();
     assert_eq!(q, by_hand);
     assert_eq!((q[0], q[1], q[31]), (0, 4, 127));
     // Dequantized: d × q, within half a step (plus the f16 rounding of d).
@@ -70,6 +70,37 @@ fn q8_0_blocks_as_computed_by_hand() {
     // A negative half rounds away from zero, as gguf-py's np_roundf.
     let halves: Vec<f32> = [127.0f32, -0.5].into_iter().chain(std::iter::repeat_n(0.0, 30)).collect();
     assert_eq!(encode(&halves, GgmlType::Q8_0)[3] as i8, -1);
+    // x · (1 / d), not x / d: with max|x| = 1, x = 4.5 · d gives x / d = 4.5 (→ 5) but x · (1 / d) = 4.4999995
+    // (→ 4), which is what ggml's reference quantizer (and llama.cpp's quantize) writes.
+    let d = 1.0f32 / 127.0;
+    let tie: Vec<f32> = [1.0f32, 4.5 * d].into_iter().chain(std::iter::repeat_n(0.0, 30)).collect();
+    assert_eq!((tie[1] / d, encode(&tie, GgmlType::Q8_0)[3] as i8), (4.5, 4));
+}
+
+#[test]
+fn q4_0_blocks_as_computed_by_hand() {
+    // One block -8, -7.5, …, 7.5: the largest magnitude is -8 (the first), d = -8 / -8 = 1, codes
+    // min(15, trunc(x + 8.5)); 7.5 → 16 → 15. Value j in byte j's low nibble, value 16 + j in its high nibble.
+    let values: Vec<f32> = (0..32).map(|i| -8.0 + i as f32 * 0.5).collect();
+    let bytes = encode(&values, GgmlType::Q4_0);
+    assert_eq!(bytes.len(), 18);
+    assert_eq!(half::f16::from_le_bytes([bytes[0], bytes[1]]).to_f32(), 1.0);
+    let codes: Vec<u8> = values.iter().map(|&x| ((x + 8.5).trunc() as u8).min(15)).collect();
+    assert_eq!((codes[0], codes[1], codes[2], codes[31]), (0, 1, 1, 15));
+    let packed: Vec<u8> = (0..16).map(|j| codes[j] | (codes[16 + j] << 4)).collect();
+    assert_eq!(bytes[2..], packed[..]);
+    assert_eq!(bytes[2], 0x80, "value 0 (code 0) low, value 16 (0.0 → code 8) high");
+    // Decoded: d · (q - 8): -8, -7, -7, …; every value within one step (d = 1) of the original.
+    let back = decode(&bytes, GgmlType::Q4_0);
+    assert_eq!(back[..3], [-8.0, -7.0, -7.0]);
+    assert!(values.iter().zip(&back).all(|(x, y)| (x - y).abs() <= 1.0), "{back:?}");
+    // A positive largest value gives a negative scale; an all-zero block, scale -0 (0 / -8) and codes 8.
+    let positive: Vec<f32> = (0..32).map(|i| i as f32 * 0.25).collect();
+    let bytes = encode(&positive, GgmlType::Q4_0);
+    assert_eq!(half::f16::from_le_bytes([bytes[0], bytes[1]]).to_f32(), -7.75 / 8.0);
+    assert_eq!(bytes[2] & 0x0F, 8, "0.0 → code 8");
+    let zeros = encode(&[0.0; 32], GgmlType::Q4_0);
+    assert_eq!(zeros, [[0x00, 0x80].as_slice(), &[0x88; 16]].concat());
 }
 
 #[test]
@@ -101,7 +132,7 @@ fn every_type_round_trips_through_the_reader() {
             Ok::<_, std::io::Error>(values.clone())
         })
         .unwrap();
-    assert_eq!(asked, ["t.F32", "t.F16", "t.BF16", "t.Q8_0"], "asked once each, in order");
+    assert_eq!(asked, ["t.F32", "t.F16", "t.BF16", "t.Q8_0", "t.Q4_0"], "asked once each, in order");
     let file = GgufFile::open(&path).unwrap();
     assert_eq!(file.get("general.architecture").and_then(Value::as_str), Some("llama"));
     assert_eq!(file.get("llama.block_count").and_then(Value::as_u64), Some(2));
@@ -114,12 +145,14 @@ fn every_type_round_trips_through_the_reader() {
         let back = file.tensor_f32(&name).unwrap();
         let worst = values.iter().zip(&back).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         // F32 exact; F16 within 2^-11 relative (|x| ≤ 3: 1.5e-3); BF16 2^-8 (1.2e-2); Q8_0 half a step of
-        // max|x| / 127 per block (1.2e-2) plus the f16 scale's rounding.
+        // max|x| / 127 per block (1.2e-2) plus the f16 scale's rounding; Q4_0 one step of max|x| / 8 (truncation
+        // after + 8.5 is rounding, save for the clamped top code) plus the scale's rounding.
         let bound = match ty {
             GgmlType::F32 => 0.0,
             GgmlType::F16 => 3.0 / 2048.0,
             GgmlType::Bf16 => 3.0 / 256.0,
             GgmlType::Q8_0 => 3.0 / 127.0 * 0.5 + 3.0 / 1024.0,
+            GgmlType::Q4_0 => 3.0 / 8.0 + 3.0 / 1024.0 * 8.0,
         };
         assert!(worst <= bound, "{name}: {worst} > {bound}");
         assert_eq!(back, decode(&encode(&values, ty), ty), "{name}: the reader returns what the encoder wrote");
@@ -167,11 +200,11 @@ fn bad_input_is_refused_and_nothing_is_half_written() {
     let q4 = dir.path().join("q4.gguf");
     let mut patched = bytes.clone();
     let at = find_type_field(&patched, "w");
-    patched[at..at + 4].copy_from_slice(&2u32.to_le_bytes()); // Q4_0
+    patched[at..at + 4].copy_from_slice(&12u32.to_le_bytes()); // Q4_K
     std::fs::write(&q4, &patched).unwrap();
     let err = GgufFile::open(&q4).unwrap_err().to_string();
-    assert!(err.contains("tensor `w`: ggml type 2 is not read here (F32, F16, BF16, Q8_0)"), "{err}");
-    assert!(GgmlType::parse("q4_k_m").is_none() && GgmlType::parse("q8_0") == Some(GgmlType::Q8_0));
+    assert!(err.contains("tensor `w`: ggml type 12 is not read here (F32, F16, BF16, Q8_0, Q4_0)"), "{err}");
+    assert!(GgmlType::parse("q4_k_m").is_none() && GgmlType::parse("q4_0") == Some(GgmlType::Q4_0));
     assert!(GgufFile::open(Path::new("/nonexistent/x.gguf")).is_err());
 }
 
