@@ -64,11 +64,30 @@ pub fn export_gguf(
             (true, Some(name)) => format!("./{}", name.to_string_lossy()),
             _ => std::path::absolute(out).unwrap_or_else(|_| out.to_owned()).display().to_string(),
         };
-        let text = sft_export::ollama::modelfile(&from, template, &stops);
+        let renderings = tokenizer.chat_template().map(probe_renderings).transpose()?;
+        let chat = template.zip(renderings.as_ref()).map(|(template, (user_only, with_system))| {
+            sft_export::ollama::Chat { template, user_only, with_system, eos_token: &tokenizer.special().eos.text }
+        });
+        let text = sft_export::ollama::modelfile(&from, chat.as_ref(), &stops);
         sft_model::write_atomic(path, text.as_bytes())?;
     }
     tracing::info!(base = %base, adapter = %adapter.display(), out = %out.display(), ty = ty.name(), "exported GGUF");
     Ok(())
+}
+
+/// The chat template's renderings of one user message, and of a system message
+/// ([`sft_export::ollama::SYSTEM_PROBE`]) and a user message, both with the generation prompt: where an Ollama
+/// Modelfile reads the template's default system prompt and what it writes before a system prompt. A template that
+/// refuses a system message (Gemma 1's) gives an empty second rendering.
+fn probe_renderings(template: &sft_tokenize::ChatTemplate) -> Result<(String, String)> {
+    let user = sft_data::Message { role: "user".into(), content: "Hello.".into() };
+    let system = sft_data::Message { role: "system".into(), content: sft_export::ollama::SYSTEM_PROBE.into() };
+    let user_only = template.render(std::slice::from_ref(&user), true)?;
+    let with_system = template.render(&[system, user], true).unwrap_or_else(|e| {
+        tracing::debug!(error = %e, "the chat template refuses a system message");
+        String::new()
+    });
+    Ok((user_only, with_system))
 }
 
 /// Writes `adapter` alone as llama.cpp's GGUF LoRA at `out` (`llama-cli -m base.gguf --lora out`), factors in `ty`;

@@ -28,7 +28,7 @@ export_one() { # model type [name]
     target/debug/examples/export_gguf "$work/models/$1" "$work/$1-$2.gguf" "$2" ${3:-}
 }
 quiet() { "$@" 2>&1 | grep -E "via|against|tokeniz|differs|llama.cpp's|Error" || true; }
-models="llama-micro qwen2-micro qwen3-micro phi3-micro mistral-micro gemma3-six llama-spm mistral-spm gemma3-spm"
+models="llama-micro qwen2-micro qwen3-micro phi3-micro mistral-micro gemma3-six phi3-longrope llama-spm mistral-spm gemma3-spm"
 for m in $models; do
     window=""; case $m in mistral*) window="--no-window";; esac
     name=""; case $m in phi3*) name="micro";; esac  # llama.cpp special-cases names with phi3 (see the README)

@@ -12,7 +12,8 @@ with the PEFT adapter merged by PEFT itself (`pip install peft`).
 Prints the largest logit difference over real positions. Two limits of transformers' GGUF loader are worked
 around here, not in the file: it ignores `qwen3.attention.key_length` (so a Qwen3 whose head_dim is not 128 gets the
 default), so the config's head_dim is set from that key; it drops `rope.dimension_count` (Phi-3's partial rotary),
-so `partial_rotary_factor` is set from it; it keeps Gemma 3's default `query_pre_attn_scalar` of 256 where
+so `partial_rotary_factor` is set from it; it drops Phi-3's longrope factors, set from `rope_factors_long` /
+`rope_factors_short` and their keys; it keeps Gemma 3's default `query_pre_attn_scalar` of 256 where
 llama.cpp scales by `head_dim` (which the export requires), so that is set to head_dim; and it loads llama.cpp's `llama` architecture without a
 sliding window (as llama.cpp runs it), so a Mistral export is also compared with the original with the window off.
 """
@@ -56,6 +57,18 @@ if arch == "phi3" and rotary is not None:
     config.partial_rotary_factor = factor
     if isinstance(getattr(config, "rope_parameters", None), dict):
         config.rope_parameters["partial_rotary_factor"] = factor
+# The loader drops longrope (Phi-3's long-context factors): they come back from their tensors and keys.
+tensors = {t.name: t for t in GGUFReader(gguf_path).tensors}
+if "rope_factors_long.weight" in tensors:
+    original_context = int(fields[f"{arch}.rope.scaling.original_context_length"].parts[-1][0])
+    config.original_max_position_embeddings = original_context
+    config.rope_parameters.update({
+        "rope_type": "longrope",
+        "long_factor": [float(v) for v in tensors["rope_factors_long.weight"].data],
+        "short_factor": [float(v) for v in tensors["rope_factors_short.weight"].data],
+        "original_max_position_embeddings": original_context,
+        "attention_factor": float(fields[f"{arch}.rope.scaling.attn_factor"].parts[-1][0]),
+    })
 # The loader keeps Gemma 3's default query_pre_attn_scalar (256); llama.cpp scales the scores by head_dim^-1/2 (as
 # the export requires of the model), so the config follows llama.cpp.
 if arch == "gemma3":

@@ -9,6 +9,8 @@ FIXTURES_DIR: crates/sft-model/tests/fixtures (or the reference fixtures the REA
   pattern (every 6th layer global), which llama.cpp fixes; the fixture's pattern of 3 is refused by the export.
 - phi3-end: phi3-micro whose tokenizer has Phi-3's `<|end|>` in place of its last reserved token (llama.cpp's Phi-3 vocabulary looks it up; real
   Phi-3 / Phi-4 tokenizers have it).
+- phi3-longrope: phi3-end with Phi-3's long-context RoPE (`longrope`, as Phi-3-128k and Phi-4-mini), its
+  pre-training context cut to 64 positions so that the reference batch (152 positions) takes the long factors.
 - llama-spm, mistral-spm, gemma3-spm: llama-micro, mistral-micro and gemma3-six with a SentencePiece-style tokenizer
   (BPE with byte_fallback, `<0xXX>` byte tokens), trained here with `tokenizers` on data/legal_clauses/train.csv, in
   the three forms such tokenizers take: Llama 2's legacy Prepend("▁") normalizer, Mistral's Metaspace
@@ -85,6 +87,21 @@ def add_end(tokenizer):
 
 
 edit_json(os.path.join(end, "tokenizer.json"), add_end)
+
+# phi3-longrope: Phi-3's long-context RoPE (Phi-3-128k, Phi-4-mini) on phi3-micro, pre-training context 64.
+longrope = copy("phi3-micro", "phi3-longrope")
+edit_json(os.path.join(longrope, "tokenizer.json"), add_end)
+
+
+def long_context(config):
+    scaling = {"rope_type": "longrope", "short_factor": [1.0, 1.1, 1.3, 1.7], "long_factor": [1.5, 2.5, 4.0, 8.0],
+               "original_max_position_embeddings": 64}
+    config["original_max_position_embeddings"] = 64
+    config["rope_parameters"].update(scaling)
+    config["rope_scaling"] = dict(scaling, type="longrope")
+
+
+edit_json(os.path.join(longrope, "config.json"), long_context)
 
 # SentencePiece-style tokenizers
 root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -50,8 +50,13 @@ fn file_type(ty: GgmlType) -> u32 {
 /// Checks what llama.cpp cannot run as the config says, before anything is written.
 fn check(config: &LlamaConfig) -> Result<()> {
     let unsupported = |what: &str, message: String| Err(ExportError::Unsupported { what: what.into(), message });
-    if let RopeScaling::LongRope { .. } = config.rope_scaling {
-        return unsupported("rope_scaling", "longrope is not exported to GGUF yet".into());
+    if let RopeScaling::LongRope { .. } = config.rope_scaling
+        && config.family != ModelFamily::Phi3
+    {
+        return unsupported(
+            "rope_scaling",
+            format!("longrope on {:?}: llama.cpp reads longrope factors for Phi-3 only", config.family),
+        );
     }
     if config.family == ModelFamily::Gemma3 && config.query_pre_attn_scalar != Some(config.head_dim as f64) {
         return unsupported(
@@ -139,6 +144,10 @@ fn architecture_metadata(config: &LlamaConfig) -> Vec<(String, Value)> {
         out.push((key("rope.scaling.type"), Value::string("linear")));
         out.push((key("rope.scaling.factor"), Value::F32(factor as f32)));
     }
+    if let RopeScaling::LongRope { original_max_position_embeddings, attention_factor, .. } = config.rope_scaling {
+        out.push((key("rope.scaling.original_context_length"), u32_of(original_max_position_embeddings)));
+        out.push((key("rope.scaling.attn_factor"), Value::F32(attention_factor as f32)));
+    }
     if let Some(window) = config.sliding_window
         && matches!(config.family, ModelFamily::Gemma3 | ModelFamily::Phi3)
     {
@@ -147,12 +156,32 @@ fn architecture_metadata(config: &LlamaConfig) -> Vec<(String, Value)> {
     out
 }
 
+/// The RoPE factors llama.cpp reads as tensors: `rope_freqs.weight` for `llama3` scaling (each base frequency's
+/// divisor), `rope_factors_long.weight` / `rope_factors_short.weight` for Phi-3's `longrope` (llama.cpp takes the
+/// long ones when its context is longer than `original_max_position_embeddings`, for every position, where
+/// transformers switches when a sequence grows past it).
+fn rope_tensors(config: &LlamaConfig) -> Vec<(&'static str, Vec<f32>)> {
+    match &config.rope_scaling {
+        RopeScaling::Llama3 { .. } => {
+            let plain = rope::inv_freq(&LlamaConfig { rope_scaling: RopeScaling::None, ..config.clone() });
+            let factors = plain.iter().zip(rope::inv_freq(config)).map(|(base, scaled)| base / scaled).collect();
+            vec![("rope_freqs.weight", factors)]
+        }
+        RopeScaling::LongRope { short_factor, long_factor, .. } => {
+            let f32s = |factors: &[f64]| factors.iter().map(|&f| f as f32).collect();
+            vec![("rope_factors_long.weight", f32s(long_factor)), ("rope_factors_short.weight", f32s(short_factor))]
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// Writes `model` (with `config`) to `out` as a GGUF file llama.cpp loads: llama.cpp's tensor names and layouts
 /// ([`crate::arch`]), the architecture's metadata, the tokenizer ([`crate::vocab`]), matrices in `export.ty`.
-/// Llama 3's `llama3` RoPE scaling is written as the `rope_freqs.weight` factors llama.cpp reads. The file is
-/// written under a temporary name and renamed; an existing `out` is an error, as is a model llama.cpp cannot run
-/// as configured (`longrope`; for Gemma 3 a score scale other than `head_dim`, another global-layer pattern than
-/// every 6th, another local RoPE base than 10000), before anything is written.
+/// Llama 3's `llama3` RoPE scaling and Phi-3's `longrope` are written as the factor tensors llama.cpp reads
+/// ([`rope_tensors`]). The file is written under a temporary name and renamed; an existing `out` is an error, as
+/// is a model llama.cpp cannot run as configured (`longrope` outside Phi-3; for Gemma 3 a score scale other than
+/// `head_dim`, another global-layer pattern than every 6th, another local RoPE base than 10000), before anything is
+/// written.
 pub fn export_gguf(model: &LlamaForCausalLM, config: &LlamaConfig, export: &GgufExport<'_>, out: &Path) -> Result<()> {
     check(config)?;
     if let Some(window) = config.sliding_window
@@ -181,13 +210,9 @@ pub fn export_gguf(model: &LlamaForCausalLM, config: &LlamaConfig, export: &Gguf
         writer.metadata(&key, value)?;
     }
 
-    // llama3 scaling: llama.cpp divides each base frequency by a factor, stored as a tensor.
-    let rope_freqs: Option<Vec<f32>> = matches!(config.rope_scaling, RopeScaling::Llama3 { .. }).then(|| {
-        let plain = rope::inv_freq(&LlamaConfig { rope_scaling: RopeScaling::None, ..config.clone() });
-        plain.iter().zip(rope::inv_freq(config)).map(|(base, scaled)| base / scaled).collect()
-    });
-    if let Some(factors) = &rope_freqs {
-        writer.tensor("rope_freqs.weight", &[factors.len()], GgmlType::F32)?;
+    let mut rope_tensors = rope_tensors(config);
+    for (name, factors) in &rope_tensors {
+        writer.tensor(name, &[factors.len()], GgmlType::F32)?;
     }
     let mut entries = Vec::new();
     for entry in model.hf_tensors(config, FloatDType::F32) {
@@ -207,10 +232,9 @@ pub fn export_gguf(model: &LlamaForCausalLM, config: &LlamaConfig, export: &Gguf
     }
     tracing::info!(arch, tensors = writer.tensors().len(), ty = export.ty.name(), out = %out.display(), "writing GGUF");
     let mut next = 0usize;
-    let mut rope_freqs = rope_freqs;
     writer.write(out, |info| -> std::result::Result<Vec<f32>, ExportError> {
-        if info.name == "rope_freqs.weight" {
-            return Ok(rope_freqs.take().unwrap_or_default());
+        if let Some((_, factors)) = rope_tensors.iter_mut().find(|(name, _)| *name == info.name) {
+            return Ok(std::mem::take(factors));
         }
         let entry = entries.get_mut(next).and_then(Option::take);
         next += 1;

@@ -251,3 +251,69 @@ fn q4_0_keeps_the_output_head_at_q8_0() {
     assert_eq!(file.info("token_embd.weight").unwrap().ty, GgmlType::Q8_0);
     assert_eq!(file.info("blk.1.attn_q.weight").unwrap().ty, GgmlType::Q4_0);
 }
+
+/// Fixture `folder` copied with its config.json changed by `edit`: the directory and the model loaded from it.
+fn edited(
+    folder: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> (tempfile::TempDir, sft_model::LlamaConfig, LlamaForCausalLM) {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(model_fixture(folder)).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let path = dir.path().join("config.json");
+    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    edit(&mut config);
+    std::fs::write(&path, config.to_string()).unwrap();
+    let (config, model) = LlamaForCausalLM::from_pretrained(dir.path(), &Device::flex(), FloatDType::F32).unwrap();
+    (dir, config, model)
+}
+
+#[test]
+fn phi3_longrope_is_written_as_llama_cpp_s_factor_tensors() {
+    // Phi-3's long-context RoPE (Phi-3-128k, Phi-4-mini): the factors as rope_factors_long / _short (F32, one per
+    // rotary pair: 8 rotary dims → 4), the pre-training context and the cos / sin scale as keys. The attention
+    // factor by hand: √(1 + ln(2048 / 64) / ln 64) = √(1 + 5 / 6).
+    let longrope = |config: &mut serde_json::Value| {
+        let scaling = serde_json::json!({"rope_type": "longrope", "short_factor": [1.0, 1.1, 1.3, 1.7],
+            "long_factor": [1.5, 2.5, 4.0, 8.0], "original_max_position_embeddings": 64});
+        config["original_max_position_embeddings"] = 64.into();
+        config["rope_scaling"] = scaling.clone();
+        config["rope_parameters"] = scaling;
+        config["rope_parameters"]["rope_theta"] = 10_000.0.into();
+        config["rope_parameters"]["partial_rotary_factor"] = 0.5.into();
+    };
+    let (dir, config, model) = edited("phi3-micro", longrope);
+    let out = dir.path().join("longrope.gguf");
+    let tokenizer_json = dir.path().join("tokenizer.json");
+    let export = GgufExport {
+        ty: GgmlType::F16,
+        name: "micro".into(),
+        tokenizer_json: &tokenizer_json,
+        tokenizer_config: None,
+        chat_template: None,
+    };
+    export_gguf(&model, &config, &export, &out).unwrap();
+    let file = GgufFile::open(&out).unwrap();
+    assert_eq!(file.tensor_f32("rope_factors_long.weight").unwrap(), [1.5, 2.5, 4.0, 8.0]);
+    assert_eq!(file.tensor_f32("rope_factors_short.weight").unwrap(), [1.0, 1.1, 1.3, 1.7]);
+    assert_eq!(file.info("rope_factors_long.weight").unwrap().ty, GgmlType::F32);
+    assert_eq!(u64_of(&file, "phi3.rope.scaling.original_context_length"), 64);
+    assert_eq!(u64_of(&file, "phi3.context_length"), 2048);
+    let factor = file.get("phi3.rope.scaling.attn_factor").and_then(Value::as_f64).unwrap();
+    assert!((factor - (1.0f64 + 5.0 / 6.0).sqrt()).abs() < 1e-6, "{factor}");
+
+    // Elsewhere llama.cpp reads no longrope factors: refused, naming the key.
+    let (dir, config, model) = edited("qwen2-micro", longrope);
+    let tokenizer_json = dir.path().join("tokenizer.json");
+    let export = GgufExport { tokenizer_json: &tokenizer_json, ..export };
+    let err = export_gguf(&model, &config, &export, &dir.path().join("x.gguf")).unwrap_err().to_string();
+    assert!(
+        err.starts_with("rope_scaling: longrope on Qwen2: llama.cpp reads longrope factors for Phi-3 only"),
+        "{err}"
+    );
+    assert!(!dir.path().join("x.gguf").exists());
+}
