@@ -34,6 +34,7 @@ pub fn export_gguf(
     }
     // Everything the file needs besides the weights is read and checked before the weights are loaded.
     let base = adapter_base(adapter, base)?;
+    crate::materialize_embedded(std::path::Path::new(&base))?;
     let repo = sft_hub::AnyRepo::open(&base, sft_hub::RepoKind::Model, None, hub)?;
     let listing = sft_repo::Listing::of(&repo)?;
     let base_config = sft_model::LlamaConfig::from_repo(&listing)?;
@@ -52,11 +53,12 @@ pub fn export_gguf(
         chat_template: template,
     };
     sft_export::check_gguf_export(&base_config, &export)?;
-    let (base, config, model) = load_adapted(adapter, Some(&base), hub, &Device::flex())?;
-    let merged = sft_peft::merge_and_unload(model);
-    sft_export::export_gguf(&merged, &config, &export, out)?;
+    // One tensor in memory at a time, never the model (sft_peft::MergedCheckpoint).
+    let mut checkpoint = sft_model::Checkpoint::from_repo(&listing)?;
+    let mut merged = sft_peft::MergedCheckpoint::open(&base_config, &mut checkpoint, adapter)?;
+    sft_export::export_merged_gguf(&mut merged, &export, out)?;
     if let Some(path) = modelfile {
-        let (_, stop) = crate::stop::generation_settings(&listing, &config, &tokenizer)?;
+        let (_, stop) = crate::stop::generation_settings(&listing, &base_config, &tokenizer)?;
         let stops: Vec<String> = stop.iter().filter_map(|&id| tokenizer.inner().id_to_token(id)).collect();
         // FROM relative to the Modelfile when they share a directory, else absolute.
         let same_dir = out.parent() == path.parent();

@@ -3,9 +3,10 @@
 
 use std::path::Path;
 
-use burn::tensor::FloatDType;
+use burn::tensor::{FloatDType, TensorData};
 use sft_gguf::{GgmlType, GgufWriter, Value};
-use sft_model::{LlamaConfig, LlamaForCausalLM, ModelFamily, RopeScaling, rope};
+use sft_model::{LlamaConfig, LlamaForCausalLM, ModelFamily, RopeScaling, TensorEntry, rope};
+use sft_peft::MergedCheckpoint;
 
 use crate::arch::{architecture, tensor_name, transform, transformed};
 use crate::error::{ExportError, Result};
@@ -183,6 +184,35 @@ fn rope_tensors(config: &LlamaConfig) -> Vec<(&'static str, Vec<f32>)> {
 /// `head_dim`, another global-layer pattern than every 6th, another local RoPE base than 10000), before anything is
 /// written.
 pub fn export_gguf(model: &LlamaForCausalLM, config: &LlamaConfig, export: &GgufExport<'_>, out: &Path) -> Result<()> {
+    let config = LlamaConfig { tie_word_embeddings: model.lm_head.is_none(), ..config.clone() };
+    let mut entries: Vec<Option<TensorEntry<'_>>> =
+        model.hf_tensors(&config, FloatDType::F32).into_iter().map(Some).collect();
+    let shapes = entries.iter().flatten().map(|e| (e.name.clone(), e.shape.clone())).collect();
+    write_gguf(&config, shapes, export, out, |index, _, _| {
+        let entry = entries.get_mut(index).and_then(Option::take);
+        let entry =
+            entry.ok_or_else(|| ExportError::Unsupported { what: index.to_string(), message: "no data".into() })?;
+        Ok((entry.data)()?)
+    })
+}
+
+/// [`export_gguf`] of a base checkpoint with an adapter merged in, one tensor at a time ([`MergedCheckpoint`]): the
+/// merged model is never whole in memory, so a model that does not fit in memory exports all the same.
+pub fn export_merged_gguf(merged: &mut MergedCheckpoint<'_>, export: &GgufExport<'_>, out: &Path) -> Result<()> {
+    let config = merged.config().clone();
+    let shapes = merged.shapes();
+    write_gguf(&config, shapes, export, out, |_, name, shape| Ok(merged.tensor(name, shape)?.into_data()))
+}
+
+/// The GGUF file of a model with `config` whose tensors (Hugging Face names and shapes, `shapes`) `values` gives
+/// one at a time, in order (its index, name and shape asked).
+fn write_gguf(
+    config: &LlamaConfig,
+    shapes: Vec<(String, Vec<usize>)>,
+    export: &GgufExport<'_>,
+    out: &Path,
+    mut values: impl FnMut(usize, &str, &[usize]) -> Result<TensorData>,
+) -> Result<()> {
     check(config)?;
     if let Some(window) = config.sliding_window
         && architecture(config.family) == "llama"
@@ -194,7 +224,6 @@ pub fn export_gguf(model: &LlamaForCausalLM, config: &LlamaConfig, export: &Gguf
              up to {window} positions and differ past them"
         );
     }
-    let config = &LlamaConfig { tie_word_embeddings: model.lm_head.is_none(), ..config.clone() };
     let arch = architecture(config.family);
     let mut writer = GgufWriter::new();
     writer.metadata("general.architecture", Value::string(arch))?;
@@ -214,21 +243,19 @@ pub fn export_gguf(model: &LlamaForCausalLM, config: &LlamaConfig, export: &Gguf
     for (name, factors) in &rope_tensors {
         writer.tensor(name, &[factors.len()], GgmlType::F32)?;
     }
-    let mut entries = Vec::new();
-    for entry in model.hf_tensors(config, FloatDType::F32) {
-        let name = tensor_name(config.family, &entry.name).ok_or_else(|| ExportError::Unsupported {
-            what: entry.name.clone(),
+    for (hf_name, shape) in &shapes {
+        let name = tensor_name(config.family, hf_name).ok_or_else(|| ExportError::Unsupported {
+            what: hf_name.clone(),
             message: "llama.cpp has no name for this tensor".into(),
         })?;
         let wanted =
             if export.ty == GgmlType::Q4_0 && is_output_head(&name, config) { GgmlType::Q8_0 } else { export.ty };
-        let ty = match entry.shape.as_slice() {
+        let ty = match shape.as_slice() {
             [_, cols] if cols.is_multiple_of(wanted.block_size()) => wanted,
             [_, _] => GgmlType::F16,
             _ => GgmlType::F32,
         };
-        writer.tensor(&name, &entry.shape, ty)?;
-        entries.push(Some(entry));
+        writer.tensor(&name, shape, ty)?;
     }
     tracing::info!(arch, tensors = writer.tensors().len(), ty = export.ty.name(), out = %out.display(), "writing GGUF");
     let mut next = 0usize;
@@ -236,12 +263,12 @@ pub fn export_gguf(model: &LlamaForCausalLM, config: &LlamaConfig, export: &Gguf
         if let Some((_, factors)) = rope_tensors.iter_mut().find(|(name, _)| *name == info.name) {
             return Ok(std::mem::take(factors));
         }
-        let entry = entries.get_mut(next).and_then(Option::take);
+        let (name, shape) = shapes
+            .get(next)
+            .ok_or_else(|| ExportError::Unsupported { what: info.name.clone(), message: "no data".into() })?;
+        let data = values(next, name, shape)?;
         next += 1;
-        let Some(entry) = entry else {
-            return Err(ExportError::Unsupported { what: info.name.clone(), message: "no data".into() });
-        };
-        transformed(transform(config, &entry.name), (entry.data)()?, &entry.shape, &entry.name)
+        transformed(transform(config, name), data, shape, name)
     })?;
     Ok(())
 }

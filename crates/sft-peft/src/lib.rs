@@ -31,7 +31,7 @@ pub use inject::{ParameterCount, SavedModule, inject, modules_to_save, parameter
 pub use lora::{BaseLinear, LoraAdapter, LoraLinear};
 pub use merge::{merge, merge_and_unload, unmerge};
 pub use quantization::{ComputeDtype, QuantType, QuantizationConfig};
-pub use stream_merge::{MAX_SHARD_BYTES, merge_checkpoint};
+pub use stream_merge::{MAX_SHARD_BYTES, MergedCheckpoint, merge_checkpoint};
 pub use target::{
     LLAMA_DEFAULT_TARGETS, NOT_ADAPTABLE, PHI3_DEFAULT_TARGETS, default_targets, layer_index, matches_projection,
     select_targets,

@@ -20,12 +20,94 @@ use crate::lora::LoraAdapter;
 /// save_pretrained's default `max_shard_size` (5 GB).
 pub const MAX_SHARD_BYTES: usize = 5_000_000_000;
 
+/// A base checkpoint with a PEFT adapter merged in, tensor by tensor: [`MergedCheckpoint::tensor`] reads one base
+/// tensor (and the adapter's factors for it) and returns its merged value, so a caller holds one tensor at a time,
+/// never the model. Each adapted projection becomes `W + (B·A)·scaling`, computed as
+/// [`merge_and_unload`](crate::merge_and_unload) computes it, so the values equal the in-memory merge bit for bit. A
+/// trained `modules_to_save` head or embedding table replaces the base's; when the base is tied, the result is
+/// untied, with both tensors.
+pub struct MergedCheckpoint<'a> {
+    base: LlamaConfig,
+    config: LlamaConfig,
+    checkpoint: &'a mut Checkpoint,
+    adapter: Adapter<'a>,
+    device: Device,
+}
+
+impl std::fmt::Debug for MergedCheckpoint<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MergedCheckpoint")
+            .field("adapter", &self.adapter.dir)
+            .field("adapted", &self.adapter.adapted)
+            .field("saved", &self.adapter.saved)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> MergedCheckpoint<'a> {
+    /// The adapter in `adapter_dir` (`adapter_config.json`, `adapter_model.safetensors`) over the base model
+    /// `checkpoint` with `config`. Reads the adapter's config and the names in its weights file; its factors are
+    /// read as each tensor is asked for (a factor of the wrong shape is an error naming the adapter's file then).
+    pub fn open(config: &LlamaConfig, checkpoint: &'a mut Checkpoint, adapter_dir: &'a Path) -> Result<Self> {
+        let (lora, _) = read_adapter_config(adapter_dir)?;
+        let weights = adapter_dir.join(ADAPTER_WEIGHTS);
+        let mut tensors = Checkpoint::open(std::slice::from_ref(&weights))?;
+        strip_adapter_name(&mut tensors, &weights)?;
+        let adapted: Vec<String> = projection_names(config)
+            .into_iter()
+            .filter(|name| tensors.contains(&adapter_key(name, Some("lora_A"))))
+            .collect();
+        let saved = modules_to_save(&lora)?;
+        // Every factor's shape against the base's, before any tensor is read: an adapter for another base fails
+        // here, not half-way through a merge.
+        let shapes: BTreeMap<String, Vec<usize>> = expected_shapes(config).into_iter().collect();
+        for module in &adapted {
+            let Some(&[d_out, d_in]) = shapes.get(&format!("{module}.weight")).map(Vec::as_slice) else { continue };
+            for (factor, expected) in [("lora_A", [lora.r, d_in]), ("lora_B", [d_out, lora.r])] {
+                let key = adapter_key(module, Some(factor));
+                let found = tensors.shape(&key).unwrap_or_default();
+                if found != expected {
+                    return Err(PeftError::Adapter {
+                        path: weights.clone(),
+                        message: format!(
+                            "`{key}` has shape {found:?} where the base's `{module}` (r = {}) needs {expected:?}: \
+                             an adapter for another base model?",
+                            lora.r
+                        ),
+                    });
+                }
+            }
+        }
+        let adapter = Adapter { tensors, dir: adapter_dir, lora, saved, adapted };
+        // A trained head or embedding table on a tied base: both tensors are written, untied.
+        let merged = LlamaConfig {
+            tie_word_embeddings: config.tie_word_embeddings && adapter.saved.is_empty(),
+            ..config.clone()
+        };
+        Ok(Self { base: config.clone(), config: merged, checkpoint, adapter, device: Device::flex() })
+    }
+
+    /// The merged model's config (untied when a tied base's head or embeddings trained).
+    pub fn config(&self) -> &LlamaConfig {
+        &self.config
+    }
+
+    /// The merged model's tensors in `save_pretrained` order: Hugging Face names and shapes.
+    pub fn shapes(&self) -> Vec<(String, Vec<usize>)> {
+        expected_shapes(&self.config)
+    }
+
+    /// The merged value of tensor `name` with `shape` (one of [`MergedCheckpoint::shapes`]), f32, flattened
+    /// row-major.
+    pub fn tensor(&mut self, name: &str, shape: &[usize]) -> Result<Tensor<1>> {
+        merged_tensor(&self.base, self.checkpoint, &mut self.adapter, name, shape, &self.device)
+    }
+}
+
 /// Merges the PEFT adapter in `adapter_dir` into the base model `checkpoint` (with `config`) and writes the result
 /// to `out` (`config.json` and `model.safetensors`, or shards of at most `max_shard_bytes` of f32 data plus
-/// `model.safetensors.index.json`), reading, merging and writing one shard at a time: each adapted projection
-/// becomes `W + (B·A)·scaling`, computed as [`merge_and_unload`](crate::merge_and_unload) computes it, so the
-/// output equals the in-memory merge bit for bit. A trained `modules_to_save` head or embedding table replaces the
-/// base's; when the base is tied, the result is written untied with both tensors. Returns the files written.
+/// `model.safetensors.index.json`), reading, merging and writing one shard at a time ([`MergedCheckpoint`]), so the
+/// output equals the in-memory merge bit for bit. Returns the files written.
 pub fn merge_checkpoint(
     config: &LlamaConfig,
     checkpoint: &mut Checkpoint,
@@ -33,21 +115,8 @@ pub fn merge_checkpoint(
     out: &Path,
     max_shard_bytes: usize,
 ) -> Result<Vec<String>> {
-    let (lora, _) = read_adapter_config(adapter_dir)?;
-    let weights = adapter_dir.join(ADAPTER_WEIGHTS);
-    let mut tensors = Checkpoint::open(std::slice::from_ref(&weights))?;
-    strip_adapter_name(&mut tensors, &weights)?;
-    let adapted: Vec<String> = projection_names(config)
-        .into_iter()
-        .filter(|name| tensors.contains(&adapter_key(name, Some("lora_A"))))
-        .collect();
-    let saved = modules_to_save(&lora)?;
-    let mut adapter = Adapter { tensors, dir: adapter_dir, lora, saved, adapted };
-    // A trained head or embedding table on a tied base: both tensors are written, untied.
-    let out_config =
-        LlamaConfig { tie_word_embeddings: config.tie_word_embeddings && adapter.saved.is_empty(), ..config.clone() };
-    let device = Device::flex();
-    let shapes = expected_shapes(&out_config);
+    let mut merged = MergedCheckpoint::open(config, checkpoint, adapter_dir)?;
+    let shapes = merged.shapes();
 
     // Shards by size, in order, as save_pretrained splits them.
     let mut shards: Vec<Vec<(String, Vec<usize>)>> = vec![Vec::new()];
@@ -80,7 +149,7 @@ pub fn merge_checkpoint(
         for (name, shape) in shard {
             total += shape.iter().product::<usize>() * 4;
             weight_map.insert(name.clone(), file_name(i).into());
-            let tensor = merged_tensor(config, checkpoint, &mut adapter, &name, &shape, &device)?;
+            let tensor = merged.tensor(&name, &shape)?;
             entries.push(TensorEntry {
                 name,
                 dtype: DType::F32,
@@ -95,7 +164,7 @@ pub fn merge_checkpoint(
             serde_json::to_vec_pretty(value).map_err(|source| PeftError::Json { path: out.join(file), source })?;
         Ok(write_atomic(&out.join(file), &bytes)?)
     };
-    json(&out_config.to_hf_json(FloatDType::F32), sft_model::CONFIG_FILE)?;
+    json(&merged.config().to_hf_json(FloatDType::F32), sft_model::CONFIG_FILE)?;
     let mut files: Vec<String> = (0..count).map(file_name).collect();
     if count > 1 {
         let index = serde_json::json!({"metadata": {"total_size": total}, "weight_map": weight_map});

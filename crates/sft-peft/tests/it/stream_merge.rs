@@ -74,3 +74,20 @@ fn a_tied_base_with_a_trained_head_and_shards() {
     };
     assert_eq!(load(c.path()), load(a.path()));
 }
+
+#[test]
+fn an_adapter_for_another_base_is_refused_before_anything_is_written() {
+    // llama-micro's adapter (4 heads of 16) against qwen3-micro (4 heads of 32): its q_proj lora_B has 64 rows
+    // where qwen3's q_proj has 128.
+    let base = model_fixture("qwen3-micro");
+    let adapter = model_fixture("llama-micro").join("peft_adapter");
+    let config = sft_model::LlamaConfig::from_file(&base.join("config.json")).unwrap();
+    let mut checkpoint = Checkpoint::open_dir(&base).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let err = merge_checkpoint(&config, &mut checkpoint, &adapter, &out.path().join("merged"), 1 << 30).unwrap_err();
+    let err = err.to_string();
+    assert!(err.contains("adapter_model.safetensors") && err.contains("an adapter for another base model?"), "{err}");
+    assert!(err.contains("q_proj.lora_B.weight` has shape [64, 4] where the base's"), "{err}");
+    assert!(err.contains("(r = 4) needs [128, 4]"), "{err}");
+    assert!(!out.path().join("merged").exists(), "nothing written");
+}
