@@ -20,6 +20,14 @@ pub enum TrainError {
     /// No label of the validation split carries loss, so there is nothing to evaluate.
     #[error("data: no label of the validation split carries loss")]
     NothingToEvaluate,
+    /// A collective operation of data-parallel training failed.
+    #[error("{operation}: {message}")]
+    Collective {
+        /// The operation (`MPI_Init`, `all-reduce`, …).
+        operation: &'static str,
+        /// What went wrong.
+        message: String,
+    },
     /// A micro-batch worker thread panicked (a bug; the step is lost and the run stops).
     #[error("a micro-batch worker thread panicked")]
     WorkerPanicked,

@@ -23,6 +23,7 @@
 mod args;
 mod callback;
 mod checkpoint;
+pub mod collective;
 mod early_stopping;
 mod error;
 pub mod keys;
@@ -39,6 +40,7 @@ pub use checkpoint::{
     CHECKPOINT_PREFIX, CHECKSUMS_FILE, checkpoint_dir, latest_checkpoint, list_checkpoints, remove_partial_checkpoints,
     rotate_checkpoints, verify_checkpoint, write_checkpoint,
 };
+pub use collective::{Collective, Launch, SingleProcess, launch_from_env};
 pub use early_stopping::{EarlyStopping, EarlyStoppingConfig};
 pub use error::{Result, TrainError};
 pub use optimizer::{

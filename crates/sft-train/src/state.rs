@@ -76,6 +76,13 @@ pub struct TrainerState {
     pub seed: u64,
     /// State of callbacks that have one (early stopping's patience counter), by callback name.
     pub stateful_callbacks: BTreeMap<String, serde_json::Value>,
+    /// Processes the run trained with (data parallel; 1 alone). A run resumes with the same number.
+    #[serde(default = "one")]
+    pub world_size: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// The file name of the state.
@@ -101,6 +108,7 @@ impl TrainerState {
             logging_window: LoggingWindow::default(),
             seed,
             stateful_callbacks: BTreeMap::new(),
+            world_size: 1,
         }
     }
 

@@ -5,7 +5,9 @@ use super::*;
 impl Trainer<'_> {
     /// `eval_loss` (mean token loss over the whole split: Σ token losses / supervised tokens) and
     /// `eval_mean_token_accuracy` on the validation split, in inference mode (no autodiff graph; one batch's
-    /// logits at a time, in chunks), with `eval_runtime` (seconds) and `eval_tokens`.
+    /// logits at a time, in chunks), with `eval_runtime` (seconds) and `eval_tokens`. Data parallel, rank `r`
+    /// evaluates batches `r, r + world, …` and the sums are all-reduced (in f64), so every rank gets the metrics of
+    /// the whole split; every rank must call it.
     pub fn evaluate(&self, model: &LlamaForCausalLM<LoraLinear>) -> Result<Metrics> {
         self.evaluate_observed(model, &mut |_, _| {})
     }
@@ -24,9 +26,14 @@ impl Trainer<'_> {
         let head = model.head_weight();
         let chunk_rows = chunk_rows(head.dims()[1]);
         let (mut sums, mut corrects, mut count) = (Vec::new(), Vec::new(), 0usize);
-        let batches = eval.batches(0);
-        let total = batches.len();
-        for (i, batch) in batches.enumerate() {
+        let (rank, world) = (self.collective.rank(), self.collective.world_size());
+        let plan = eval.plan(0);
+        let total = plan.len();
+        for (i, units) in plan.iter().enumerate() {
+            if i % world != rank {
+                continue;
+            }
+            let batch = eval.collate(units);
             if supervised_targets(&batch) == 0 {
                 on_batch(i + 1, total);
                 continue;
@@ -39,14 +46,17 @@ impl Trainer<'_> {
             corrects.push(loss.correct);
             on_batch(i + 1, total);
         }
-        if count == 0 {
+        let (loss_sum, correct) = if sums.is_empty() { (0.0, 0.0) } else { read_totals(sums, corrects)? };
+        let mut totals = [loss_sum, correct, count as f64];
+        self.collective.all_reduce_sum_f64(&mut totals)?;
+        let [loss_sum, correct, count] = totals;
+        if count == 0.0 {
             return Err(TrainError::NothingToEvaluate);
         }
-        let (loss_sum, correct) = read_totals(sums, corrects)?;
         let mut metrics = Metrics::new();
-        metrics.insert(keys::EVAL_LOSS.into(), loss_sum / count as f64);
-        metrics.insert(keys::EVAL_MEAN_TOKEN_ACCURACY.into(), correct / count as f64);
-        metrics.insert(keys::EVAL_TOKENS.into(), count as f64);
+        metrics.insert(keys::EVAL_LOSS.into(), loss_sum / count);
+        metrics.insert(keys::EVAL_MEAN_TOKEN_ACCURACY.into(), correct / count);
+        metrics.insert(keys::EVAL_TOKENS.into(), count);
         metrics.insert(keys::EVAL_RUNTIME.into(), began.elapsed().as_secs_f64());
         tracing::info!(
             eval_loss = metrics[keys::EVAL_LOSS],

@@ -26,6 +26,7 @@ use crate::callback::{Callback, Metrics, TrainerControl};
 use crate::checkpoint::{
     latest_checkpoint, remove_partial_checkpoints, rotate_checkpoints, verify_checkpoint, write_checkpoint,
 };
+use crate::collective::{Collective, SingleProcess, trainable};
 use crate::error::{Result, TrainError};
 use crate::keys;
 use crate::optimizer::{AdamW, device_clip_coefficient, grad_norm_squared, grad_norm_squared_scaled};
@@ -109,6 +110,10 @@ pub struct Trainer<'a> {
     scaler_config: GradScalerConfig,
     /// The checkpoint [`check_resume`](Self::check_resume) verified, so `train` does not hash it again.
     verified: Option<PathBuf>,
+    /// The processes training together ([`SingleProcess`] unless [`with_collective`](Self::with_collective)).
+    collective: Box<dyn Collective + 'a>,
+    /// How many of the first `callbacks` are the reporting ones `new` registers (they write files: rank 0 only).
+    reporting: usize,
 }
 
 impl<'a> Trainer<'a> {
@@ -142,7 +147,32 @@ impl<'a> Trainer<'a> {
             run_config: None,
             scaler_config: GradScalerConfig::default(),
             verified: None,
+            collective: Box::new(SingleProcess),
+            reporting: 2,
         })
+    }
+
+    /// Trains data-parallel with the other processes of `collective` (PyTorch DDP's semantics): an optimizer step
+    /// takes a window of `world × gradient_accumulation_steps` micro-batches of the epoch plan, rank `r` computing
+    /// every `world`-th one from the `r`-th; the loss is normalised by the supervised tokens of the whole window (each
+    /// rank knows them from the plan); the gradients, loss sums and stop flags of the ranks are summed by one
+    /// all-reduce per step, before clipping, so every rank takes the same AdamW step. Trainable parameters are
+    /// broadcast from rank 0 when training starts, evaluation is sharded and its sums all-reduced, and only rank 0
+    /// writes files (checkpoints, the adapter, the reporting callbacks registered by [`new`](Self::new); callers
+    /// add theirs on rank 0 only). `world_size` is recorded in the trainer state; resuming takes the same world
+    /// size and a checkpoint every rank can read.
+    pub fn with_collective(mut self, collective: impl Collective + 'a) -> Self {
+        if !collective.is_main() {
+            self.callbacks.drain(..self.reporting.min(self.callbacks.len()));
+            self.reporting = 0;
+        }
+        self.collective = Box::new(collective);
+        self
+    }
+
+    /// The processes this trainer trains with.
+    pub fn collective(&self) -> &dyn Collective {
+        self.collective.as_ref()
     }
 
     /// The constants of fp16's dynamic loss scaling (accelerate's `GradScalerKwargs`); PyTorch's defaults unless
@@ -183,7 +213,7 @@ impl<'a> Trainer<'a> {
     }
 
     /// Optimizer steps the run takes: `max_steps` when > 0, else `ceil(num_train_epochs × steps per epoch)` with
-    /// `ceil(micro-batches per epoch / gradient_accumulation_steps)` steps per epoch.
+    /// `ceil(micro-batches per epoch / (gradient_accumulation_steps × world size))` steps per epoch.
     pub fn total_steps(&self) -> u64 {
         if self.args.max_steps > 0 {
             return self.args.max_steps as u64;
@@ -192,7 +222,12 @@ impl<'a> Trainer<'a> {
     }
 
     fn steps_per_epoch(&self) -> u64 {
-        self.train.batches_per_epoch().div_ceil(self.args.gradient_accumulation_steps) as u64
+        self.train.batches_per_epoch().div_ceil(self.window()) as u64
+    }
+
+    /// Micro-batches per optimizer step over all ranks: `world × gradient_accumulation_steps`.
+    fn window(&self) -> usize {
+        self.args.gradient_accumulation_steps * self.collective.world_size()
     }
 
     fn output_dir(&self) -> PathBuf {

@@ -19,20 +19,27 @@ impl Trainer<'_> {
         }
         state.stateful_callbacks =
             self.callbacks.iter().filter_map(|c| c.state().map(|s| (c.name().to_owned(), s))).collect();
-        let written = write_checkpoint(&output_dir, step, |tmp| {
-            save_adapter(model, &self.lora_config, &self.base_model_name, tmp)?;
-            optimizer.save(&tmp.join(OPTIMIZER_FILE))?;
-            if let Some(scaler) = scaler {
-                scaler.save(&tmp.join(SCALER_FILE))?;
+        // Rank 0 writes; the others wait for the checkpoint to be complete.
+        let written = if self.collective.is_main() {
+            let written = write_checkpoint(&output_dir, step, |tmp| {
+                save_adapter(model, &self.lora_config, &self.base_model_name, tmp)?;
+                optimizer.save(&tmp.join(OPTIMIZER_FILE))?;
+                if let Some(scaler) = scaler {
+                    scaler.save(&tmp.join(SCALER_FILE))?;
+                }
+                self.save_arguments(tmp)?;
+                state.save(tmp)
+            })?;
+            tracing::info!(checkpoint = %written.display(), step, "checkpoint saved");
+            if let Some(limit) = self.args.save_total_limit {
+                let keep = state.best_model_checkpoint.as_deref().map(Path::new);
+                rotate_checkpoints(&output_dir, limit, keep)?;
             }
-            self.save_arguments(tmp)?;
-            state.save(tmp)
-        })?;
-        tracing::info!(checkpoint = %written.display(), step, "checkpoint saved");
-        if let Some(limit) = self.args.save_total_limit {
-            let keep = state.best_model_checkpoint.as_deref().map(Path::new);
-            rotate_checkpoints(&output_dir, limit, keep)?;
-        }
+            written
+        } else {
+            dir
+        };
+        self.collective.barrier()?;
         for callback in &mut self.callbacks {
             callback.on_save(state, &written);
         }
@@ -94,6 +101,10 @@ impl Trainer<'_> {
         }
         if state.max_steps != total {
             return Err(differs("the number of optimizer steps", state.max_steps.to_string(), total.to_string()));
+        }
+        if state.world_size != self.collective.world_size() {
+            let (a, b) = (state.world_size, self.collective.world_size());
+            return Err(differs("the number of processes (world size)", a.to_string(), b.to_string()));
         }
         if state.seed != self.args.seed {
             return Err(differs("training_args.seed", state.seed.to_string(), self.args.seed.to_string()));

@@ -16,6 +16,7 @@ impl Trainer<'_> {
         let mut model = model.train();
         let device = model.model.embed_tokens.weight.device();
         let mut state = TrainerState::new(total, epochs, self.train.batches_per_epoch(), self.args.seed);
+        state.world_size = self.collective.world_size();
         let mut resume_dir = None;
         if let Some((dir, saved)) = self.checked_resume()? {
             state = saved;
@@ -47,11 +48,21 @@ impl Trainer<'_> {
             }
             fp16 = Some(LossScaledSteps::new(scaler, &schedule, state.skipped_steps, &inner));
         }
-        remove_partial_checkpoints(&output_dir)?;
+        if self.collective.world_size() > 1 {
+            // Every rank starts from rank 0's trainable parameters.
+            let trainable = trainable(&model);
+            let mut values = trainable.params_to_host(&model)?;
+            self.collective.broadcast(&mut values)?;
+            model = trainable.host_to_params(model, &values);
+        }
+        if self.collective.is_main() {
+            remove_partial_checkpoints(&output_dir)?;
+        }
+        self.collective.barrier()?;
         for callback in &mut self.callbacks {
             callback.on_train_begin(&state);
         }
-        let ga = self.args.gradient_accumulation_steps;
+        let window = self.window();
         let mut plan = (state.position.epoch, self.train.plan(state.position.epoch));
         let mut last_checkpoint = None;
         let mut stop = StopReason::Completed;
@@ -67,7 +78,7 @@ impl Trainer<'_> {
                 plan = (state.position.epoch, self.train.plan(state.position.epoch));
             }
             let start = state.position.micro_batch;
-            let end = (start + ga).min(plan.1.len());
+            let end = (start + window).min(plan.1.len());
             let batches: Vec<Batch> = plan.1[start..end].iter().map(|units| self.train.collate(units)).collect();
             let step = state.global_step;
             let lr = schedule.lr(step);
@@ -77,7 +88,7 @@ impl Trainer<'_> {
             device.seed(seed);
             let plan_now = StepPlan { lr, number: step + 1, seed };
             let tokens: u64 = batches.iter().map(|b| b.num_tokens as u64).sum();
-            let (updated, step_sums) =
+            let (updated, step_sums, stop_agreed) =
                 self.step(model, &batches, &mut optimizer, plan_now, &mut state, fp16.as_mut())?;
             model = updated;
             pending.extend(step_sums);
@@ -136,7 +147,8 @@ impl Trainer<'_> {
                 entry.insert(keys::STEP.into(), state.global_step as f64);
                 self.record(&mut state, entry);
             }
-            let interrupted = self.stop.load(Ordering::SeqCst);
+            // Ranks stop together: on the flags every rank sent with this step's all-reduce.
+            let interrupted = stop_agreed.unwrap_or_else(|| self.stop.load(Ordering::SeqCst));
             if interrupted || control.should_training_stop {
                 stop = if interrupted { StopReason::Interrupted } else { StopReason::Stopped };
                 control.should_save |= self.args.save_strategy != IntervalStrategy::No || interrupted;
@@ -166,9 +178,12 @@ impl Trainer<'_> {
             tracing::info!(checkpoint = %best, metric = ?state.best_metric, "loading the best model");
             model = reload_adapter(model, Path::new(&best))?;
         }
-        save_adapter(&model, &self.lora_config, &self.base_model_name, &output_dir)?;
-        state.save(&output_dir)?;
-        self.save_arguments(&output_dir)?;
+        if self.collective.is_main() {
+            save_adapter(&model, &self.lora_config, &self.base_model_name, &output_dir)?;
+            state.save(&output_dir)?;
+            self.save_arguments(&output_dir)?;
+        }
+        self.collective.barrier()?;
         for callback in &mut self.callbacks {
             callback.on_train_end(&state);
         }

@@ -90,11 +90,14 @@ pub(super) fn chunk_rows(vocab: usize) -> usize {
 }
 
 impl Trainer<'_> {
-    /// One optimizer step over `batches` (one accumulation window): forward and backward of each micro-batch
-    /// with the loss scaled by 1 / (the window's supervised tokens), then clipping and AdamW, all on the device:
-    /// nothing is read back (the clipping coefficient is computed on the device, as PyTorch's
-    /// `clip_grad_norm_` does). Returns the model and the step's sums to read later (none for a window without
-    /// supervised targets).
+    /// One optimizer step over `batches` (one accumulation window, of every rank): forward and backward of each
+    /// micro-batch with the loss scaled by 1 / (the window's supervised tokens), then clipping and AdamW, all on the
+    /// device: alone, nothing is read back (the clipping coefficient is computed on the device, as PyTorch's
+    /// `clip_grad_norm_` does). Data parallel, this rank computes micro-batches `rank, rank + world, …` of the
+    /// window and the ranks' gradients, loss sums and stop flags are summed by one all-reduce before clipping.
+    /// Returns the model, the step's sums to read later (none for a window without supervised targets), and with
+    /// several ranks whether any of them was asked to stop.
+    #[allow(clippy::type_complexity)]
     pub(super) fn step(
         &self,
         model: LlamaForCausalLM<LoraLinear>,
@@ -103,13 +106,21 @@ impl Trainer<'_> {
         StepPlan { lr, number: step_number, seed }: StepPlan,
         state: &mut TrainerState,
         fp16: Option<&mut LossScaledSteps>,
-    ) -> Result<(LlamaForCausalLM<LoraLinear>, Option<PendingStep>)> {
+    ) -> Result<(LlamaForCausalLM<LoraLinear>, Option<PendingStep>, Option<bool>)> {
+        let (rank, world) = (self.collective.rank(), self.collective.world_size());
         let targets: Vec<usize> = batches.iter().map(supervised_targets).collect();
         let supervised: usize = targets.iter().sum();
         if supervised == 0 {
             state.skipped_batches += batches.len() as u64;
             tracing::warn!(step = step_number, "no label carries loss in this accumulation window; no update");
-            return Ok((model, None));
+            let agreed = if world > 1 {
+                let mut flag = [f32::from(u8::from(self.stop.load(Ordering::SeqCst)))];
+                self.collective.all_reduce_sum(&mut flag)?;
+                Some(flag[0] > 0.0)
+            } else {
+                None
+            };
+            return Ok((model, None, agreed));
         }
         let chunk_rows = chunk_rows(model.head_weight().dims()[1]);
         let scale = 1.0 / supervised as f64;
@@ -124,7 +135,10 @@ impl Trainer<'_> {
         // Micro-batches run `micro_batch_workers` at a time, each in its own thread with its own autodiff graph and a dropout
         // stream seeded by (step seed, micro-batch index); gradients are summed in micro-batch order, so the result
         // does not depend on the number of workers.
-        let indexed: Vec<(usize, &Batch)> = batches.iter().enumerate().filter(|&(i, _)| targets[i] > 0).collect();
+        // This rank's share of the window: every `world`-th micro-batch from the `rank`-th (all of them alone);
+        // a micro-batch's dropout seed is its index in the whole window, whichever rank computes it.
+        let indexed: Vec<(usize, &Batch)> =
+            batches.iter().enumerate().filter(|&(i, _)| i % world == rank && targets[i] > 0).collect();
         for group in indexed.chunks(self.args.micro_batch_workers.max(1)) {
             let results: Vec<Result<MicroBatch>> = if group.len() == 1 {
                 group.iter().map(|&(i, b)| micro_batch(&model, b, mix(seed, i as u64), chunk_rows, &scale)).collect()
@@ -152,10 +166,27 @@ impl Trainer<'_> {
                 }
             }
         }
-        let grads = accumulator.grads();
-        let (loss_sum, correct) = (Tensor::cat(sums, 0).sum(), Tensor::cat(corrects, 0).sum());
-        let sums_device = loss_sum.device();
+        let mut grads = accumulator.grads();
+        let sums_device = model.model.embed_tokens.weight.device().inner();
         let zero = || Tensor::zeros([1], (&sums_device, DType::F32));
+        let total = |parts: Vec<Tensor<1>>| if parts.is_empty() { zero() } else { Tensor::cat(parts, 0).sum() };
+        let (mut loss_sum, mut correct) = (total(sums), total(corrects));
+        let mut agreed = None;
+        if world > 1 {
+            // One all-reduce: every trainable gradient, then the loss sum, the correct count and the stop flag.
+            let trainable = trainable(&model);
+            let stop = Tensor::from_data(
+                TensorData::new(vec![f32::from(u8::from(self.stop.load(Ordering::SeqCst)))], [1]),
+                (&sums_device, DType::F32),
+            );
+            let mut buffer = trainable.grads_to_host(&grads, &sums_device, vec![loss_sum, correct, stop])?;
+            self.collective.all_reduce_sum(&mut buffer)?;
+            let n = trainable.len();
+            grads = trainable.host_to_grads(&buffer[..n], &sums_device);
+            let scalar = |v: f32| Tensor::from_data(TensorData::new(vec![v], [1]), (&sums_device, DType::F32));
+            (loss_sum, correct) = (scalar(buffer[n]), scalar(buffer[n + 1]));
+            agreed = Some(buffer[n + 2] > 0.0);
+        }
         let (model, sums) = match fp16 {
             None => {
                 let norm_sq = grad_norm_squared(&model, &grads).unwrap_or_else(zero);
@@ -182,7 +213,7 @@ impl Trainer<'_> {
                 (model, DeviceSums::new(loss_sum, correct, norm_sq, Some(overflow)))
             }
         };
-        Ok((model, Some(PendingStep { number: step_number, supervised: supervised as u64, sums })))
+        Ok((model, Some(PendingStep { number: step_number, supervised: supervised as u64, sums }), agreed))
     }
 
     /// Reads the sums of the `pending` steps in one transfer, checks that their losses and gradient norms are

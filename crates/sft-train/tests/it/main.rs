@@ -5,6 +5,7 @@
 mod accumulation;
 mod callbacks;
 mod crash;
+mod data_parallel;
 mod fp16;
 mod padding_free;
 mod plot;
