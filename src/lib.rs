@@ -19,6 +19,7 @@
 pub mod allocator;
 pub mod config;
 mod dataset;
+pub mod distributed;
 mod error;
 pub mod export;
 mod model;

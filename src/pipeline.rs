@@ -63,7 +63,12 @@ pub fn prepare_data(config: &RunConfig, hub: &HubSettings) -> Result<RunData> {
 /// `training_args.gradient_checkpointing` turns on Burn's recomputation of memory-bound activations in the
 /// backward pass. A backend the binary was built without is an error naming the cargo feature to enable.
 pub fn device(config: &RunConfig) -> Result<Device> {
-    let index = config.device_index;
+    device_at(config, config.device_index)
+}
+
+/// [`device`] with GPU `index` instead of `device_index` (data parallel: `device_index` + the launcher's local rank,
+/// so each rank on a machine takes its own GPU).
+pub fn device_at(config: &RunConfig, index: usize) -> Result<Device> {
     let missing = |feature: &str| {
         config.error(
             "device",

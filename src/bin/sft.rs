@@ -163,7 +163,10 @@ fn main() -> ExitCode {
     sft::allocator::configure_for_training();
     sft::progress::init_logging("warn");
     let cli = Cli::parse();
-    sft::progress::enable();
+    // Progress bars on one process: rank 0 of a data-parallel launch.
+    if sft::train::launch_from_env(|name| std::env::var(name).ok()).rank == 0 {
+        sft::progress::enable();
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -285,24 +288,55 @@ fn run(cli: Cli) -> sft::Result<()> {
 fn train(path: &std::path::Path, overrides: &[String]) -> sft::Result<()> {
     let config = RunConfig::from_file_with_overrides(path, overrides)?;
     let hub = HubSettings::from_env()?;
+    // Data parallel under mpirun / srun: every rank runs this; rank 0 prints, writes and pushes.
+    let (collective, launch) = sft::distributed::join_launch()?;
+    let main = collective.is_main();
+    let say = |text: String| {
+        if main {
+            println!("{text}");
+        }
+    };
     let started = std::time::Instant::now();
-    let device = sft::pipeline::device(&config)?;
+    let device = if launch.world_size > 1 {
+        sft::pipeline::device_at(&config, config.device_index + launch.local_rank)?
+    } else {
+        sft::pipeline::device(&config)?
+    };
     let data = sft::pipeline::prepare_data(&config, &hub)?;
-    println!(
+    say(format!(
         "data        train {} | validation {} | test {} examples",
         data.train.examples.len(),
         data.validation.examples.len(),
         data.test.examples.len()
-    );
-    let mut trainer = sft::pipeline::trainer(&config, &data)?.with_callback(sft::progress::TrainingProgress::new());
+    ));
+    let world = collective.world_size();
+    let mut trainer = sft::pipeline::trainer(&config, &data)?.with_collective(collective);
+    if main {
+        trainer = trainer.with_callback(sft::progress::TrainingProgress::new());
+    }
     // A checkpoint to resume from is checked before the model is downloaded or loaded; TensorBoard's file is
     // created once every check has passed.
     trainer.check_resume()?;
+    // Rank 0 downloads the model first; the others then find it in the cache.
+    if !main {
+        trainer.collective().barrier()?;
+    }
     let model = sft::pipeline::prepare_model(&config, &hub, &device)?;
-    let mut trainer = sft::pipeline::with_reporting(trainer, &config)?;
+    if main {
+        trainer.collective().barrier()?;
+    }
+    let mut trainer = if main { sft::pipeline::with_reporting(trainer, &config)? } else { trainer };
     trainer.stop_on_sigint()?;
-    println!("training    {} optimizer steps into {}", trainer.total_steps(), config.output_dir().display());
+    say(format!(
+        "training    {} optimizer steps into {}{}",
+        trainer.total_steps(),
+        config.output_dir().display(),
+        if world > 1 { format!(" on {world} processes") } else { String::new() }
+    ));
     let out = trainer.train(model)?;
+    if !main {
+        return Ok(());
+    }
     let last = |key: &str| out.state.log_history.iter().rev().find_map(|e| e.get(key).copied());
     let (last_loss, last_eval) = (last(sft::train::keys::LOSS), last(sft::train::keys::EVAL_LOSS));
     println!(

@@ -39,6 +39,27 @@ pub trait Collective: std::fmt::Debug {
     }
 }
 
+impl<C: Collective + ?Sized> Collective for Box<C> {
+    fn rank(&self) -> usize {
+        (**self).rank()
+    }
+    fn world_size(&self) -> usize {
+        (**self).world_size()
+    }
+    fn all_reduce_sum(&self, values: &mut [f32]) -> Result<()> {
+        (**self).all_reduce_sum(values)
+    }
+    fn all_reduce_sum_f64(&self, values: &mut [f64]) -> Result<()> {
+        (**self).all_reduce_sum_f64(values)
+    }
+    fn broadcast(&self, values: &mut [f32]) -> Result<()> {
+        (**self).broadcast(values)
+    }
+    fn barrier(&self) -> Result<()> {
+        (**self).barrier()
+    }
+}
+
 /// One process alone: rank 0 of 1, every operation a no-op.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SingleProcess;
