@@ -348,6 +348,12 @@ fn train(path: &std::path::Path, overrides: &[String]) -> sft::Result<()> {
         last_eval.map_or("-".into(), |v| format!("{v:.4}")),
         out.state.best_metric.map_or("-".into(), |v| format!("{v:.4}")),
     );
+    if out.stop == sft::train::StopReason::Interrupted {
+        // No final adapter: the run continues from its checkpoint.
+        let checkpoint = out.last_checkpoint.as_deref().map_or("-".into(), |p| p.display().to_string());
+        println!("checkpoint  {checkpoint} (continue with --set training_args.resume_from_checkpoint=true)");
+        return Ok(());
+    }
     println!("adapter     {}", config.output_dir().display());
     if let Some((id, info)) = sft::pipeline::finish_run(&config, &hub)? {
         println!("pushed      {id} ({})", info.commit_url);

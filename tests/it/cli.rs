@@ -612,3 +612,37 @@ fn gemma3_needs_bos_first_and_a_tokenizer_that_does_not_add_it_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn sigint_saves_a_checkpoint_and_says_how_to_continue() {
+    // A long run interrupted (Ctrl-C) once its first checkpoint exists: it stops after the current step with a
+    // checkpoint, exits 0 and says how to continue; no final adapter is written and nothing fails after it.
+    let out = tempfile::tempdir().unwrap();
+    let output_dir = out.path().join("run");
+    let args =
+        short_train_args(&output_dir, &["training_args.max_steps=400", "early_stopping.early_stopping_patience=1000"]);
+    let child = Command::new(env!("CARGO_BIN_EXE_sft"))
+        .args(&args)
+        .current_dir(root())
+        .env("HF_HUB_OFFLINE", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let first = output_dir.join("checkpoint-2");
+    for _ in 0..1200 {
+        if first.is_dir() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(first.is_dir(), "no first checkpoint");
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let result = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(result.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&result.stderr));
+    assert!(stdout.contains("Interrupted after"), "{stdout}");
+    assert!(stdout.contains("(continue with --set training_args.resume_from_checkpoint=true)"), "{stdout}");
+    assert!(!output_dir.join("adapter_model.safetensors").exists(), "no final adapter for an interrupted run");
+}
