@@ -7,7 +7,10 @@
 #   2. the NF4 and LoRA kernel benches on the GPU (criterion, SFT_BENCH_DEVICE=wgpu);
 #   3. training throughput runs of a Llama-3.2-1B-shaped model with random weights (no download): QLoRA r 8 on
 #      q/k/v/o, NF4 base with f32, then bf16, then fp16 compute (loss-scaled), batches of 4 × 512 tokens, tokens/s
-#      and the GPU's peak memory.
+#      and the GPU's peak memory;
+#   4. data parallel on the GPU: `mpirun -n 2` (both ranks on GPU 0, SFT_SHARE_GPU=1) against one process with twice
+#      the accumulation on the legal_clauses config with "device": "wgpu" (needs Open MPI and a build with
+#      `--features mpi,wgpu`; skipped without mpirun), compared by scripts/mpi/compare_runs.py within 1e-6.
 # Everything printed is also kept in $OUT (default target/gpu-check). Dev profile: dependencies are optimised
 # (see Cargo.toml), so the build is shared with `cargo test`.
 #
@@ -83,4 +86,22 @@ for precision in f32 bf16 fp16; do
         log "$precision: peak GPU memory ${PEAK} MiB (${BASE} MiB in use before the run)"
     fi
 done
+log "4. data parallel: mpirun -n 2 on one GPU against one process"
+if command -v mpirun >/dev/null; then
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+    cargo build --locked --features mpi,wgpu --bin sft 2>&1 | tail -1
+    DP=(--config configs/legal_clauses.json --set device=wgpu --set dataset_config.sample_size=40
+        --set training_args.max_steps=6 --set training_args.logging_steps=1 --set training_args.eval_steps=3
+        --set training_args.save_steps=3)
+    rm -rf "$OUT/dp-one" "$OUT/dp-two"
+    target/debug/sft train "${DP[@]}" --set training_args.output_dir="$OUT/dp-one" \
+        --set training_args.gradient_accumulation_steps=2 > "$OUT/dp-one.txt" 2>&1
+    SFT_SHARE_GPU=1 mpirun --oversubscribe -n 2 target/debug/sft train "${DP[@]}" \
+        --set training_args.output_dir="$OUT/dp-two" --set training_args.gradient_accumulation_steps=1 \
+        > "$OUT/dp-two.txt" 2>&1
+    grep -h "Completed after" "$OUT/dp-one.txt" "$OUT/dp-two.txt" | tee -a "$OUT/summary.txt"
+    python3 scripts/mpi/compare_runs.py "$OUT/dp-one" "$OUT/dp-two" --relative 1e-6 2>&1 | tee -a "$OUT/summary.txt" || true
+else
+    log "no mpirun: skipped (apt-get install libopenmpi-dev openmpi-bin libclang-dev)"
+fi
 log "done; full outputs in $OUT"

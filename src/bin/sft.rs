@@ -297,7 +297,10 @@ fn train(path: &std::path::Path, overrides: &[String]) -> sft::Result<()> {
         }
     };
     let started = std::time::Instant::now();
-    let device = if launch.world_size > 1 {
+    // Each rank on a machine takes its own GPU (device_index + local rank), unless SFT_SHARE_GPU=1 puts them all on
+    // device_index (several ranks on one GPU: for checks, not for speed).
+    let share = std::env::var("SFT_SHARE_GPU").is_ok_and(|v| v == "1");
+    let device = if launch.world_size > 1 && !share {
         sft::pipeline::device_at(&config, config.device_index + launch.local_rank)?
     } else {
         sft::pipeline::device(&config)?

@@ -646,3 +646,31 @@ fn sigint_saves_a_checkpoint_and_says_how_to_continue() {
     assert!(stdout.contains("(continue with --set training_args.resume_from_checkpoint=true)"), "{stdout}");
     assert!(!output_dir.join("adapter_model.safetensors").exists(), "no final adapter for an interrupted run");
 }
+
+#[test]
+fn a_torchrun_launch_and_an_mpi_launch_without_the_feature_say_how_to_launch() {
+    let out = tempfile::tempdir().unwrap();
+    let args = short_train_args(&out.path().join("run"), &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let launched = |vars: &[(&str, &str)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sft"));
+        command.args(&args).current_dir(root()).env("HF_HUB_OFFLINE", "1");
+        for (k, v) in vars {
+            command.env(k, v);
+        }
+        let result = command.output().unwrap();
+        assert!(!result.status.success());
+        String::from_utf8_lossy(&result.stderr).into_owned()
+    };
+    let torchrun = launched(&[("WORLD_SIZE", "2"), ("RANK", "0"), ("LOCAL_RANK", "0")]);
+    assert!(
+        torchrun.contains("WORLD_SIZE=2 (a torchrun-style launch): sft trains on several processes through MPI; launch \
+                           with `mpirun -n 2 sft train --config …`"),
+        "{torchrun}"
+    );
+    if !cfg!(feature = "mpi") {
+        let mpi = launched(&[("OMPI_COMM_WORLD_SIZE", "2"), ("OMPI_COMM_WORLD_RANK", "1")]);
+        assert!(mpi.contains("started by Open MPI as rank 1 of 2, but this binary was built without MPI"), "{mpi}");
+    }
+    assert!(!out.path().join("run").exists(), "refused before any work");
+}

@@ -23,14 +23,15 @@ impl Launch {
 }
 
 /// The launch `var` (an environment lookup) describes: Open MPI's `OMPI_COMM_WORLD_*`, MPICH's `PMI_SIZE` /
-/// `PMI_RANK` / `MPI_LOCALRANKID`, Slurm's `SLURM_NTASKS` / `SLURM_PROCID` / `SLURM_LOCALID`, then torchrun's
+/// `PMI_RANK` / `MPI_LOCALRANKID`, srun's `SLURM_STEP_NUM_TASKS` / `SLURM_PROCID` / `SLURM_LOCALID`, then torchrun's
 /// `WORLD_SIZE` / `RANK` / `LOCAL_RANK`; a plain start is rank 0 of 1.
 pub fn launch_from_env(var: impl Fn(&str) -> Option<String>) -> Launch {
     let number = |name: &str| var(name).and_then(|v| v.trim().parse::<usize>().ok());
     let candidates: [(&'static str, [&str; 3]); 4] = [
         ("Open MPI", ["OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_LOCAL_RANK"]),
         ("MPICH", ["PMI_SIZE", "PMI_RANK", "MPI_LOCALRANKID"]),
-        ("Slurm", ["SLURM_NTASKS", "SLURM_PROCID", "SLURM_LOCALID"]),
+        // srun's, for its job step (a batch script of a many-task allocation is not itself a launch).
+        ("Slurm", ["SLURM_STEP_NUM_TASKS", "SLURM_PROCID", "SLURM_LOCALID"]),
         ("torchrun", ["WORLD_SIZE", "RANK", "LOCAL_RANK"]),
     ];
     for (launcher, [size, rank, local]) in candidates {

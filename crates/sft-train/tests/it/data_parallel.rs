@@ -259,3 +259,60 @@ fn early_stopping_and_a_stop_flag_end_every_rank_together() {
     }
     assert!(dir.path().join("checkpoint-1").is_dir());
 }
+
+#[test]
+fn a_checkpoint_resumes_only_with_its_world_size() {
+    let config = lora();
+    let train = examples(6, 26);
+    let dir = tempfile::tempdir().unwrap();
+    let args = TrainingArguments { eval_strategy: IntervalStrategy::No, max_steps: 2, ..dp_args(dir.path(), 2) };
+    let mut alone =
+        Trainer::new(args.clone(), config.clone(), "micro", source(&train, 1, Sampling::Sequential), None).unwrap();
+    alone.train(model(&config)).unwrap();
+    // The same run continued on two ranks (accumulation 1: the same global batch) is refused on every rank,
+    // before any collective operation.
+    let args = TrainingArguments {
+        gradient_accumulation_steps: 1,
+        resume_from_checkpoint: Some(sft_train::ResumeFrom::Latest(true)),
+        max_steps: 2,
+        ..args
+    };
+    for collective in ThreadCollective::job(2) {
+        let mut trainer =
+            Trainer::new(args.clone(), config.clone(), "micro", source(&train, 1, Sampling::Sequential), None)
+                .unwrap()
+                .with_collective(collective);
+        let err = trainer.check_resume().unwrap_err().to_string();
+        assert!(
+            err.contains("the number of processes (world size) was 1 in this checkpoint's run and is 2 now"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn the_launch_is_read_from_the_launchers_variables() {
+    use sft_train::launch_from_env;
+    let env = |pairs: &'static [(&'static str, &'static str)]| {
+        move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+    };
+    let plain = launch_from_env(env(&[]));
+    assert_eq!((plain.launcher, plain.world_size, plain.rank, plain.is_mpi()), (None, 1, 0, false));
+    let ompi = launch_from_env(env(&[
+        ("OMPI_COMM_WORLD_SIZE", "8"),
+        ("OMPI_COMM_WORLD_RANK", "5"),
+        ("OMPI_COMM_WORLD_LOCAL_RANK", "1"),
+    ]));
+    assert_eq!((ompi.launcher, ompi.world_size, ompi.rank, ompi.local_rank), (Some("Open MPI"), 8, 5, 1));
+    assert!(ompi.is_mpi());
+    let mpich = launch_from_env(env(&[("PMI_SIZE", "4"), ("PMI_RANK", "3"), ("MPI_LOCALRANKID", "3")]));
+    assert_eq!((mpich.launcher, mpich.rank, mpich.local_rank), (Some("MPICH"), 3, 3));
+    let slurm = launch_from_env(env(&[("SLURM_STEP_NUM_TASKS", "2"), ("SLURM_PROCID", "1"), ("SLURM_LOCALID", "0")]));
+    assert_eq!((slurm.launcher, slurm.world_size, slurm.rank), (Some("Slurm"), 2, 1));
+    // A batch script in a many-task allocation (no srun step) is a plain start.
+    let batch = launch_from_env(env(&[("SLURM_NTASKS", "8"), ("SLURM_PROCID", "0")]));
+    assert_eq!((batch.launcher, batch.world_size), (None, 1));
+    // torchrun's variables describe a launch, but not one through MPI.
+    let torchrun = launch_from_env(env(&[("WORLD_SIZE", "2"), ("RANK", "1"), ("LOCAL_RANK", "1")]));
+    assert_eq!((torchrun.launcher, torchrun.world_size, torchrun.is_mpi()), (Some("torchrun"), 2, false));
+}
