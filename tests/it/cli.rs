@@ -664,8 +664,10 @@ fn a_torchrun_launch_and_an_mpi_launch_without_the_feature_say_how_to_launch() {
     };
     let torchrun = launched(&[("WORLD_SIZE", "2"), ("RANK", "0"), ("LOCAL_RANK", "0")]);
     assert!(
-        torchrun.contains("WORLD_SIZE=2 (a torchrun-style launch): sft trains on several processes through MPI; launch \
-                           with `mpirun -n 2 sft train --config …`"),
+        torchrun.contains(
+            "WORLD_SIZE=2 (a torchrun-style launch): sft trains on several processes through MPI; launch \
+                           with `mpirun -n 2 sft train --config …`"
+        ),
         "{torchrun}"
     );
     if !cfg!(feature = "mpi") {

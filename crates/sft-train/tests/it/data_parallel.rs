@@ -265,7 +265,12 @@ fn a_checkpoint_resumes_only_with_its_world_size() {
     let config = lora();
     let train = examples(6, 26);
     let dir = tempfile::tempdir().unwrap();
-    let args = TrainingArguments { eval_strategy: IntervalStrategy::No, max_steps: 2, ..dp_args(dir.path(), 2) };
+    let args = TrainingArguments {
+        eval_strategy: IntervalStrategy::No,
+        max_steps: 2,
+        save_steps: 2,
+        ..dp_args(dir.path(), 2)
+    };
     let mut alone =
         Trainer::new(args.clone(), config.clone(), "micro", source(&train, 1, Sampling::Sequential), None).unwrap();
     alone.train(model(&config)).unwrap();
