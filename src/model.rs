@@ -39,6 +39,22 @@ pub fn load_model_config(model_name: &str, hub: &HubSettings) -> Result<LlamaCon
     LlamaConfig::from_repo(&listing).map_err(|e| SftError::at_key("model_name", e))
 }
 
+/// The `config.json` and the tokenizer of `model_name` from one listing of its repo (an embedded recipe directory
+/// generated first), before any weight: what [`prepare_data`](crate::pipeline::prepare_data) checks the run against
+/// before it tokenizes. `overrides` are the run config's special-token overrides.
+pub(crate) fn config_and_tokenizer(
+    model_name: &str,
+    hub: &HubSettings,
+    overrides: &sft_tokenize::SpecialTokenOverrides,
+) -> Result<(LlamaConfig, sft_tokenize::SftTokenizer)> {
+    let repo = open_model_repo(model_name, hub)?;
+    let listing = Listing::of(&repo).map_err(|e| SftError::at_key("model_name", e))?;
+    let config = LlamaConfig::from_repo(&listing).map_err(|e| SftError::at_key("model_name", e))?;
+    let tokenizer =
+        sft_tokenize::SftTokenizer::from_listing(&listing, overrides).map_err(|e| SftError::at_key("model_name", e))?;
+    Ok((config, tokenizer))
+}
+
 /// [`load_model`], with `check` called on the model's `config.json` before any weights are read or downloaded
 /// (the pipeline checks the LoRA targets against the model's layers there).
 pub(crate) fn load_model_checked(

@@ -30,10 +30,14 @@ pub struct RunData {
     pub test: EncodedSplit,
 }
 
-/// Loads, splits, formats and tokenizes the data set of `config` with the model's tokenizer.
+/// Loads, splits, formats and tokenizes the data set of `config` with the model's tokenizer. The model's
+/// `config.json` and tokenizer come from one listing of its repo, and the architecture and the LoRA targets
+/// ([`check_targets`]) are checked before anything is tokenized.
 pub fn prepare_data(config: &RunConfig, hub: &HubSettings) -> Result<RunData> {
     let splits = crate::load_dataset(&config.dataset_config, hub)?;
-    let tokenizer = crate::load_tokenizer(&config.model_name, hub, &config.special_token_overrides())?;
+    let (model_config, tokenizer) =
+        crate::model::config_and_tokenizer(&config.model_name, hub, &config.special_token_overrides())?;
+    check_targets(config, &model_config)?;
     let options = config.encode_options();
     let encoder = Encoder::new(&tokenizer, &options);
     let total = splits.train.len() + splits.validation.len() + splits.test.len();
@@ -44,8 +48,7 @@ pub fn prepare_data(config: &RunConfig, hub: &HubSettings) -> Result<RunData> {
     let validation = encoder.encode_all_observed(&splits.validation, &tick)?;
     let test = encoder.encode_all_observed(&splits.test, &tick)?;
     bar.finish_and_clear();
-    let family = crate::model::load_model_config(&config.model_name, hub)?.family;
-    if family == sft_model::ModelFamily::Gemma3 {
+    if model_config.family == sft_model::ModelFamily::Gemma3 {
         for (name, encoded, examples) in [
             ("train", &train, &splits.train),
             ("validation", &validation, &splits.validation),
