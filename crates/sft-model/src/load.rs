@@ -14,7 +14,7 @@ use crate::decoder::LlamaDecoderLayer;
 use crate::error::{ModelError, Result};
 use crate::mlp::LlamaMlp;
 use crate::model::{LlamaForCausalLM, LlamaModel};
-use crate::projection::Projection;
+use crate::projection::{Projection, layer_projections};
 use crate::rope::Rotary;
 
 impl LlamaForCausalLM {
@@ -100,7 +100,7 @@ pub(crate) fn assemble<W: Weights, P: Projection, E: From<ModelError>>(
     device: &Device,
     mut build: impl FnMut(&str, Tensor<2>) -> std::result::Result<P, E>,
 ) -> std::result::Result<LlamaForCausalLM<P>, E> {
-    let (h, i, v) = (config.hidden_size, config.intermediate_size, config.vocab_size);
+    let (h, v) = (config.hidden_size, config.vocab_size);
     let (q, kv) = (config.num_attention_heads * config.head_dim, config.num_key_value_heads * config.head_dim);
     let (eps, d) = (config.rms_norm_eps, config.head_dim);
     let norm_init = if config.norm_offset { Init::Zeros } else { Init::Ones };
@@ -113,21 +113,21 @@ pub(crate) fn assemble<W: Weights, P: Projection, E: From<ModelError>>(
             let w = weights.matrix(&format!("{module}.weight"), [out, inp])?;
             build(&module, w)
         };
-        let (q_proj, k_proj, v_proj, qkv_proj) = if config.fused_projections {
-            (None, None, None, Some(proj(weights, "self_attn.qkv_proj", q + 2 * kv, h)?))
-        } else {
-            let q_proj = proj(weights, "self_attn.q_proj", q, h)?;
-            let k_proj = proj(weights, "self_attn.k_proj", kv, h)?;
-            (Some(q_proj), Some(k_proj), Some(proj(weights, "self_attn.v_proj", kv, h)?), None)
+        // The layer's projections as `layer_projections` lists them (names, shapes, order), Llama's seven or
+        // Phi-3's fused four.
+        let mut built = std::collections::HashMap::new();
+        for (name, out, inp) in layer_projections(config) {
+            built.insert(name, proj(weights, name, out, inp)?);
+        }
+        let mut take = |name: &str| built.remove(name);
+        let (q_proj, k_proj, v_proj) = (take("self_attn.q_proj"), take("self_attn.k_proj"), take("self_attn.v_proj"));
+        let qkv_proj = take("self_attn.qkv_proj");
+        let (gate_proj, up_proj, gate_up_proj) = (take("mlp.gate_proj"), take("mlp.up_proj"), take("mlp.gate_up_proj"));
+        let required = |module: Option<P>, name: &str| {
+            module.ok_or_else(|| E::from(ModelError::Input(format!("{p}.{name}: not among the layer's projections"))))
         };
-        let o_proj = proj(weights, "self_attn.o_proj", h, q)?;
-        let (gate_proj, up_proj, gate_up_proj) = if config.fused_projections {
-            (None, None, Some(proj(weights, "mlp.gate_up_proj", 2 * i, h)?))
-        } else {
-            let gate = proj(weights, "mlp.gate_proj", i, h)?;
-            (Some(gate), Some(proj(weights, "mlp.up_proj", i, h)?), None)
-        };
-        let down_proj = proj(weights, "mlp.down_proj", h, i)?;
+        let o_proj = required(take("self_attn.o_proj"), "self_attn.o_proj")?;
+        let down_proj = required(take("mlp.down_proj"), "mlp.down_proj")?;
         let mut bias = |proj: &str, n: usize, present: bool| -> Result<Option<Param<Tensor<1>>>> {
             if !present {
                 return Ok(None);
