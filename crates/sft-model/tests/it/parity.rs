@@ -301,3 +301,46 @@ fn longrope_divides_each_frequency_by_its_factor_and_scales_the_tables() {
         "{err}"
     );
 }
+
+#[test]
+fn longrope_hidden_states_equal_transformers() {
+    // phi3-micro with Phi-3's long-context RoPE (tests/fixtures/make_longrope_reference.py): the reference batch
+    // reaches position 151, past the original 64 positions, so both take the long factors; row 0's first 64
+    // tokens alone take the short ones. Attention factor √(1 + ln 32 / ln 64).
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["config.json", "model.safetensors"] {
+        std::fs::copy(crate::fixture("phi3-micro").join(name), dir.path().join(name)).unwrap();
+    }
+    let path = dir.path().join("config.json");
+    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let scaling = serde_json::json!({"rope_type": "longrope", "short_factor": [1.0, 1.1, 1.3, 1.7],
+        "long_factor": [1.5, 2.5, 4.0, 8.0], "original_max_position_embeddings": 64});
+    config["original_max_position_embeddings"] = 64.into();
+    for (key, value) in scaling.as_object().unwrap() {
+        config["rope_parameters"][key] = value.clone();
+    }
+    config["rope_scaling"] = scaling;
+    std::fs::write(&path, config.to_string()).unwrap();
+    let device = Device::flex();
+    let (config, model) =
+        sft_model::LlamaForCausalLM::from_pretrained(dir.path(), &device, burn::tensor::FloatDType::F32).unwrap();
+    let expected = crate::Tensors::open(&crate::fixture("phi3-micro").join("longrope.safetensors"));
+    let factor = expected.f32("attention_factor").0[0];
+    assert!((rope::attention_factor(&config) - f64::from(factor)).abs() < 1e-6, "{factor}");
+
+    let (input, mask, _) = reference_batch(&reference("phi3-micro"), &device);
+    let ours = values(model.hidden_states(&input));
+    let (theirs, _) = expected.f32("final_hidden");
+    let long = max_diff_real(&ours, &theirs, &mask, config.hidden_size);
+    let plain = max_diff_real(&values(crate::load("phi3-micro", &device).1.hidden_states(&input)), &theirs, &mask, 64);
+    eprintln!("longrope: max |Δ final_hidden| {long:.3e} (long factors); plain RoPE is {plain:.3e} away");
+    assert!(long <= TOL, "long factors: final_hidden differs by {long}");
+    assert!(plain > 100.0 * TOL, "the reference must tell longrope from plain RoPE: {plain}");
+
+    let ids: Vec<u32> = reference("phi3-micro").i64("input_ids")[..64].iter().map(|&t| t as u32).collect();
+    let input = sft_model::ModelInput::new(&ids, [1, 64], None, None, None, &device).unwrap();
+    let ours = values(model.hidden_states(&input));
+    let (theirs, _) = expected.f32("short.final_hidden");
+    let short = max_diff_real(&ours, &theirs, &[1; 64], config.hidden_size);
+    assert!(short <= TOL, "short factors: final_hidden differs by {short}");
+}
