@@ -332,7 +332,7 @@ fn longrope_hidden_states_equal_transformers() {
     let ours = values(model.hidden_states(&input));
     let (theirs, _) = expected.f32("final_hidden");
     let long = max_diff_real(&ours, &theirs, &mask, config.hidden_size);
-    let plain = max_diff_real(&values(crate::load("phi3-micro", &device).1.hidden_states(&input)), &theirs, &mask, 64);
+    let plain = max_diff_real(&values(load("phi3-micro", &device).1.hidden_states(&input)), &theirs, &mask, 64);
     eprintln!("longrope: max |Δ final_hidden| {long:.3e} (long factors); plain RoPE is {plain:.3e} away");
     assert!(long <= TOL, "long factors: final_hidden differs by {long}");
     assert!(plain > 100.0 * TOL, "the reference must tell longrope from plain RoPE: {plain}");
