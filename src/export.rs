@@ -34,8 +34,7 @@ pub fn export_gguf(
     }
     // Everything the file needs besides the weights is read and checked before the weights are loaded.
     let base = adapter_base(adapter, base)?;
-    crate::materialize_embedded(std::path::Path::new(&base))?;
-    let repo = sft_hub::AnyRepo::open(&base, sft_hub::RepoKind::Model, None, hub)?;
+    let repo = crate::model::open_model_repo(&base, hub)?;
     let listing = sft_repo::Listing::of(&repo)?;
     let base_config = sft_model::LlamaConfig::from_repo(&listing)?;
     let tokenizer_json = listing.require(sft_tokenize::TOKENIZER_FILE)?;
@@ -52,11 +51,11 @@ pub fn export_gguf(
         tokenizer_config: tokenizer_config.as_deref(),
         chat_template: template,
     };
-    sft_export::check_gguf_export(&base_config, &export)?;
+    let metadata = sft_export::check_gguf_export(&base_config, &export)?;
     // One tensor in memory at a time, never the model (sft_peft::MergedCheckpoint).
     let mut checkpoint = sft_model::Checkpoint::from_repo(&listing)?;
     let mut merged = sft_peft::MergedCheckpoint::open(&base_config, &mut checkpoint, adapter)?;
-    sft_export::export_merged_gguf(&mut merged, &export, out)?;
+    sft_export::export_merged_gguf(&mut merged, metadata, out)?;
     if let Some(path) = modelfile {
         let (_, stop) = crate::stop::generation_settings(&listing, &base_config, &tokenizer)?;
         let stops: Vec<String> = stop.iter().filter_map(|&id| tokenizer.inner().id_to_token(id)).collect();
@@ -155,8 +154,7 @@ pub fn merge_adapter(
     hub: &HubSettings,
 ) -> Result<()> {
     let base = adapter_base(adapter, base)?;
-    crate::materialize_embedded(std::path::Path::new(&base))?;
-    let repo = sft_hub::AnyRepo::open(&base, sft_hub::RepoKind::Model, None, hub)?;
+    let repo = crate::model::open_model_repo(&base, hub)?;
     let listing = sft_repo::Listing::of(&repo)?;
     let config = sft_model::LlamaConfig::from_repo(&listing)?;
     // One shard in memory at a time, never the model (sft_peft::merge_checkpoint).

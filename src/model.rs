@@ -27,7 +27,7 @@ pub fn load_model(
 }
 
 /// The model repo of `model_name` (an embedded recipe directory generated first).
-fn open_model_repo(model_name: &str, hub: &HubSettings) -> Result<AnyRepo> {
+pub(crate) fn open_model_repo(model_name: &str, hub: &HubSettings) -> Result<AnyRepo> {
     materialize_embedded(Path::new(model_name))?;
     Ok(AnyRepo::open(model_name, RepoKind::Model, None, hub)?)
 }

@@ -455,31 +455,14 @@ fn a_qwen3_directory_as_model_name_inspects_trains_and_merges() {
 
     // The same merge as GGUF: llama.cpp's qwen3 names, the merged weights (f32: bit for bit), the tokenizer.
     let gguf = out.path().join("merged.gguf");
-    let export = |ty: &str, path: &std::path::Path| {
-        sft(&[
-            "export",
-            "gguf",
-            "--adapter",
-            output_dir.to_str().unwrap(),
-            "--out",
-            path.to_str().unwrap(),
-            "--type",
-            ty,
-        ])
+    let export = |ty: &str, path: &std::path::Path, extra: &[&str]| {
+        let mut args = vec!["export", "gguf", "--adapter", output_dir.to_str().unwrap(), "--type", ty, "--out"];
+        args.push(path.to_str().unwrap());
+        args.extend(extra);
+        sft(&args)
     };
     let modelfile = out.path().join("Modelfile");
-    let result = sft(&[
-        "export",
-        "gguf",
-        "--adapter",
-        output_dir.to_str().unwrap(),
-        "--out",
-        gguf.to_str().unwrap(),
-        "--type",
-        "f32",
-        "--modelfile",
-        modelfile.to_str().unwrap(),
-    ]);
+    let result = export("f32", &gguf, &["--modelfile", modelfile.to_str().unwrap()]);
     assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
     // The Modelfile: FROM the file beside it, Qwen's ChatML as Ollama writes it, the base's stop token.
     let text = std::fs::read_to_string(&modelfile).unwrap();
@@ -499,24 +482,23 @@ fn a_qwen3_directory_as_model_name_inspects_trains_and_merges() {
     // --name sets general.name; a Phi-3-like name on a vocabulary without Phi-3's `</s>` (which llama.cpp would
     // then fail to load) is refused before the weights are loaded, nothing written.
     let named = out.path().join("named.gguf");
-    let args = ["export", "gguf", "--adapter", output_dir.to_str().unwrap(), "--type", "f16", "--out"];
-    let result = sft(&[&args[..], &[named.to_str().unwrap(), "--name", "legal-qwen3"]].concat());
+    let result = export("f16", &named, &["--name", "legal-qwen3"]);
     assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
     let file = sft_gguf::GgufFile::open(&named).unwrap();
     assert_eq!(file.get("general.name").and_then(sft_gguf::Value::as_str), Some("legal-qwen3"));
     let phi = out.path().join("phi.gguf");
-    let result = sft(&[&args[..], &[phi.to_str().unwrap(), "--name", "My-Phi3-tune"]].concat());
+    let result = export("f16", &phi, &["--name", "My-Phi3-tune"]);
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(stderr.contains("general.name: \"My-Phi3-tune\": llama.cpp treats a model named like Phi-3"), "{stderr}");
     assert!(!phi.exists());
     // An existing output and a type that is not written: one-line errors, the file untouched.
-    let again = export("f32", &gguf);
+    let again = export("f32", &gguf, &[]);
     assert!(
         String::from_utf8_lossy(&again.stderr).contains("exists already"),
         "{}",
         String::from_utf8_lossy(&again.stderr)
     );
-    let q4 = export("q4_k_m", &out.path().join("q4.gguf"));
+    let q4 = export("q4_k_m", &out.path().join("q4.gguf"), &[]);
     let stderr = String::from_utf8_lossy(&q4.stderr);
     assert!(
         stderr.contains("--type: `q4_k_m` is not a GGUF type written here (F32, F16, BF16, Q8_0, Q4_0)"),

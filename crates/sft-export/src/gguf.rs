@@ -114,12 +114,40 @@ fn check_name(name: &str, tokenizer: &[(String, Value)]) -> Result<()> {
     })
 }
 
-/// Everything [`export_gguf`] checks before it writes, without a model: what llama.cpp cannot run as `config` says,
-/// the tokenizer files, the name. For callers that check before loading (or downloading) the weights.
-pub fn check_gguf_export(config: &LlamaConfig, export: &GgufExport<'_>) -> Result<()> {
+/// The metadata of a GGUF export, checked ([`check_gguf_export`]): the `general.*` keys, the architecture's and the
+/// tokenizer's, in the order they are written, and the matrices' type.
+#[derive(Debug, Clone)]
+pub struct GgufMetadata {
+    ty: GgmlType,
+    entries: Vec<(String, Value)>,
+}
+
+/// Everything [`export_gguf`] checks and writes besides the tensors, without a model: what llama.cpp cannot run as
+/// `config` says (an error), the tokenizer files read into metadata, the name. For callers that check before
+/// loading (or downloading) the weights, then write with [`export_merged_gguf`].
+pub fn check_gguf_export(config: &LlamaConfig, export: &GgufExport<'_>) -> Result<GgufMetadata> {
     check(config)?;
+    if let Some(window) = config.sliding_window
+        && architecture(config.family) == "llama"
+        && config.window_layers.iter().any(|&w| w)
+    {
+        tracing::warn!(
+            window,
+            "llama.cpp runs the `llama` architecture (Mistral) with full attention: its outputs equal this model's \
+             up to {window} positions and differ past them"
+        );
+    }
     let tokenizer = tokenizer_metadata(config, export.tokenizer_json, export.tokenizer_config, export.chat_template)?;
-    check_name(&export.name, &tokenizer)
+    check_name(&export.name, &tokenizer)?;
+    let mut entries = vec![
+        ("general.architecture".to_owned(), Value::string(architecture(config.family))),
+        ("general.name".to_owned(), Value::string(&export.name)),
+        ("general.file_type".to_owned(), Value::U32(file_type(export.ty))),
+        ("general.quantization_version".to_owned(), Value::U32(2)),
+    ];
+    entries.extend(architecture_metadata(config));
+    entries.extend(tokenizer);
+    Ok(GgufMetadata { ty: export.ty, entries })
 }
 
 /// The architecture metadata llama.cpp's loader reads for `config`.
@@ -184,11 +212,12 @@ fn rope_tensors(config: &LlamaConfig) -> Vec<(&'static str, Vec<f32>)> {
 /// `head_dim`, another global-layer pattern than every 6th, another local RoPE base than 10000), before anything is
 /// written.
 pub fn export_gguf(model: &LlamaForCausalLM, config: &LlamaConfig, export: &GgufExport<'_>, out: &Path) -> Result<()> {
+    let metadata = check_gguf_export(config, export)?;
     let config = LlamaConfig { tie_word_embeddings: model.lm_head.is_none(), ..config.clone() };
     let mut entries: Vec<Option<TensorEntry<'_>>> =
         model.hf_tensors(&config, FloatDType::F32).into_iter().map(Some).collect();
     let shapes = entries.iter().flatten().map(|e| (e.name.clone(), e.shape.clone())).collect();
-    write_gguf(&config, shapes, export, out, |index, _, _| {
+    write_gguf(&config, shapes, metadata, out, |index, _, _| {
         let entry = entries.get_mut(index).and_then(Option::take);
         let entry =
             entry.ok_or_else(|| ExportError::Unsupported { what: index.to_string(), message: "no data".into() })?;
@@ -196,49 +225,29 @@ pub fn export_gguf(model: &LlamaForCausalLM, config: &LlamaConfig, export: &Gguf
     })
 }
 
-/// [`export_gguf`] of a base checkpoint with an adapter merged in, one tensor at a time ([`MergedCheckpoint`]): the
-/// merged model is never whole in memory, so a model that does not fit in memory exports all the same.
-pub fn export_merged_gguf(merged: &mut MergedCheckpoint<'_>, export: &GgufExport<'_>, out: &Path) -> Result<()> {
+/// [`export_gguf`] of a base checkpoint with an adapter merged in, one tensor at a time ([`MergedCheckpoint`]),
+/// with the `metadata` [`check_gguf_export`] made for its base: the merged model is never whole in memory, so a
+/// model that does not fit in memory exports all the same.
+pub fn export_merged_gguf(merged: &mut MergedCheckpoint<'_>, metadata: GgufMetadata, out: &Path) -> Result<()> {
     let config = merged.config().clone();
     let shapes = merged.shapes();
-    write_gguf(&config, shapes, export, out, |_, name, shape| Ok(merged.tensor(name, shape)?.into_data()))
+    write_gguf(&config, shapes, metadata, out, |_, name, shape| Ok(merged.tensor(name, shape)?.into_data()))
 }
 
-/// The GGUF file of a model with `config` whose tensors (Hugging Face names and shapes, `shapes`) `values` gives
-/// one at a time, in order (its index, name and shape asked).
+/// The GGUF file of a model with `config` and `metadata` whose tensors (Hugging Face names and shapes, `shapes`)
+/// `values` gives one at a time, in order (its index, name and shape asked).
 fn write_gguf(
     config: &LlamaConfig,
     shapes: Vec<(String, Vec<usize>)>,
-    export: &GgufExport<'_>,
+    metadata: GgufMetadata,
     out: &Path,
     mut values: impl FnMut(usize, &str, &[usize]) -> Result<TensorData>,
 ) -> Result<()> {
-    check(config)?;
-    if let Some(window) = config.sliding_window
-        && architecture(config.family) == "llama"
-        && config.window_layers.iter().any(|&w| w)
-    {
-        tracing::warn!(
-            window,
-            "llama.cpp runs the `llama` architecture (Mistral) with full attention: its outputs equal this model's \
-             up to {window} positions and differ past them"
-        );
-    }
-    let arch = architecture(config.family);
+    let ty = metadata.ty;
     let mut writer = GgufWriter::new();
-    writer.metadata("general.architecture", Value::string(arch))?;
-    writer.metadata("general.name", Value::string(&export.name))?;
-    writer.metadata("general.file_type", Value::U32(file_type(export.ty)))?;
-    writer.metadata("general.quantization_version", Value::U32(2))?;
-    for (key, value) in architecture_metadata(config) {
+    for (key, value) in metadata.entries {
         writer.metadata(&key, value)?;
     }
-    let tokenizer = tokenizer_metadata(config, export.tokenizer_json, export.tokenizer_config, export.chat_template)?;
-    check_name(&export.name, &tokenizer)?;
-    for (key, value) in tokenizer {
-        writer.metadata(&key, value)?;
-    }
-
     let mut rope_tensors = rope_tensors(config);
     for (name, factors) in &rope_tensors {
         writer.tensor(name, &[factors.len()], GgmlType::F32)?;
@@ -248,8 +257,7 @@ fn write_gguf(
             what: hf_name.clone(),
             message: "llama.cpp has no name for this tensor".into(),
         })?;
-        let wanted =
-            if export.ty == GgmlType::Q4_0 && is_output_head(&name, config) { GgmlType::Q8_0 } else { export.ty };
+        let wanted = if ty == GgmlType::Q4_0 && is_output_head(&name, config) { GgmlType::Q8_0 } else { ty };
         let ty = match shape.as_slice() {
             [_, cols] if cols.is_multiple_of(wanted.block_size()) => wanted,
             [_, _] => GgmlType::F16,
@@ -257,7 +265,8 @@ fn write_gguf(
         };
         writer.tensor(&name, shape, ty)?;
     }
-    tracing::info!(arch, tensors = writer.tensors().len(), ty = export.ty.name(), out = %out.display(), "writing GGUF");
+    let arch = architecture(config.family);
+    tracing::info!(arch, tensors = writer.tensors().len(), ty = ty.name(), out = %out.display(), "writing GGUF");
     let mut next = 0usize;
     writer.write(out, |info| -> std::result::Result<Vec<f32>, ExportError> {
         if let Some((_, factors)) = rope_tensors.iter_mut().find(|(name, _)| *name == info.name) {

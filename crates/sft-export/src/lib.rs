@@ -19,5 +19,5 @@ pub mod ollama;
 pub mod vocab;
 
 pub use error::{ExportError, Result};
-pub use gguf::{GgufExport, check_gguf_export, export_gguf, export_merged_gguf};
+pub use gguf::{GgufExport, GgufMetadata, check_gguf_export, export_gguf, export_merged_gguf};
 pub use lora::export_lora_gguf;

@@ -51,10 +51,7 @@ const PRE_TOKENIZERS: [(&str, &str); 3] = [
 /// llama.cpp would split the text differently from training.
 pub fn pre_tokenizer(json: &Json, path: &Path) -> Result<&'static str> {
     let pre = &json["pre_tokenizer"];
-    let parts: Vec<&Json> = match pre["pretokenizers"].as_array() {
-        Some(items) => items.iter().collect(),
-        None => vec![pre],
-    };
+    let parts = parts(pre, "pretokenizers");
     let pattern = parts.iter().find(|p| p["type"] == "Split").and_then(|p| p["pattern"]["Regex"].as_str());
     match pattern {
         Some(pattern) => {
@@ -76,6 +73,15 @@ pub fn pre_tokenizer(json: &Json, path: &Path) -> Result<&'static str> {
     }
 }
 
+/// The steps of a `tokenizer.json` normalizer or pre-tokenizer: the items of its `Sequence` (under `list`), else
+/// the one step itself.
+fn parts<'a>(value: &'a Json, list: &str) -> Vec<&'a Json> {
+    match value[list].as_array() {
+        Some(items) => items.iter().collect(),
+        None => vec![value],
+    }
+}
+
 fn read(path: &Path) -> Result<Json> {
     let error = |message: String| ExportError::Tokenizer { path: path.to_owned(), message };
     let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
@@ -86,12 +92,6 @@ fn read(path: &Path) -> Result<Json> {
 /// legacy form) or a `Metaspace` pre-tokenizer that prepends (Mistral, newer Llama 2 conversions); Gemma's only
 /// replaces spaces.
 fn adds_space_prefix(json: &Json) -> bool {
-    fn parts<'a>(value: &'a Json, list: &str) -> Vec<&'a Json> {
-        match value[list].as_array() {
-            Some(items) => items.iter().collect(),
-            None => vec![value],
-        }
-    }
     let prepends = parts(&json["normalizer"], "normalizers")
         .into_iter()
         .any(|n| n["type"] == "Prepend" && n["prepend"] == "\u{2581}");
