@@ -11,7 +11,7 @@ mod launch;
 #[cfg(feature = "mpi")]
 mod mpi;
 
-pub(crate) use flat::trainable;
+pub(crate) use flat::{Trainable, trainable};
 pub use launch::{Launch, launch_from_env};
 #[cfg(feature = "mpi")]
 pub use mpi::MpiCollective;

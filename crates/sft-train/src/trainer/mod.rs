@@ -26,7 +26,7 @@ use crate::callback::{Callback, Metrics, TrainerControl};
 use crate::checkpoint::{
     latest_checkpoint, remove_partial_checkpoints, rotate_checkpoints, verify_checkpoint, write_checkpoint,
 };
-use crate::collective::{Collective, SingleProcess, trainable};
+use crate::collective::{Collective, SingleProcess, Trainable, trainable};
 use crate::error::{Result, TrainError};
 use crate::keys;
 use crate::optimizer::{AdamW, device_clip_coefficient, grad_norm_squared, grad_norm_squared_scaled};

@@ -48,9 +48,10 @@ impl Trainer<'_> {
             }
             fp16 = Some(LossScaledSteps::new(scaler, &schedule, state.skipped_steps, &inner));
         }
-        if self.collective.world_size() > 1 {
-            // Every rank starts from rank 0's trainable parameters.
-            let trainable = trainable(&model);
+        // With several ranks: the trainable parameters (their gradients are all-reduced at every step), and every
+        // rank starts from rank 0's values of them.
+        let parallel = (self.collective.world_size() > 1).then(|| trainable(&model));
+        if let Some(trainable) = &parallel {
             let mut values = trainable.params_to_host(&model)?;
             self.collective.broadcast(&mut values)?;
             model = trainable.host_to_params(model, &values);
@@ -86,7 +87,7 @@ impl Trainer<'_> {
             let began = Instant::now();
             let seed = mix(self.args.seed, step);
             device.seed(seed);
-            let plan_now = StepPlan { lr, number: step + 1, seed };
+            let plan_now = StepPlan { lr, number: step + 1, seed, parallel: parallel.as_ref() };
             let tokens: u64 = batches.iter().map(|b| b.num_tokens as u64).sum();
             let (updated, step_sums, stop_agreed) =
                 self.step(model, &batches, &mut optimizer, plan_now, &mut state, fp16.as_mut())?;

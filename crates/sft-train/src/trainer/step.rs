@@ -3,11 +3,13 @@
 
 use super::*;
 
-/// What an optimizer step needs besides the data: its learning rate, 1-based number and seed.
-pub(super) struct StepPlan {
+/// What an optimizer step needs besides the data: its learning rate, 1-based number and seed, and with several
+/// ranks the trainable parameters whose gradients the all-reduce carries (found once per run).
+pub(super) struct StepPlan<'t> {
     pub(super) lr: f64,
     pub(super) number: u64,
     pub(super) seed: u64,
+    pub(super) parallel: Option<&'t Trainable>,
 }
 
 /// What an optimizer step leaves until the next read ([`Trainer::flush`]): its sums on the device, and its
@@ -103,7 +105,7 @@ impl Trainer<'_> {
         model: LlamaForCausalLM<LoraLinear>,
         batches: &[Batch],
         optimizer: &mut AdamW,
-        StepPlan { lr, number: step_number, seed }: StepPlan,
+        StepPlan { lr, number: step_number, seed, parallel }: StepPlan<'_>,
         state: &mut TrainerState,
         fp16: Option<&mut LossScaledSteps>,
     ) -> Result<(LlamaForCausalLM<LoraLinear>, Option<PendingStep>, Option<bool>)> {
@@ -172,9 +174,8 @@ impl Trainer<'_> {
         let total = |parts: Vec<Tensor<1>>| if parts.is_empty() { zero() } else { Tensor::cat(parts, 0).sum() };
         let (mut loss_sum, mut correct) = (total(sums), total(corrects));
         let mut agreed = None;
-        if world > 1 {
+        if let Some(trainable) = parallel {
             // One all-reduce: every trainable gradient, then the loss sum, the correct count and the stop flag.
-            let trainable = trainable(&model);
             let stop = Tensor::from_data(
                 TensorData::new(vec![f32::from(u8::from(self.stop.load(Ordering::SeqCst)))], [1]),
                 (&sums_device, DType::F32),
