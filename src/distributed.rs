@@ -7,13 +7,13 @@ use sft_train::{Collective, Launch, SingleProcess, TrainError, launch_from_env};
 
 use crate::error::Result;
 
-/// The collective of this process's launch, and the launch (its `local_rank` picks the GPU).
-pub fn join_launch() -> Result<(Box<dyn Collective>, Launch)> {
-    let launch = launch_from_env(|name| std::env::var(name).ok());
-    Ok((collective_for(&launch)?, launch))
+/// This process's launch, read from the environment (alone: rank 0 of 1).
+pub fn launch() -> Launch {
+    launch_from_env(|name| std::env::var(name).ok())
 }
 
-fn collective_for(launch: &Launch) -> Result<Box<dyn Collective>> {
+/// The collective of `launch` ([`launch`]; its `local_rank` picks the GPU).
+pub fn join_launch(launch: &Launch) -> Result<Box<dyn Collective>> {
     let refuse = |message: String| TrainError::Collective { operation: "launch", message };
     if launch.world_size <= 1 {
         return Ok(Box::new(SingleProcess));

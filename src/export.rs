@@ -10,9 +10,9 @@ use crate::error::{Result, SftError};
 use crate::pipeline::{adapter_base, load_adapted, write_generation_config};
 
 /// Merges `adapter` into its base (`base`, default: the adapter's `base_model_name_or_path`) and writes the result
-/// to `out` as a GGUF file with matrices in `ty` (f32, f16, bf16, q8_0, q4_0) and the base's tokenizer: the model
-/// llama.cpp, Ollama and LM Studio run. A type this project does not write is an error naming it, before anything
-/// is loaded; an existing `out` is refused.
+/// to `out` as a GGUF file of file type `ty` (f32, f16, bf16, q8_0, q4_0, q4_k_m: [`sft_export::FileType`]) with the
+/// base's tokenizer: the model llama.cpp, Ollama and LM Studio run. A type this project does not write is an error
+/// naming it, before anything is loaded; an existing `out` is refused.
 ///
 /// `name` is `general.name` (default: the adapter directory's name). The base's config and tokenizer are read and
 /// checked against what llama.cpp takes before any weight is loaded.
@@ -28,7 +28,8 @@ pub fn export_gguf(
     modelfile: Option<&std::path::Path>,
     hub: &HubSettings,
 ) -> Result<()> {
-    let ty = checked_output(out, ty)?;
+    let ty = parsed(ty, &sft_export::FileType::ALL.map(|t| (t.name(), t)))?;
+    checked_output(out)?;
     if let Some(path) = modelfile.filter(|p| p.exists()) {
         return Err(sft_export::ExportError::from(sft_gguf::GgufError::Exists { path: path.to_owned() }).into());
     }
@@ -76,19 +77,15 @@ pub fn export_gguf(
     Ok(())
 }
 
-/// The chat template's renderings of one user message, and of a system message
-/// ([`sft_export::ollama::SYSTEM_PROBE`]) and a user message, both with the generation prompt: where an Ollama
-/// Modelfile reads the template's default system prompt and what it writes before a system prompt. A template that
-/// refuses a system message (Gemma 1's) gives an empty second rendering.
+/// [`sft_export::ollama::probe_renderings`] of `template`.
 fn probe_renderings(template: &sft_tokenize::ChatTemplate) -> Result<(String, String)> {
-    let user = sft_data::Message { role: "user".into(), content: "Hello.".into() };
-    let system = sft_data::Message { role: "system".into(), content: sft_export::ollama::SYSTEM_PROBE.into() };
-    let user_only = template.render(std::slice::from_ref(&user), true)?;
-    let with_system = template.render(&[system, user], true).unwrap_or_else(|e| {
-        tracing::debug!(error = %e, "the chat template refuses a system message");
-        String::new()
-    });
-    Ok((user_only, with_system))
+    Ok(sft_export::ollama::probe_renderings(|chat| {
+        let messages: Vec<sft_data::Message> = chat
+            .iter()
+            .map(|&(role, content)| sft_data::Message { role: role.into(), content: content.into() })
+            .collect();
+        template.render(&messages, true)
+    })?)
 }
 
 /// Writes `adapter` alone as llama.cpp's GGUF LoRA at `out` (`llama-cli -m base.gguf --lora out`), factors in `ty`;
@@ -101,26 +98,34 @@ pub fn export_lora_gguf(
     ty: &str,
     hub: &HubSettings,
 ) -> Result<()> {
-    let ty = checked_output(out, ty)?;
+    // Any GGUF type by name; sft_export says why the 4-bit ones do not suit a LoRA.
+    let ty = parsed(ty, &sft_gguf::GgmlType::ALL.map(|t| (t.name(), t)))?;
+    checked_output(out)?;
     let base = adapter_base(adapter, base)?;
     let config = crate::load_model_config(&base, hub)?;
     sft_export::export_lora_gguf(&config, adapter, ty, out)?;
     Ok(())
 }
 
-/// The GGUF type named `ty`, and `out` free: errors naming the option or the file before anything is read.
-fn checked_output(out: &std::path::Path, ty: &str) -> Result<sft_gguf::GgmlType> {
-    let ty = sft_gguf::GgmlType::parse(ty).ok_or_else(|| {
-        let known: Vec<&str> = sft_gguf::GgmlType::ALL.iter().map(|t| t.name()).collect();
+/// The `--type` named `ty` (case-insensitive) among `known` (names and values): an error naming the option and
+/// listing them otherwise.
+fn parsed<T: Copy>(ty: &str, known: &[(&str, T)]) -> Result<T> {
+    let found = known.iter().find(|(name, _)| name.eq_ignore_ascii_case(ty)).map(|&(_, t)| t);
+    Ok(found.ok_or_else(|| {
+        let names: Vec<String> = known.iter().map(|(name, _)| name.to_lowercase()).collect();
         sft_export::ExportError::Unsupported {
             what: "--type".into(),
-            message: format!("`{ty}` is not a GGUF type written here ({})", known.join(", ")),
+            message: format!("`{ty}` is not a GGUF type written here ({})", names.join(", ")),
         }
-    })?;
+    })?)
+}
+
+/// `out` free: an error naming the file before anything is read.
+fn checked_output(out: &std::path::Path) -> Result<()> {
     if out.exists() {
         return Err(sft_export::ExportError::from(sft_gguf::GgufError::Exists { path: out.to_owned() }).into());
     }
-    Ok(ty)
+    Ok(())
 }
 
 /// The deployment checks of `adapter` for `target` (`vllm`, `llamacpp`, `ollama`): each broken rule with what to

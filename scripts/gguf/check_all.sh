@@ -18,8 +18,10 @@ mkdir -p "$work"
 "$python" scripts/gguf/variants.py "$fixtures" "$work/models"
 for m in llama qwen2 qwen3 phi3 mistral; do rm -rf "$work/models/$m-micro"; cp -r "$fixtures/$m-micro" "$work/models/"; done
 # The project's llama-micro fixture has no tokenizer files: models/llama-tiny carries the same ones.
-for f in tokenizer.json tokenizer_config.json; do
-    [ -f "$work/models/llama-micro/$f" ] || cp "models/llama-tiny/$f" "$work/models/llama-micro/"
+for m in llama-micro llama-wide; do
+    for f in tokenizer.json tokenizer_config.json; do
+        [ -f "$work/models/$m/$f" ] || cp "models/llama-tiny/$f" "$work/models/$m/"
+    done
 done
 cargo build -q -p sft-export --example export_gguf
 cargo build -q --bin sft
@@ -28,11 +30,12 @@ export_one() { # model type [name]
     target/debug/examples/export_gguf "$work/models/$1" "$work/$1-$2.gguf" "$2" ${3:-}
 }
 quiet() { "$@" 2>&1 | grep -E "via|against|tokeniz|differs|llama.cpp's|Error" || true; }
-models="llama-micro qwen2-micro qwen3-micro phi3-micro mistral-micro gemma3-six phi3-longrope llama-spm mistral-spm gemma3-spm"
+models="llama-micro qwen2-micro qwen3-micro phi3-micro mistral-micro gemma3-six phi3-longrope llama-spm mistral-spm gemma3-spm
+        llama-wide qwen2-wide"
 for m in $models; do
     window=""; case $m in mistral*) window="--no-window";; esac
     name=""; case $m in phi3*) name="micro";; esac  # llama.cpp special-cases names with phi3 (see the README)
-    for t in f32 f16 bf16 q8_0 q4_0; do
+    for t in f32 f16 bf16 q8_0 q4_0 q4_k_m; do
         export_one "$m" "$t" "$name"
         quiet "$python" scripts/gguf/check_export.py "$work/models/$m" "$work/$m-$t.gguf"
         quiet "$python" scripts/gguf/check_llama_cpp.py "$work/models/$m" "$work/$m-$t.gguf" $window
@@ -49,7 +52,7 @@ for m in llama-micro qwen2-micro qwen3-micro phi3-micro mistral-micro gemma3-six
         quiet "$python" scripts/gguf/check_export.py "$work/models/$m" "$work/merged-$m-$t.gguf" --adapter "$adapter"
     done
 done
-# Our Q8_0 and Q4_0 against llama.cpp's own quantizer, tensor by tensor.
+# Our Q8_0, Q4_0 and Q4_K_M against llama.cpp's own quantizer, tensor by tensor.
 for m in $models; do
-    for t in q8_0 q4_0; do quiet "$python" scripts/gguf/check_quantize.py "$work/$m-f32.gguf" "$work/$m-$t.gguf" $t; done
+    for t in q8_0 q4_0 q4_k_m; do quiet "$python" scripts/gguf/check_quantize.py "$work/$m-f32.gguf" "$work/$m-$t.gguf" $t; done
 done

@@ -11,6 +11,8 @@ FIXTURES_DIR: crates/sft-model/tests/fixtures (or the reference fixtures the REA
   Phi-3 / Phi-4 tokenizers have it).
 - phi3-longrope: phi3-end with Phi-3's long-context RoPE (`longrope`, as Phi-3-128k and Phi-4-mini), its
   pre-training context cut to 64 positions so that the reference batch (152 positions) takes the long factors.
+- llama-wide, qwen2-wide: llama-micro (own head) and qwen2-micro (tied head) widened to rows of whole 256-value
+  super-blocks and 8 layers, random weights, so that Q4_K_M's K-quants (not its fallbacks) apply.
 - llama-spm, mistral-spm, gemma3-spm: llama-micro, mistral-micro and gemma3-six with a SentencePiece-style tokenizer
   (BPE with byte_fallback, `<0xXX>` byte tokens), trained here with `tokenizers` on data/legal_clauses/train.csv, in
   the three forms such tokenizers take: Llama 2's legacy Prepend("▁") normalizer, Mistral's Metaspace
@@ -152,4 +154,54 @@ for name, form, to in [("llama-micro", "llama", "llama-spm"), ("mistral-micro", 
         config.pop("added_tokens_decoder", None)
 
     edit_json(os.path.join(target, "tokenizer_config.json"), settings)
+
+
+def widen(name, to, tied):
+    """`name` with rows of whole 256-value super-blocks (hidden 256, intermediate 512, head_dim 64) and 8 layers,
+    random weights (normal, sd 0.02; norms 1 + normal 0.1): llama.cpp's K-quants apply to its matrices."""
+    target = copy(name, to)
+    hidden, inter, layers, head_dim = 256, 512, 8, 64
+    with open(os.path.join(target, "config.json")) as f:
+        config = json.load(f)
+    heads, kv = config["num_attention_heads"], config["num_key_value_heads"]
+    vocab = config["vocab_size"]
+    shapes = {"embed_tokens.weight": [vocab, hidden], "lm_head.weight": [vocab, hidden], "norm.weight": [hidden],
+              "input_layernorm.weight": [hidden], "post_attention_layernorm.weight": [hidden],
+              "q_proj.weight": [heads * head_dim, hidden], "k_proj.weight": [kv * head_dim, hidden],
+              "v_proj.weight": [kv * head_dim, hidden], "o_proj.weight": [hidden, heads * head_dim],
+              "q_proj.bias": [heads * head_dim], "k_proj.bias": [kv * head_dim], "v_proj.bias": [kv * head_dim],
+              "gate_proj.weight": [inter, hidden], "up_proj.weight": [inter, hidden],
+              "down_proj.weight": [hidden, inter]}
+    rng = np.random.default_rng(11)
+    old = load_file(os.path.join(target, "model.safetensors"))
+    names = [k for k in old if ".layers." not in k or ".layers.0." in k]
+    if tied:
+        names = [k for k in names if not k.startswith("lm_head")]
+    elif "lm_head.weight" not in names:
+        names.append("lm_head.weight")
+    weights = {}
+    for key in names:
+        shape = shapes[".".join(key.split(".")[-2:])]
+        for layer in range(layers) if ".layers.0." in key else [None]:
+            if key.endswith("norm.weight"):
+                value = 1.0 + rng.normal(0, 0.1, shape)
+            else:
+                value = rng.normal(0, 0.02, shape)
+            weights[key if layer is None else key.replace(".layers.0.", f".layers.{layer}.")] = value.astype(np.float32)
+    save_file(weights, os.path.join(target, "model.safetensors"), metadata={"format": "pt"})
+
+    def wider(config):
+        config.update({"hidden_size": hidden, "intermediate_size": inter, "num_hidden_layers": layers,
+                       "head_dim": head_dim, "tie_word_embeddings": tied})
+        if "layer_types" in config:
+            config["layer_types"] = [config["layer_types"][0]] * layers
+        if "max_window_layers" in config:
+            config["max_window_layers"] = layers
+
+    edit_json(os.path.join(target, "config.json"), wider)
+
+
+# llama-wide, qwen2-wide: rows of whole super-blocks (Q4_K_M's K-quants), an own head and a tied one.
+widen("llama-micro", "llama-wide", tied=False)
+widen("qwen2-micro", "qwen2-wide", tied=True)
 print("written:", ", ".join(sorted(os.listdir(out))))

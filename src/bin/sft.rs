@@ -140,8 +140,8 @@ enum Export {
         /// The GGUF file to write (must not exist).
         #[arg(long)]
         out: PathBuf,
-        /// The matrices' type: f32, f16, bf16, q8_0 or q4_0 (norms and biases stay f32; with q4_0 the output head is
-        /// q8_0; an adapter: f32, f16, bf16 or q8_0).
+        /// The matrices' type: f32, f16, bf16, q8_0, q4_0 or q4_k_m, the last two mixed as llama-quantize mixes
+        /// them (norms and biases stay f32); an adapter: f32, f16, bf16 or q8_0.
         #[arg(long = "type", default_value = "f16")]
         ty: String,
         /// The base model (a local directory or a Hub repo id); default: the adapter's `base_model_name_or_path`.
@@ -164,10 +164,11 @@ fn main() -> ExitCode {
     sft::progress::init_logging("warn");
     let cli = Cli::parse();
     // Progress bars on one process: rank 0 of a data-parallel launch.
-    if sft::train::launch_from_env(|name| std::env::var(name).ok()).rank == 0 {
+    let launch = sft::distributed::launch();
+    if launch.rank == 0 {
         sft::progress::enable();
     }
-    match run(cli) {
+    match run(cli, &launch) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -176,9 +177,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> sft::Result<()> {
+/// `launch`: this process's place in a data-parallel launch (`sft train` under mpirun / srun).
+fn run(cli: Cli, launch: &sft::train::Launch) -> sft::Result<()> {
     match cli.command {
-        Command::Train { config, overrides } => train(&config, &overrides),
+        Command::Train { config, overrides } => train(&config, &overrides, launch),
         Command::Eval { config, overrides, adapter } => {
             let mut config = RunConfig::from_file_with_overrides(&config, &overrides)?;
             // An evaluation is not a run: no TensorBoard files (`with_reporting` is not called either).
@@ -285,11 +287,11 @@ fn run(cli: Cli) -> sft::Result<()> {
     }
 }
 
-fn train(path: &std::path::Path, overrides: &[String]) -> sft::Result<()> {
+fn train(path: &std::path::Path, overrides: &[String], launch: &sft::train::Launch) -> sft::Result<()> {
     let config = RunConfig::from_file_with_overrides(path, overrides)?;
     let hub = HubSettings::from_env()?;
     // Data parallel under mpirun / srun: every rank runs this; rank 0 prints, writes and pushes.
-    let (collective, launch) = sft::distributed::join_launch()?;
+    let collective = sft::distributed::join_launch(launch)?;
     let main = collective.is_main();
     let say = |text: String| {
         if main {

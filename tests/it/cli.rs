@@ -498,13 +498,20 @@ fn a_qwen3_directory_as_model_name_inspects_trains_and_merges() {
         "{}",
         String::from_utf8_lossy(&again.stderr)
     );
-    let q4 = export("q4_k_m", &out.path().join("q4.gguf"), &[]);
-    let stderr = String::from_utf8_lossy(&q4.stderr);
+    let q2 = export("q2_k", &out.path().join("q2.gguf"), &[]);
+    let stderr = String::from_utf8_lossy(&q2.stderr);
     assert!(
-        stderr.contains("--type: `q4_k_m` is not a GGUF type written here (F32, F16, BF16, Q8_0, Q4_0)"),
+        stderr.contains("--type: `q2_k` is not a GGUF type written here (f32, f16, bf16, q8_0, q4_0, q4_k_m)"),
         "{stderr}"
     );
-    assert!(!out.path().join("q4.gguf").exists());
+    assert!(!out.path().join("q2.gguf").exists());
+    // Q4_K_M: the micro model's rows of 64 take llama.cpp's fallbacks (Q5_0, and Q8_0 for the tied head).
+    let q4 = out.path().join("q4.gguf");
+    let result = export("Q4_K_M", &q4, &[]);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let file = sft_gguf::GgufFile::open(&q4).unwrap();
+    assert_eq!(file.get("general.file_type").and_then(sft_gguf::Value::as_u64), Some(15));
+    assert_eq!(file.info("blk.0.attn_q.weight").unwrap().ty, sft_gguf::GgmlType::Q5_0);
 
     // The adapter alone as a llama.cpp LoRA. This run trained lm_head in full (modules_to_save), which a llama.cpp
     // LoRA cannot carry: refused, saying what to do.

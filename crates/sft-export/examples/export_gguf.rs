@@ -13,8 +13,7 @@ use std::path::Path;
 
 use burn::prelude::*;
 use burn::tensor::FloatDType;
-use sft_export::{GgufExport, export_gguf};
-use sft_gguf::GgmlType;
+use sft_export::{FileType, GgufExport, export_gguf};
 use sft_model::LlamaForCausalLM;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -22,9 +21,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (dir, out, ty, name) = match args.as_slice() {
         [dir, out, ty] => (dir, out, ty, None),
         [dir, out, ty, name] => (dir, out, ty, Some(name.clone())),
-        _ => return Err("usage: export_gguf MODEL_DIR OUT.gguf f32|f16|bf16|q8_0|q4_0 [NAME]".into()),
+        _ => return Err("usage: export_gguf MODEL_DIR OUT.gguf f32|f16|bf16|q8_0|q4_0|q4_k_m [NAME]".into()),
     };
-    let ty = GgmlType::parse(ty).ok_or("type: f32, f16, bf16, q8_0 or q4_0")?;
+    let ty = FileType::parse(ty).ok_or("type: f32, f16, bf16, q8_0, q4_0 or q4_k_m")?;
     let dir = Path::new(dir);
     let (config, model) = LlamaForCausalLM::from_pretrained(dir, &Device::flex(), FloatDType::F32)?;
     let tokenizer_json = dir.join("tokenizer.json");

@@ -21,20 +21,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         template_file.as_deref(),
         &Default::default(),
     )?;
-    let user = sft_data::Message { role: "user".into(), content: "Hello.".into() };
-    let system = sft_data::Message { role: "system".into(), content: sft_export::ollama::SYSTEM_PROBE.into() };
     let chat_template = tokenizer.chat_template();
-    let user_only = chat_template.map(|t| t.render(std::slice::from_ref(&user), true)).transpose()?;
-    let with_system = chat_template.map(|t| t.render(&[system, user], true).unwrap_or_default());
+    let renderings = chat_template
+        .map(|template| {
+            sft_export::ollama::probe_renderings(|chat| {
+                let messages: Vec<sft_data::Message> = chat
+                    .iter()
+                    .map(|&(role, content)| sft_data::Message { role: role.into(), content: content.into() })
+                    .collect();
+                template.render(&messages, true)
+            })
+        })
+        .transpose()?;
     let eos = tokenizer.special().eos.text.clone();
-    let chat = chat_template.zip(user_only.as_deref().zip(with_system.as_deref())).map(
-        |(template, (user_only, with_system))| sft_export::ollama::Chat {
-            template: template.source(),
-            user_only,
-            with_system,
-            eos_token: &eos,
-        },
-    );
+    let chat = chat_template.zip(renderings.as_ref()).map(|(template, (user_only, with_system))| {
+        sft_export::ollama::Chat { template: template.source(), user_only, with_system, eos_token: &eos }
+    });
     let text = sft_export::ollama::modelfile("./model.gguf", chat.as_ref(), std::slice::from_ref(&eos));
     std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes())?;
     Ok(())

@@ -10,22 +10,16 @@ use sft_peft::MergedCheckpoint;
 
 use crate::arch::{architecture, tensor_name, transform, transformed};
 use crate::error::{ExportError, Result};
+use crate::file_type::FileType;
 use crate::vocab::tokenizer_metadata;
-
-/// The matrix llama.cpp multiplies the last hidden states by: `output.weight`, or `token_embd.weight` when the
-/// embeddings are tied. llama.cpp's own quantizer keeps it at higher precision than a 4-bit model's other matrices.
-fn is_output_head(name: &str, config: &LlamaConfig) -> bool {
-    name == "output.weight" || (config.tie_word_embeddings && name == "token_embd.weight")
-}
 
 /// What [`export_gguf`] writes besides the weights.
 #[derive(Debug, Clone)]
 pub struct GgufExport<'a> {
-    /// The type of the matrices (F32, F16, BF16, Q8_0 or Q4_0); vectors (norms, biases) stay F32, and a matrix
-    /// whose rows are not a whole number of 32-value blocks is written as F16, as llama.cpp's converter does. With
-    /// Q4_0 the output head (`output.weight`, or the tied `token_embd.weight`) is Q8_0, where llama.cpp's quantizer
-    /// would use Q6_K (not written here).
-    pub ty: GgmlType,
+    /// The type of the matrices ([`FileType`]: F32, F16, BF16, Q8_0, or the Q4_0 and Q4_K_M mixtures as
+    /// llama.cpp's quantizer makes them); vectors (norms, biases) stay F32, and a matrix whose rows fit no block of
+    /// its type is written as F16, as llama.cpp's converter does.
+    pub ty: FileType,
     /// `general.name`.
     pub name: String,
     /// The base model's `tokenizer.json`.
@@ -35,17 +29,6 @@ pub struct GgufExport<'a> {
     /// The chat template's Jinja text (`tokenizer.chat_template`), as the tokenizer loaded it (from
     /// `tokenizer_config.json` or `chat_template.jinja`).
     pub chat_template: Option<&'a str>,
-}
-
-/// llama.cpp's `general.file_type` of a model whose matrices are `ty`.
-fn file_type(ty: GgmlType) -> u32 {
-    match ty {
-        GgmlType::F32 => 0,
-        GgmlType::F16 => 1,
-        GgmlType::Q8_0 => 7,
-        GgmlType::Bf16 => 32,
-        GgmlType::Q4_0 => 2,
-    }
 }
 
 /// Checks what llama.cpp cannot run as the config says, before anything is written.
@@ -118,7 +101,7 @@ fn check_name(name: &str, tokenizer: &[(String, Value)]) -> Result<()> {
 /// tokenizer's, in the order they are written, and the matrices' type.
 #[derive(Debug, Clone)]
 pub struct GgufMetadata {
-    ty: GgmlType,
+    ty: FileType,
     entries: Vec<(String, Value)>,
 }
 
@@ -142,7 +125,7 @@ pub fn check_gguf_export(config: &LlamaConfig, export: &GgufExport<'_>) -> Resul
     let mut entries = vec![
         ("general.architecture".to_owned(), Value::string(architecture(config.family))),
         ("general.name".to_owned(), Value::string(&export.name)),
-        ("general.file_type".to_owned(), Value::U32(file_type(export.ty))),
+        ("general.file_type".to_owned(), Value::U32(export.ty.id())),
         ("general.quantization_version".to_owned(), Value::U32(2)),
     ];
     entries.extend(architecture_metadata(config));
@@ -252,18 +235,18 @@ fn write_gguf(
     for (name, factors) in &rope_tensors {
         writer.tensor(name, &[factors.len()], GgmlType::F32)?;
     }
-    for (hf_name, shape) in &shapes {
-        let name = tensor_name(config.family, hf_name).ok_or_else(|| ExportError::Unsupported {
-            what: hf_name.clone(),
-            message: "llama.cpp has no name for this tensor".into(),
-        })?;
-        let wanted = if ty == GgmlType::Q4_0 && is_output_head(&name, config) { GgmlType::Q8_0 } else { ty };
-        let ty = match shape.as_slice() {
-            [_, cols] if cols.is_multiple_of(wanted.block_size()) => wanted,
-            [_, _] => GgmlType::F16,
-            _ => GgmlType::F32,
-        };
-        writer.tensor(&name, shape, ty)?;
+    let names = shapes
+        .iter()
+        .map(|(hf_name, shape)| match tensor_name(config.family, hf_name) {
+            Some(name) => Ok((name, shape.clone())),
+            None => Err(ExportError::Unsupported {
+                what: hf_name.clone(),
+                message: "llama.cpp has no name for this tensor".into(),
+            }),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    for ((name, shape), stored) in names.iter().zip(ty.tensor_types(config, &names)) {
+        writer.tensor(name, shape, stored)?;
     }
     let arch = architecture(config.family);
     tracing::info!(arch, tensors = writer.tensors().len(), ty = ty.name(), out = %out.display(), "writing GGUF");

@@ -5,7 +5,7 @@
 //! loader reads, and the tokenizer ([`vocab`]), one tensor in memory at a time.
 //!
 //! ```text
-//! LlamaForCausalLM + LlamaConfig + the base repo's tokenizer files ─ export_gguf(out, GgmlType) ─► model.gguf
+//! LlamaForCausalLM + LlamaConfig + the base repo's tokenizer files ─ export_gguf(out, FileType) ─► model.gguf
 //! PEFT adapter dir + the base's LlamaConfig ─ export_lora_gguf(out, GgmlType) ─► adapter.gguf (llama.cpp --lora)
 //! ```
 #![deny(missing_docs)]
@@ -13,11 +13,13 @@
 pub mod arch;
 pub mod check;
 mod error;
+mod file_type;
 mod gguf;
 mod lora;
 pub mod ollama;
 pub mod vocab;
 
 pub use error::{ExportError, Result};
+pub use file_type::FileType;
 pub use gguf::{GgufExport, GgufMetadata, check_gguf_export, export_gguf, export_merged_gguf};
 pub use lora::export_lora_gguf;

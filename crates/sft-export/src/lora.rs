@@ -32,10 +32,10 @@ fn parse_key(key: &str) -> Option<(&str, char)> {
 /// embeddings) are an error: a llama.cpp LoRA cannot carry them — merge and export the whole model instead.
 pub fn export_lora_gguf(base: &LlamaConfig, adapter_dir: &Path, ty: GgmlType, out: &Path) -> Result<()> {
     let unsupported = |what: String, message: &str| ExportError::Unsupported { what, message: message.into() };
-    if ty == GgmlType::Q4_0 {
+    if !matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::Bf16 | GgmlType::Q8_0) {
         return Err(unsupported(
-            "--type q4_0".into(),
-            "a LoRA's factors are small and sensitive: write them as f32, f16, bf16 or q8_0 (a Q4_0 base takes any)",
+            format!("--type {}", ty.name().to_lowercase()),
+            "a LoRA's factors are small and sensitive: write them as f32, f16, bf16 or q8_0 (a 4-bit base takes any)",
         ));
     }
     let (lora, _) = read_adapter_config(adapter_dir)?;

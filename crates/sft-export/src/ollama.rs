@@ -131,6 +131,25 @@ impl ChatFormat {
 /// The system prompt of the probe rendering [`Chat::with_system`] is made with.
 pub const SYSTEM_PROBE: &str = "You are a probe.";
 
+/// The user message of both probe renderings.
+const USER_PROBE: &str = "Hello.";
+
+/// The chat template's renderings a [`Chat`] is made of: `render` (a chat as `(role, content)` pairs, rendered with
+/// the generation prompt) is called for one user message ([`Chat::user_only`]: where the template's default system
+/// prompt shows), then for a system message [`SYSTEM_PROBE`] and that user message ([`Chat::with_system`]: what the
+/// template writes before a system prompt). A template that refuses a system message (Gemma 1's) gives an empty
+/// second rendering; an error on the first is returned.
+pub fn probe_renderings<E: std::fmt::Display>(
+    mut render: impl FnMut(&[(&str, &str)]) -> Result<String, E>,
+) -> Result<(String, String), E> {
+    let user_only = render(&[("user", USER_PROBE)])?;
+    let with_system = render(&[("system", SYSTEM_PROBE), ("user", USER_PROBE)]).unwrap_or_else(|e| {
+        tracing::debug!(error = %e, "the chat template refuses a system message");
+        String::new()
+    });
+    Ok((user_only, with_system))
+}
+
 /// What the `Modelfile`'s `TEMPLATE` and `SYSTEM` come from.
 #[derive(Debug, Clone, Copy)]
 pub struct Chat<'a> {

@@ -5,7 +5,7 @@
 //! cargo run -p sft-gguf --example gguf_sample -- /tmp/sample.gguf
 //! ```
 //!
-//! Metadata of every value type, one `[3, 64]` tensor per tensor type holding `3 sin(0.37 i)`, and per quantized
+//! Metadata of every value type, one `[3, 256]` tensor per tensor type holding `3 sin(0.37 i)`, and per quantized
 //! type a `[256, 512]` tensor `big.<TYPE>` of hashed values in [-1, 1) (value `i`: `(i · 2654435761 mod 2³²) / 2³¹ - 1`)
 //! whose first block is zero and whose second, halved, holds a tie of its largest magnitudes (+0.9 before -0.9), for comparing the bytes
 //! with gguf's own quantizer.
@@ -33,12 +33,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .metadata("sample.i32s", Value::i32s([1, 3, 6]))?
         .metadata("sample.empty", Value::Array { element: ValueType::U32, items: vec![] })?;
     for ty in GgmlType::ALL {
-        writer.tensor(&format!("t.{}", ty.name()), &[3, 64], ty)?;
+        writer.tensor(&format!("t.{}", ty.name()), &[3, 256], ty)?;
     }
-    for ty in [GgmlType::Q8_0, GgmlType::Q4_0] {
+    for ty in GgmlType::ALL.into_iter().filter(|ty| ty.block_size() > 1) {
         writer.tensor(&format!("big.{}", ty.name()), &[256, 512], ty)?;
     }
-    let values: Vec<f32> = (0..3 * 64).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
+    let values: Vec<f32> = (0..3 * 256).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
     let mut big: Vec<f32> =
         (0..256u64 * 512).map(|i| ((i * 2_654_435_761) % (1 << 32)) as f32 / (1u64 << 31) as f32 - 1.0).collect();
     big[..32].fill(0.0);

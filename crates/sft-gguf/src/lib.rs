@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 mod error;
+mod kquants;
 mod read;
 mod types;
 mod value;

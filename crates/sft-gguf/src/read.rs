@@ -146,6 +146,14 @@ impl GgufFile {
                     GgmlType::ALL.map(GgmlType::name).join(", ")
                 ))
             })?;
+            let last = shape.last().copied().unwrap_or(0);
+            if !last.is_multiple_of(ty.block_size()) {
+                return Err(c.error(format!(
+                    "tensor `{name}`: its last axis ({last}) is not a multiple of {}'s block of {}",
+                    ty.name(),
+                    ty.block_size()
+                )));
+            }
             let offset = c.u64()?;
             infos.push((TensorInfo { name, shape, ty }, offset));
         }

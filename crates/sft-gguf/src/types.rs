@@ -1,8 +1,10 @@
-//! Tensor types (`ggml_type`) and their byte encodings: F32, F16, BF16, Q8_0 and Q4_0.
+//! Tensor types (`ggml_type`) and their byte encodings: F32, F16, BF16, Q8_0, Q4_0, Q5_0, and the K-quants Q4_K,
+//! Q5_K and Q6_K ([`crate::kquants`]).
 
 use half::{bf16, f16};
 
 /// A tensor type this crate writes and reads, with ggml's id.
+#[allow(non_camel_case_types, reason = "llama.cpp's names: Q4_K, Q5_K, Q6_K")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GgmlType {
     /// 32-bit float (id 0).
@@ -20,11 +22,21 @@ pub enum GgmlType {
     /// byte `j` and value `16 + j` in its high nibble; decoded as `d · (q - 8)`. As ggml's reference and gguf-py
     /// quantize (`1 / d` in f32, the product and the offset in f64).
     Q4_0,
+    /// Blocks of 32 values (id 6): an f16 scale `d = m / -16` and 5-bit codes (their fifth bits in a u32 first),
+    /// decoded as `d · (q - 16)`; llama.cpp's stand-in for Q4_K where a row is not a whole number of 256.
+    Q5_0,
+    /// Super-blocks of 256 values (id 12): eight sub-blocks of 32 with 6-bit scales and minimums and 4-bit codes.
+    Q4_K,
+    /// Super-blocks of 256 values (id 13): as Q4_K with 5-bit codes.
+    Q5_K,
+    /// Super-blocks of 256 values (id 14): sixteen groups of 16 with i8 scales and 6-bit codes.
+    Q6_K,
 }
 
 impl GgmlType {
     /// Every type, for error messages.
-    pub const ALL: [Self; 5] = [Self::F32, Self::F16, Self::Bf16, Self::Q8_0, Self::Q4_0];
+    pub const ALL: [Self; 9] =
+        [Self::F32, Self::F16, Self::Bf16, Self::Q8_0, Self::Q4_0, Self::Q5_0, Self::Q4_K, Self::Q5_K, Self::Q6_K];
 
     /// ggml's id (`GGML_TYPE_*`).
     pub fn id(self) -> u32 {
@@ -34,6 +46,10 @@ impl GgmlType {
             Self::Q8_0 => 8,
             Self::Bf16 => 30,
             Self::Q4_0 => 2,
+            Self::Q5_0 => 6,
+            Self::Q4_K => 12,
+            Self::Q5_K => 13,
+            Self::Q6_K => 14,
         }
     }
 
@@ -42,7 +58,7 @@ impl GgmlType {
         Self::ALL.into_iter().find(|t| t.id() == id)
     }
 
-    /// llama.cpp's name (`F32`, `F16`, `BF16`, `Q8_0`, `Q4_0`).
+    /// llama.cpp's name (`F32`, `F16`, `BF16`, `Q8_0`, `Q4_0`, `Q5_0`, `Q4_K`, `Q5_K`, `Q6_K`).
     pub fn name(self) -> &'static str {
         match self {
             Self::F32 => "F32",
@@ -50,6 +66,10 @@ impl GgmlType {
             Self::Q8_0 => "Q8_0",
             Self::Bf16 => "BF16",
             Self::Q4_0 => "Q4_0",
+            Self::Q5_0 => "Q5_0",
+            Self::Q4_K => "Q4_K",
+            Self::Q5_K => "Q5_K",
+            Self::Q6_K => "Q6_K",
         }
     }
 
@@ -58,11 +78,13 @@ impl GgmlType {
         Self::ALL.into_iter().find(|t| t.name().eq_ignore_ascii_case(name))
     }
 
-    /// Values per block (32 for Q8_0 and Q4_0, else 1); a tensor's contiguous axis must be a multiple of it.
+    /// Values per block (32 for Q8_0, Q4_0 and Q5_0, 256 for the K-quants, else 1); a tensor's contiguous axis
+    /// must be a multiple of it.
     pub fn block_size(self) -> usize {
         match self {
-            Self::Q8_0 | Self::Q4_0 => 32,
-            _ => 1,
+            Self::Q8_0 | Self::Q4_0 | Self::Q5_0 => 32,
+            Self::Q4_K | Self::Q5_K | Self::Q6_K => crate::kquants::QK_K,
+            Self::F32 | Self::F16 | Self::Bf16 => 1,
         }
     }
 
@@ -73,6 +95,10 @@ impl GgmlType {
             Self::F16 | Self::Bf16 => 2,
             Self::Q8_0 => 2 + 32,
             Self::Q4_0 => 2 + 16,
+            Self::Q5_0 => 2 + 4 + 16,
+            Self::Q4_K => 2 + 2 + 12 + 128,
+            Self::Q5_K => 2 + 2 + 12 + 32 + 128,
+            Self::Q6_K => 128 + 64 + 16 + 2,
         }
     }
 
@@ -136,6 +162,10 @@ pub fn encode(values: &[f32], ty: GgmlType) -> Vec<u8> {
             }
             out
         }
+        GgmlType::Q5_0 => crate::kquants::encode_q5_0(values),
+        GgmlType::Q4_K => crate::kquants::encode_q4_k(values),
+        GgmlType::Q5_K => crate::kquants::encode_q5_k(values),
+        GgmlType::Q6_K => crate::kquants::encode_q6_k(values),
     }
 }
 
@@ -162,5 +192,9 @@ pub fn decode(bytes: &[u8], ty: GgmlType) -> Vec<f32> {
                 low.into_iter().chain(high)
             })
             .collect(),
+        GgmlType::Q5_0 => crate::kquants::decode_q5_0(bytes),
+        GgmlType::Q4_K => crate::kquants::decode_q4_k(bytes),
+        GgmlType::Q5_K => crate::kquants::decode_q5_k(bytes),
+        GgmlType::Q6_K => crate::kquants::decode_q6_k(bytes),
     }
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use burn::prelude::*;
 use burn::tensor::FloatDType;
-use sft_export::{GgufExport, export_gguf};
+use sft_export::{FileType, GgufExport, export_gguf};
 use sft_gguf::{GgmlType, GgufFile, Value};
 use sft_model::LlamaForCausalLM;
 use sft_testkit::{Tensors, model_fixture};
@@ -30,12 +30,12 @@ fn template(folder: &str) -> String {
     config["chat_template"].as_str().unwrap().to_owned()
 }
 
-fn export(folder: &str, ty: GgmlType) -> (tempfile::TempDir, std::path::PathBuf) {
+fn export(folder: &str, ty: FileType) -> (tempfile::TempDir, std::path::PathBuf) {
     export_named(folder, folder, ty).unwrap()
 }
 
 /// Fixture `folder` exported as `name` (`general.name`).
-fn export_named(folder: &str, name: &str, ty: GgmlType) -> sft_export::Result<(tempfile::TempDir, std::path::PathBuf)> {
+fn export_named(folder: &str, name: &str, ty: FileType) -> sft_export::Result<(tempfile::TempDir, std::path::PathBuf)> {
     let (dir, config, model, out) = load(folder);
     let path = out.path().join("model.gguf");
     let tokenizer_json = dir.join("tokenizer.json");
@@ -59,7 +59,7 @@ fn u64_of(file: &GgufFile, key: &str) -> u64 {
 #[test]
 fn a_llama_architecture_model_is_written_as_llama_cpp_names_and_orders_it() {
     // mistral-micro runs as llama.cpp's `llama`: 8 heads / 2 kv heads of 8, hidden 64, 2 layers.
-    let (_dir, path) = export("mistral-micro", GgmlType::F32);
+    let (_dir, path) = export("mistral-micro", FileType::F32);
     let file = GgufFile::open(&path).unwrap();
     assert_eq!(file.get("general.architecture").and_then(Value::as_str), Some("llama"));
     for (key, value) in [
@@ -130,7 +130,7 @@ fn a_llama_architecture_model_is_written_as_llama_cpp_names_and_orders_it() {
 #[test]
 fn qwen3_phi3_and_gemma3_keep_their_layouts() {
     // Qwen3: no reordering (llama.cpp's NEOX RoPE is rotate-half), q/k norms named attn_q_norm / attn_k_norm.
-    let (_d, path) = export("qwen3-micro", GgmlType::F16);
+    let (_d, path) = export("qwen3-micro", FileType::F16);
     let file = GgufFile::open(&path).unwrap();
     let weights = Tensors::open(&model_fixture("qwen3-micro").join("model.safetensors"));
     assert_eq!(file.get("general.architecture").and_then(Value::as_str), Some("qwen3"));
@@ -149,9 +149,9 @@ fn qwen3_phi3_and_gemma3_keep_their_layouts() {
     // Phi-3: the fused projections as attn_qkv and ffn_up (twice the width), partial rotary 8 of 16. Named
     // `phi3-…`, llama.cpp would look for Phi-3's `</s>`, which the fixtures' vocabulary lacks: refused before
     // writing; under another name it is written.
-    let err = export_named("phi3-micro", "phi3-micro", GgmlType::Q8_0).unwrap_err().to_string();
+    let err = export_named("phi3-micro", "phi3-micro", FileType::Q8_0).unwrap_err().to_string();
     assert!(err.starts_with("general.name: \"phi3-micro\": llama.cpp treats a model named like Phi-3"), "{err}");
-    let (_d, path) = export_named("phi3-micro", "micro", GgmlType::Q8_0).unwrap();
+    let (_d, path) = export_named("phi3-micro", "micro", FileType::Q8_0).unwrap();
     let file = GgufFile::open(&path).unwrap();
     assert_eq!(file.info("blk.0.attn_qkv.weight").unwrap().shape, [128, 64]);
     assert_eq!(file.info("blk.0.ffn_up.weight").unwrap().shape, [256, 64]);
@@ -168,7 +168,7 @@ fn qwen3_phi3_and_gemma3_keep_their_layouts() {
     let (dir, config, model, out) = load("gemma3-micro");
     let tokenizer_json = dir.join("tokenizer.json");
     let export = GgufExport {
-        ty: GgmlType::Bf16,
+        ty: FileType::Bf16,
         name: "g".into(),
         tokenizer_json: &tokenizer_json,
         tokenizer_config: None,
@@ -202,7 +202,7 @@ fn what_llama_cpp_cannot_take_is_refused_before_writing() {
     let (dir, config, model, out) = load("qwen2-micro");
     let tokenizer_json = dir.join("tokenizer.json");
     let export = GgufExport {
-        ty: GgmlType::F16,
+        ty: FileType::F16,
         name: "x".into(),
         tokenizer_json: &tokenizer_json,
         tokenizer_config: None,
@@ -228,9 +228,9 @@ fn what_llama_cpp_cannot_take_is_refused_before_writing() {
 
 #[test]
 fn q4_0_keeps_the_output_head_at_q8_0() {
-    // mistral-micro has its own lm_head: output.weight Q8_0 (llama.cpp's quantizer would take Q6_K where rows
-    // allow), token_embd and the layers Q4_0.
-    let (_d, path) = export("mistral-micro", GgmlType::Q4_0);
+    // mistral-micro has its own lm_head: output.weight Q8_0 (llama.cpp's quantizer takes Q6_K where rows are whole
+    // 256-value super-blocks, Q8_0 for these 64), token_embd and the layers Q4_0.
+    let (_d, path) = export("mistral-micro", FileType::Q4_0);
     let file = GgufFile::open(&path).unwrap();
     assert_eq!(u64_of(&file, "general.file_type"), 2);
     let ty = |name: &str| file.info(name).unwrap().ty;
@@ -245,11 +245,78 @@ fn q4_0_keeps_the_output_head_at_q8_0() {
     let worst = ours.iter().zip(&w).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(worst <= scale * 1.01, "Q4_0 within one step of the largest block scale: {worst} vs {scale}");
     // qwen2-micro ties its head to the embeddings: token_embd is the head, Q8_0.
-    let (_d, path) = export("qwen2-micro", GgmlType::Q4_0);
+    let (_d, path) = export("qwen2-micro", FileType::Q4_0);
     let file = GgufFile::open(&path).unwrap();
     assert!(file.info("output.weight").is_none());
     assert_eq!(file.info("token_embd.weight").unwrap().ty, GgmlType::Q8_0);
     assert_eq!(file.info("blk.1.attn_q.weight").unwrap().ty, GgmlType::Q4_0);
+}
+
+#[test]
+fn q4_k_m_mixes_types_as_llama_quantize_does() {
+    // mistral-micro (`llama` architecture, its own head) widened to rows of whole 256-value super-blocks (hidden 256,
+    // intermediate 512, 4 heads of 64) and 8 layers, random weights, its window off. llama.cpp's use_more_bits for 8 layers, by hand: layer < 8/8 (0), layer >= 7·8/8 (7), and
+    // (layer - 1) % 3 == 2 (3, 6): attn_v and ffn_down Q6_K there, Q4_K elsewhere; the output head Q6_K.
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = model_fixture("mistral-micro");
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture.join("config.json")).unwrap()).unwrap();
+    json["hidden_size"] = 256.into();
+    json["intermediate_size"] = 512.into();
+    json["num_hidden_layers"] = 8.into();
+    json["head_dim"] = 64.into();
+    json["num_attention_heads"] = 4.into();
+    json["sliding_window"] = serde_json::Value::Null;
+    let config = sft_model::LlamaConfig::from_json(&json.to_string(), &dir.path().join("config.json")).unwrap();
+    let model = LlamaForCausalLM::init(&config, &Device::flex(), 3);
+    let tokenizer_json = fixture.join("tokenizer.json");
+    let write = |ty: FileType| {
+        let export = GgufExport {
+            ty,
+            name: "wide".into(),
+            tokenizer_json: &tokenizer_json,
+            tokenizer_config: None,
+            chat_template: None,
+        };
+        let out = dir.path().join(format!("{}.gguf", ty.name()));
+        export_gguf(&model, &config, &export, &out).unwrap();
+        GgufFile::open(&out).unwrap()
+    };
+    let file = write(FileType::Q4_K_M);
+    assert_eq!(u64_of(&file, "general.file_type"), 15);
+    let ty = |name: &str| file.info(name).unwrap().ty;
+    assert_eq!([ty("output.weight"), ty("token_embd.weight")], [GgmlType::Q6_K, GgmlType::Q4_K]);
+    for layer in 0..8 {
+        let more = if [0, 3, 6, 7].contains(&layer) { GgmlType::Q6_K } else { GgmlType::Q4_K };
+        let types = ["attn_v", "ffn_down", "attn_q", "attn_k", "attn_output", "ffn_gate", "ffn_up", "attn_norm"]
+            .map(|role| ty(&format!("blk.{layer}.{role}.weight")));
+        let expected = [more, more, GgmlType::Q4_K, GgmlType::Q4_K, GgmlType::Q4_K, GgmlType::Q4_K, GgmlType::Q4_K];
+        assert_eq!(types[..7], expected, "layer {layer}");
+        assert_eq!(types[7], GgmlType::F32, "vectors stay F32");
+    }
+    // The values: within one step of each sub-block's scale of the F32 export's (ggml's own bytes for the same
+    // values: scripts/gguf/check_quantize.py, and sft-gguf's fixture test).
+    let f32_file = write(FileType::F32);
+    for (name, step) in [("blk.1.attn_q.weight", 1.0 / 15.0), ("blk.3.ffn_down.weight", 1.0 / 32.0)] {
+        let (exact, ours) = (f32_file.tensor_f32(name).unwrap(), file.tensor_f32(name).unwrap());
+        for (x, y) in exact.chunks(32).zip(ours.chunks(32)) {
+            let range = x.iter().fold(0.0f32, |m, v| m.max(v.abs())) * 2.0;
+            let worst = x.iter().zip(y).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(worst <= range * step, "{name}: {worst} vs {range}");
+        }
+    }
+    // Q4_0 on the same model: the head Q6_K (its rows are whole super-blocks), the rest Q4_0.
+    let file = write(FileType::Q4_0);
+    let ty = |name: &str| file.info(name).unwrap().ty;
+    assert_eq!([ty("output.weight"), ty("blk.3.attn_v.weight")], [GgmlType::Q6_K, GgmlType::Q4_0]);
+    // A micro model's rows of 64 fall back as llama.cpp's do: Q4_K to Q5_0, the (tied) head's Q6_K to Q8_0.
+    let (_d, path) = export("qwen2-micro", FileType::Q4_K_M);
+    let file = GgufFile::open(&path).unwrap();
+    let ty = |name: &str| file.info(name).unwrap().ty;
+    assert_eq!(
+        [ty("token_embd.weight"), ty("blk.0.attn_q.weight"), ty("blk.1.attn_v.weight")],
+        [GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q8_0]
+    );
 }
 
 /// Fixture `folder` copied with its config.json changed by `edit`: the directory and the model loaded from it.
@@ -290,7 +357,7 @@ fn phi3_longrope_is_written_as_llama_cpp_s_factor_tensors() {
     let out = dir.path().join("longrope.gguf");
     let tokenizer_json = dir.path().join("tokenizer.json");
     let export = GgufExport {
-        ty: GgmlType::F16,
+        ty: FileType::F16,
         name: "micro".into(),
         tokenizer_json: &tokenizer_json,
         tokenizer_config: None,

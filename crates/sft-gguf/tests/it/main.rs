@@ -107,7 +107,7 @@ fn q4_0_blocks_as_computed_by_hand() {
 fn every_type_round_trips_through_the_reader() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("all.gguf");
-    let values: Vec<f32> = (0..64 * 3).map(|i| ((i as f32) * 0.37).sin() * 3.0).collect();
+    let values: Vec<f32> = (0..256 * 3).map(|i| ((i as f32) * 0.37).sin() * 3.0).collect();
     let mut writer = GgufWriter::new();
     writer
         .metadata("general.architecture", Value::string("llama"))
@@ -123,7 +123,7 @@ fn every_type_round_trips_through_the_reader() {
         .metadata("tokenizer.ggml.add_bos_token", Value::Bool(true))
         .unwrap();
     for ty in GgmlType::ALL {
-        writer.tensor(&format!("t.{}", ty.name()), &[3, 64], ty).unwrap();
+        writer.tensor(&format!("t.{}", ty.name()), &[3, 256], ty).unwrap();
     }
     let mut asked = Vec::new();
     writer
@@ -132,7 +132,8 @@ fn every_type_round_trips_through_the_reader() {
             Ok::<_, std::io::Error>(values.clone())
         })
         .unwrap();
-    assert_eq!(asked, ["t.F32", "t.F16", "t.BF16", "t.Q8_0", "t.Q4_0"], "asked once each, in order");
+    let names: Vec<String> = GgmlType::ALL.iter().map(|ty| format!("t.{}", ty.name())).collect();
+    assert_eq!(asked, names, "asked once each, in order");
     let file = GgufFile::open(&path).unwrap();
     assert_eq!(file.get("general.architecture").and_then(Value::as_str), Some("llama"));
     assert_eq!(file.get("llama.block_count").and_then(Value::as_u64), Some(2));
@@ -141,18 +142,24 @@ fn every_type_round_trips_through_the_reader() {
     for ty in GgmlType::ALL {
         let name = format!("t.{}", ty.name());
         let info = file.info(&name).unwrap();
-        assert_eq!((info.shape.as_slice(), info.ty), ([3, 64].as_slice(), ty));
+        assert_eq!((info.shape.as_slice(), info.ty), ([3, 256].as_slice(), ty));
         let back = file.tensor_f32(&name).unwrap();
         let worst = values.iter().zip(&back).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         // F32 exact; F16 within 2^-11 relative (|x| ≤ 3: 1.5e-3); BF16 2^-8 (1.2e-2); Q8_0 half a step of
         // max|x| / 127 per block (1.2e-2) plus the f16 scale's rounding; Q4_0 one step of max|x| / 8 (truncation
-        // after + 8.5 is rounding, save for the clamped top code) plus the scale's rounding.
+        // after + 8.5 is rounding, save for the clamped top code) plus the scale's rounding; Q5_0 the same with
+        // max|x| / 16; the K-quants one step of a sub-block's range (6 / 15, 6 / 31) or of max|x| / 32 (Q6_K), the
+        // step of their 6- or 8-bit quantized scales included (ggml's own encodings: the fixture test below).
         let bound = match ty {
             GgmlType::F32 => 0.0,
             GgmlType::F16 => 3.0 / 2048.0,
             GgmlType::Bf16 => 3.0 / 256.0,
             GgmlType::Q8_0 => 3.0 / 127.0 * 0.5 + 3.0 / 1024.0,
             GgmlType::Q4_0 => 3.0 / 8.0 + 3.0 / 1024.0 * 8.0,
+            GgmlType::Q5_0 => 3.0 / 16.0 + 3.0 / 1024.0 * 16.0,
+            GgmlType::Q4_K => 6.0 / 15.0,
+            GgmlType::Q5_K => 6.0 / 31.0,
+            GgmlType::Q6_K => 3.0 / 32.0,
         };
         assert!(worst <= bound, "{name}: {worst} > {bound}");
         assert_eq!(back, decode(&encode(&values, ty), ty), "{name}: the reader returns what the encoder wrote");
@@ -200,10 +207,17 @@ fn bad_input_is_refused_and_nothing_is_half_written() {
     let q4 = dir.path().join("q4.gguf");
     let mut patched = bytes.clone();
     let at = find_type_field(&patched, "w");
-    patched[at..at + 4].copy_from_slice(&12u32.to_le_bytes()); // Q4_K
+    patched[at..at + 4].copy_from_slice(&3u32.to_le_bytes()); // Q4_1
     std::fs::write(&q4, &patched).unwrap();
     let err = GgufFile::open(&q4).unwrap_err().to_string();
-    assert!(err.contains("tensor `w`: ggml type 12 is not read here (F32, F16, BF16, Q8_0, Q4_0)"), "{err}");
+    assert!(
+        err.contains("tensor `w`: ggml type 3 is not read here (F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K)"),
+        "{err}"
+    );
+    patched[at..at + 4].copy_from_slice(&12u32.to_le_bytes()); // Q4_K: 256-value super-blocks, `w` has rows of 32
+    std::fs::write(&q4, &patched).unwrap();
+    let err = GgufFile::open(&q4).unwrap_err().to_string();
+    assert!(err.contains("tensor `w`: its last axis (32) is not a multiple of Q4_K's block of 256"), "{err}");
     assert!(GgmlType::parse("q4_k_m").is_none() && GgmlType::parse("q4_0") == Some(GgmlType::Q4_0));
     assert!(GgufFile::open(Path::new("/nonexistent/x.gguf")).is_err());
 }
@@ -215,4 +229,50 @@ fn find_type_field(bytes: &[u8], name: &str) -> usize {
     needle.extend(2u32.to_le_bytes());
     let at = bytes.windows(needle.len()).position(|w| w == needle.as_slice()).expect("the descriptor");
     at + needle.len() + 16
+}
+
+/// `tests/fixtures/kquants.gguf`: eight rows of 512 values and ggml's own encodings and decodings of them
+/// (`make_kquants.py` there, llama-cpp-python 0.3.36's ggml).
+fn kquants_fixture() -> GgufFile {
+    GgufFile::open(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kquants.gguf")).unwrap()
+}
+
+#[test]
+fn k_quants_and_q5_0_equal_ggml_byte_for_byte() {
+    let file = kquants_fixture();
+    let input = file.tensor_f32("input").unwrap();
+    for (name, ty) in
+        [("q4_k", GgmlType::Q4_K), ("q5_k", GgmlType::Q5_K), ("q6_k", GgmlType::Q6_K), ("q5_0", GgmlType::Q5_0)]
+    {
+        assert_eq!(file.info(name).unwrap().ty, ty);
+        let theirs = file.tensor_bytes(name).unwrap();
+        let ours = encode(&input, ty);
+        assert_eq!(ours.len(), ty.bytes(input.len()));
+        let blocks = ours.chunks(ty.block_bytes()).zip(theirs.chunks(ty.block_bytes()));
+        let differing: Vec<usize> = blocks.enumerate().filter(|(_, (a, b))| a != b).map(|(i, _)| i).collect();
+        assert!(
+            differing.is_empty(),
+            "{name}: blocks {differing:?} of {} differ from ggml's",
+            theirs.len() / ty.block_bytes()
+        );
+    }
+}
+
+#[test]
+fn k_quants_and_q5_0_decode_as_ggml_does() {
+    let file = kquants_fixture();
+    let input = file.tensor_f32("input").unwrap();
+    for (name, bound) in [("q4_k", 0.2), ("q5_k", 0.1), ("q6_k", 0.05), ("q5_0", 0.1)] {
+        // Read through the reader (dequantized), against ggml's dequantize_row_*: the same f32 values.
+        let ours = file.tensor_f32(name).unwrap();
+        let theirs = file.tensor_f32(&format!("{name}.decoded")).unwrap();
+        assert_eq!(ours, theirs, "{name}");
+        // And near the input: the largest error per row within `bound` of the row's largest magnitude; row 5's
+        // values (about 1e-6) need scales below f16's smallest, so only ggml's own decoding checks it.
+        for (row, (x, y)) in input.chunks(512).zip(ours.chunks(512)).enumerate().filter(|(row, _)| *row != 5) {
+            let scale = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let error = x.iter().zip(y).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(error <= bound * scale, "{name} row {row}: error {error} of {scale}");
+        }
+    }
 }
