@@ -19,8 +19,9 @@ pub enum GgmlType {
     Bf16,
     /// Blocks of 32 values (id 2): an f16 scale `d = m / -8`, where `m` is the value of largest magnitude (the
     /// first, on ties), and 16 bytes of 4-bit codes `q = min(15, trunc(x / d + 8.5))`, value `j` in the low nibble of
-    /// byte `j` and value `16 + j` in its high nibble; decoded as `d · (q - 8)`. As ggml's reference and gguf-py
-    /// quantize (`1 / d` in f32, the product and the offset in f64).
+    /// byte `j` and value `16 + j` in its high nibble; decoded as `d · (q - 8)`. As ggml's reference quantizes
+    /// (`llama-quantize`): `1 / d`, the product and the offset all in f32 (gguf-py computes the last two in f64,
+    /// which gives another code where the f32 sum rounds up to a whole number: 2 blocks of 8.4 million here).
     Q4_0,
     /// Blocks of 32 values (id 6): an f16 scale `d = m / -16` and 5-bit codes (their fifth bits in a u32 first),
     /// decoded as `d · (q - 16)`; llama.cpp's stand-in for Q4_K where a row is not a whole number of 256.
@@ -154,9 +155,9 @@ pub fn encode(values: &[f32], ty: GgmlType) -> Vec<u8> {
             for block in values.chunks(32) {
                 let m = block.iter().fold(0.0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
                 let d = m / -8.0;
-                let inverse = f64::from(if d == 0.0 { 0.0 } else { 1.0 / d });
+                let inverse = if d == 0.0 { 0.0 } else { 1.0 / d };
                 // In [0.5, 16.5]: truncation is the floor, 16 (the largest value's own code) is clamped to 15.
-                let code = |v: f32| ((f64::from(v) * inverse + 8.5).trunc() as u8).min(15);
+                let code = |v: f32| ((v * inverse + 8.5) as u8).min(15);
                 out.extend(f16::from_f32(d).to_le_bytes());
                 out.extend((0..16).map(|j| code(block[j]) | (code(block[16 + j]) << 4)));
             }

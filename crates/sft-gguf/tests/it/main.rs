@@ -231,7 +231,7 @@ fn find_type_field(bytes: &[u8], name: &str) -> usize {
     at + needle.len() + 16
 }
 
-/// `tests/fixtures/kquants.gguf`: eight rows of 512 values and ggml's own encodings and decodings of them
+/// `tests/fixtures/kquants.gguf`: nine rows of 512 values and ggml's own encodings and decodings of them
 /// (`make_kquants.py` there, llama-cpp-python 0.3.36's ggml).
 fn kquants_fixture() -> GgufFile {
     GgufFile::open(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kquants.gguf")).unwrap()
@@ -241,9 +241,13 @@ fn kquants_fixture() -> GgufFile {
 fn k_quants_and_q5_0_equal_ggml_byte_for_byte() {
     let file = kquants_fixture();
     let input = file.tensor_f32("input").unwrap();
-    for (name, ty) in
-        [("q4_k", GgmlType::Q4_K), ("q5_k", GgmlType::Q5_K), ("q6_k", GgmlType::Q6_K), ("q5_0", GgmlType::Q5_0)]
-    {
+    for (name, ty) in [
+        ("q4_k", GgmlType::Q4_K),
+        ("q5_k", GgmlType::Q5_K),
+        ("q6_k", GgmlType::Q6_K),
+        ("q5_0", GgmlType::Q5_0),
+        ("q4_0", GgmlType::Q4_0),
+    ] {
         assert_eq!(file.info(name).unwrap().ty, ty);
         let theirs = file.tensor_bytes(name).unwrap();
         let ours = encode(&input, ty);
@@ -262,7 +266,7 @@ fn k_quants_and_q5_0_equal_ggml_byte_for_byte() {
 fn k_quants_and_q5_0_decode_as_ggml_does() {
     let file = kquants_fixture();
     let input = file.tensor_f32("input").unwrap();
-    for (name, bound) in [("q4_k", 0.2), ("q5_k", 0.1), ("q6_k", 0.05), ("q5_0", 0.1)] {
+    for (name, bound) in [("q4_k", 0.2), ("q5_k", 0.1), ("q6_k", 0.05), ("q5_0", 0.1), ("q4_0", 0.2)] {
         // Read through the reader (dequantized), against ggml's dequantize_row_*: the same f32 values.
         let ours = file.tensor_f32(name).unwrap();
         let theirs = file.tensor_f32(&format!("{name}.decoded")).unwrap();
