@@ -14,6 +14,7 @@
 //! `d · scale_j · (q − 32)` (Q6_K), `d · (q − 16)` (Q5_0).
 
 use half::f16;
+use rayon::prelude::*;
 
 /// Values per super-block.
 pub(crate) const QK_K: usize = 256;
@@ -236,66 +237,77 @@ fn encode_k_block(x: &[f32], bits: u32, out: &mut Vec<u8>) {
     }
 }
 
+/// `values` (a multiple of 256) encoded super-block by super-block with `encode` (`block_bytes` each): runs of 64
+/// super-blocks on rayon's threads, concatenated in order, so the bytes do not depend on the thread count.
+fn per_super_block(values: &[f32], block_bytes: usize, encode: impl Fn(&[f32], &mut Vec<u8>) + Sync) -> Vec<u8> {
+    let runs: Vec<Vec<u8>> = values
+        .par_chunks(QK_K * 64)
+        .map(|run| {
+            let mut out = Vec::with_capacity(run.len() / QK_K * block_bytes);
+            run.chunks(QK_K).for_each(|block| encode(block, &mut out));
+            out
+        })
+        .collect();
+    runs.concat()
+}
+
 /// `values` (a multiple of 256) as Q4_K.
 pub(crate) fn encode_q4_k(values: &[f32]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(values.len() / QK_K * 144);
-    values.chunks(QK_K).for_each(|block| encode_k_block(block, 4, &mut out));
-    out
+    per_super_block(values, 144, |block, out| encode_k_block(block, 4, out))
 }
 
 /// `values` (a multiple of 256) as Q5_K.
 pub(crate) fn encode_q5_k(values: &[f32]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(values.len() / QK_K * 176);
-    values.chunks(QK_K).for_each(|block| encode_k_block(block, 5, &mut out));
-    out
+    per_super_block(values, 176, |block, out| encode_k_block(block, 5, out))
 }
 
-/// `values` (a multiple of 256) as Q6_K: sixteen groups of 16, each with a signed scale (searched), quantized to
-/// i8 against the largest; the codes then recomputed against the quantized scales.
+/// `values` (a multiple of 256) as Q6_K.
 pub(crate) fn encode_q6_k(values: &[f32]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(values.len() / QK_K * 210);
-    for x in values.chunks(QK_K) {
-        let mut codes = [0u8; QK_K];
-        let mut scales = [0.0f32; 16];
-        let (mut max_scale, mut max_abs) = (0.0f32, 0.0f32);
-        for g in 0..16 {
-            scales[g] = symmetric_scale(&x[16 * g..16 * g + 16], &mut codes[16 * g..16 * g + 16]);
-            if scales[g].abs() > max_abs {
-                max_abs = scales[g].abs();
-                max_scale = scales[g];
-            }
+    per_super_block(values, 210, encode_q6_k_block)
+}
+
+/// One Q6_K super-block: sixteen groups of 16, each with a signed scale (searched), quantized to i8 against the
+/// largest; the codes then recomputed against the quantized scales.
+fn encode_q6_k_block(x: &[f32], out: &mut Vec<u8>) {
+    let mut codes = [0u8; QK_K];
+    let mut scales = [0.0f32; 16];
+    let (mut max_scale, mut max_abs) = (0.0f32, 0.0f32);
+    for g in 0..16 {
+        scales[g] = symmetric_scale(&x[16 * g..16 * g + 16], &mut codes[16 * g..16 * g + 16]);
+        if scales[g].abs() > max_abs {
+            max_abs = scales[g].abs();
+            max_scale = scales[g];
         }
-        if max_abs < 1e-15 {
-            out.extend([0u8; 210]);
-            continue;
-        }
-        let iscale = -128.0f32 / max_scale;
-        let d = f16_bits(1.0 / iscale);
-        let quantized: [i8; 16] = std::array::from_fn(|g| nearest_int(iscale * scales[g]).min(127) as i8);
-        for (g, &quantized) in quantized.iter().enumerate() {
-            let scale = f16_value(&d) * f32::from(quantized);
-            if scale == 0.0 {
-                continue; // the searched codes stay
-            }
-            for i in 16 * g..16 * g + 16 {
-                codes[i] = (nearest_int(x[i] / scale).clamp(-32, 31) + 32) as u8;
-            }
-        }
-        let (mut low, mut high) = ([0u8; 128], [0u8; 64]);
-        for (half, chunk) in codes.chunks(128).enumerate() {
-            for l in 0..32 {
-                let q = [chunk[l], chunk[l + 32], chunk[l + 64], chunk[l + 96]];
-                low[64 * half + l] = (q[0] & 0xF) | ((q[2] & 0xF) << 4);
-                low[64 * half + l + 32] = (q[1] & 0xF) | ((q[3] & 0xF) << 4);
-                high[32 * half + l] = (q[0] >> 4) | ((q[1] >> 4) << 2) | ((q[2] >> 4) << 4) | ((q[3] >> 4) << 6);
-            }
-        }
-        out.extend(low);
-        out.extend(high);
-        out.extend(quantized.iter().map(|&s| s as u8));
-        out.extend(d);
     }
-    out
+    if max_abs < 1e-15 {
+        out.extend([0u8; 210]);
+        return;
+    }
+    let iscale = -128.0f32 / max_scale;
+    let d = f16_bits(1.0 / iscale);
+    let quantized: [i8; 16] = std::array::from_fn(|g| nearest_int(iscale * scales[g]).min(127) as i8);
+    for (g, &quantized) in quantized.iter().enumerate() {
+        let scale = f16_value(&d) * f32::from(quantized);
+        if scale == 0.0 {
+            continue; // the searched codes stay
+        }
+        for i in 16 * g..16 * g + 16 {
+            codes[i] = (nearest_int(x[i] / scale).clamp(-32, 31) + 32) as u8;
+        }
+    }
+    let (mut low, mut high) = ([0u8; 128], [0u8; 64]);
+    for (half, chunk) in codes.chunks(128).enumerate() {
+        for l in 0..32 {
+            let q = [chunk[l], chunk[l + 32], chunk[l + 64], chunk[l + 96]];
+            low[64 * half + l] = (q[0] & 0xF) | ((q[2] & 0xF) << 4);
+            low[64 * half + l + 32] = (q[1] & 0xF) | ((q[3] & 0xF) << 4);
+            high[32 * half + l] = (q[0] >> 4) | ((q[1] >> 4) << 2) | ((q[2] >> 4) << 4) | ((q[3] >> 4) << 6);
+        }
+    }
+    out.extend(low);
+    out.extend(high);
+    out.extend(quantized.iter().map(|&s| s as u8));
+    out.extend(d);
 }
 
 /// `values` (a multiple of 32) as Q5_0: per block `d = m / −16` (`m` the value of largest magnitude, the first on

@@ -259,6 +259,9 @@ fn k_quants_and_q5_0_equal_ggml_byte_for_byte() {
             "{name}: blocks {differing:?} of {} differ from ggml's",
             theirs.len() / ty.block_bytes()
         );
+        // Repeated past one run of 64 super-blocks (encoded on several threads): the same bytes, repeated.
+        let repeated: Vec<f32> = (0..8).flat_map(|_| input.iter().copied()).collect();
+        assert_eq!(encode(&repeated, ty), theirs.repeat(8), "{name}: encoded in several runs");
     }
 }
 
