@@ -158,6 +158,32 @@ mod tests {
         assert_eq!((0..4).filter(|&l| more_bits(l, 4)).collect::<Vec<_>>(), [2, 3]);
     }
 
+    /// A config of `architecture` with `layers` layers, 8 heads and `kv` KV heads.
+    fn config(architecture: &str, layers: usize, kv: usize) -> LlamaConfig {
+        let json = format!(
+            r#"{{"architectures": ["{architecture}"], "vocab_size": 512, "hidden_size": 512,
+                "intermediate_size": 1024, "num_hidden_layers": {layers}, "num_attention_heads": 8,
+                "num_key_value_heads": {kv}, "rms_norm_eps": 1e-5}}"#
+        );
+        LlamaConfig::from_json(&json, std::path::Path::new("config.json")).expect("a valid config")
+    }
+
+    #[test]
+    fn a_70b_class_model_gets_q5_k_attn_v_where_others_get_q4_k() {
+        // Layer 20 of 80: not in the first or last eighth (10, 70), (20 - 10) % 3 = 1: no Q6_K. llama.cpp's 70B
+        // rule: `llama` with 80 layers and grouped-query attention, or `qwen2` with 80 layers.
+        let attn_v = |config: &LlamaConfig| {
+            let tensors =
+                [("blk.20.attn_v.weight".to_owned(), vec![64, 512]), ("output.weight".into(), vec![512, 512])];
+            FileType::Q4_K_M.tensor_types(config, &tensors)[0]
+        };
+        assert_eq!(attn_v(&config("LlamaForCausalLM", 80, 2)), GgmlType::Q5_K);
+        assert_eq!(attn_v(&config("Qwen2ForCausalLM", 80, 2)), GgmlType::Q5_K);
+        assert_eq!(attn_v(&config("LlamaForCausalLM", 80, 8)), GgmlType::Q4_K, "65B: as many KV heads as heads");
+        assert_eq!(attn_v(&config("LlamaForCausalLM", 40, 2)), GgmlType::Q4_K);
+        assert_eq!(attn_v(&config("Qwen3ForCausalLM", 80, 2)), GgmlType::Q4_K);
+    }
+
     #[test]
     fn shapes_that_fit_no_super_block_fall_back() {
         assert_eq!(fallback(GgmlType::Q4_K, 512), GgmlType::Q4_K);
