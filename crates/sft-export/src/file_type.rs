@@ -80,12 +80,11 @@ impl FileType {
     /// (as llama.cpp's converter and quantizer do).
     pub(crate) fn tensor_types(self, config: &LlamaConfig, tensors: &[(String, Vec<usize>)]) -> Vec<GgmlType> {
         let tied = !tensors.iter().any(|(name, _)| name == "output.weight");
-        let layers = config.num_hidden_layers;
         tensors
             .iter()
             .map(|(name, shape)| match shape.as_slice() {
                 [_, cols] => {
-                    let wanted = self.matrix_type(config, name, *cols, tied, layers);
+                    let wanted = self.matrix_type(config, name, *cols, tied);
                     fallback(wanted, *cols)
                 }
                 _ => GgmlType::F32,
@@ -95,7 +94,7 @@ impl FileType {
 
     /// The type llama.cpp's mixture gives matrix `name` (rows of `cols`) before the fallback for its shape; `tied`:
     /// the file has no `output.weight`, so `token_embd.weight` is the head.
-    fn matrix_type(self, config: &LlamaConfig, name: &str, cols: usize, tied: bool, layers: usize) -> GgmlType {
+    fn matrix_type(self, config: &LlamaConfig, name: &str, cols: usize, tied: bool) -> GgmlType {
         let base = self.default_type();
         if !matches!(self, Self::Q4_0 | Self::Q4_K_M) {
             return base;
@@ -108,6 +107,7 @@ impl FileType {
         }
         let layer = || name.strip_prefix("blk.").and_then(|rest| rest.split('.').next()?.parse::<usize>().ok());
         let role = name.rsplit('.').nth(1).unwrap_or_default();
+        let layers = config.num_hidden_layers;
         match (role, layer()) {
             ("attn_v" | "attn_qkv", Some(layer)) if more_bits(layer, layers) => GgmlType::Q6_K,
             ("attn_v" | "attn_qkv", Some(_)) if is_70b_class(config) => GgmlType::Q5_K,

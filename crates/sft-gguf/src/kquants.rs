@@ -16,6 +16,8 @@
 use half::f16;
 use rayon::prelude::*;
 
+use crate::types::GgmlType;
+
 /// Values per super-block.
 pub(crate) const QK_K: usize = 256;
 
@@ -194,7 +196,7 @@ fn encode_k_block(x: &[f32], bits: u32, out: &mut Vec<u8>) {
             sum_x2 += v * v;
         }
         let av_x = (sum_x2 / 32.0).sqrt();
-        let weights: Vec<f32> = sub.iter().map(|v| av_x + v.abs()).collect();
+        let weights: [f32; 32] = std::array::from_fn(|i| av_x + sub[i].abs());
         (scales[j], mins[j]) = scale_and_min(sub, &weights, nmax, rmin, 0.1, nstep, &mut codes[32 * j..32 * j + 32]);
         max_scale = if scales[j] > max_scale { scales[j] } else { max_scale };
         max_min = if mins[j] > max_min { mins[j] } else { max_min };
@@ -253,17 +255,17 @@ fn per_super_block(values: &[f32], block_bytes: usize, encode: impl Fn(&[f32], &
 
 /// `values` (a multiple of 256) as Q4_K.
 pub(crate) fn encode_q4_k(values: &[f32]) -> Vec<u8> {
-    per_super_block(values, 144, |block, out| encode_k_block(block, 4, out))
+    per_super_block(values, GgmlType::Q4_K.block_bytes(), |block, out| encode_k_block(block, 4, out))
 }
 
 /// `values` (a multiple of 256) as Q5_K.
 pub(crate) fn encode_q5_k(values: &[f32]) -> Vec<u8> {
-    per_super_block(values, 176, |block, out| encode_k_block(block, 5, out))
+    per_super_block(values, GgmlType::Q5_K.block_bytes(), |block, out| encode_k_block(block, 5, out))
 }
 
 /// `values` (a multiple of 256) as Q6_K.
 pub(crate) fn encode_q6_k(values: &[f32]) -> Vec<u8> {
-    per_super_block(values, 210, encode_q6_k_block)
+    per_super_block(values, GgmlType::Q6_K.block_bytes(), encode_q6_k_block)
 }
 
 /// One Q6_K super-block: sixteen groups of 16, each with a signed scale (searched), quantized to i8 against the
